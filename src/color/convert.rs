@@ -1,0 +1,1 @@
+//! sRGB <-> Lab / YUV / HSV conversions, per pixel and batched.

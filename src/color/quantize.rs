@@ -1,0 +1,1 @@
+//! Chroma quantization for classification.

@@ -1,0 +1,1 @@
+//! Experiment specs: TOML parsing, validation, expansion into runs, and run identity.
