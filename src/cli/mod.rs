@@ -1,7 +1,284 @@
-//! The `sweep` command line: argument parsing (clap) and one function per subcommand.
+//! The `sweep` command line: argument definitions (clap) and dispatch to one function per subcommand.
+//!
+//! Exit codes: 0 success, 1 a run or command failed, 2 bad usage or a bad spec.
 
+mod data_cmd;
+mod plan_cmd;
+pub mod table;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// Define, run and compare automatic-colorization experiments.
+///
+/// A TOML spec in experiments/ enumerates variants (task, loss, color space, backbone, features,
+/// activation, ...); `sweep run` trains one model per variant and seed, `sweep report` compares them.
+#[derive(Parser, Debug)]
+#[command(name = "sweep", version, propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Expand a spec into its runs and print them (nothing is trained).
+    Plan(PlanArgs),
+    /// Train every run of a spec that is not done yet.
+    Run(RunArgs),
+    /// Show the state of every run of a sweep.
+    Status(StatusArgs),
+    /// Turn a sweep's results into comparison tables and plots.
+    Report(ReportArgs),
+    /// Train one run from its folder (what the executors start for each run).
+    Exec(ExecArgs),
+    /// Colorize photos with a trained run.
+    Colorize(ColorizeArgs),
+    /// Evaluate a trained run on another data set.
+    Eval(EvalArgs),
+    /// Download or inspect data sets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// List every config key with its default, when it applies and what it does.
+    Keys(KeysArgs),
+    /// Print a shell completion script (e.g. `sweep completions bash > /etc/bash_completion.d/sweep`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A spec and its command-line overrides.
+#[derive(Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// The experiment spec (TOML), e.g. experiments/quickstart.toml.
+    pub spec: PathBuf,
+    /// Override a [base] key (typed by the schema), e.g. --set lr=0.01 --set dataset=synthetic;
+    /// [sweep] keys as sweep.KEY, e.g. --set sweep.seeds=[0,1,2]. Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Print the runs as JSON (with every resolved key) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Executor {
+    /// Child processes on this machine.
+    Local,
+    /// A Slurm job array.
+    Slurm,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Runs trained at once on this machine (CPU threads are split between them).
+    #[arg(long, short = 'j', default_value_t = 1)]
+    pub jobs: usize,
+    /// GPU slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Where runs execute.
+    #[arg(long, value_enum, default_value_t = Executor::Local)]
+    pub executor: Executor,
+    /// Results folder; runs go to DIR/<sweep>/<run-id>/.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Device for local runs: cpu, cuda:N or wgpu:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Train failed runs again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Stop the sweep at the first failed run.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Print what would be submitted (the Slurm script) without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// A spec, or a sweep's results folder (results/<sweep>).
+    pub target: Option<PathBuf>,
+    /// Results folder, when TARGET is a spec.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Specs or results folders; two or more are compared on one page.
+    pub targets: Vec<PathBuf>,
+    /// Output folder (default reports/<sweep>/).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Results folder, when a target is a spec.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// The run's folder, holding its config.toml.
+    pub run_dir: PathBuf,
+    /// cpu, cuda:N or wgpu:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ColorizeArgs {
+    /// The trained run's folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Image files (JPEG, PNG) or folders (recursed).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (one input) or folder.
+    #[arg(long, short = 'o', default_value = "colorized")]
+    pub output: PathBuf,
+    /// Annealed-mean temperature for classification runs (lower: more saturated).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Working resolution of the model (default: the run's image_size).
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Also write a side-by-side sheet: gray | colorized | original.
+    #[arg(long)]
+    pub compare: bool,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// best, last, or a checkpoint file.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// cpu, cuda:N or wgpu:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The trained run's folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Data set: synthetic, cifar10, cifar100 or folder.
+    #[arg(long)]
+    pub dataset: String,
+    /// Where the data set lives.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Override data keys, e.g. --set data_seed=7.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Write the metrics to this CSV or JSON file.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Download a data set's official archive, verify its checksum and unpack it.
+    Fetch(FetchArgs),
+    /// Write a contact sheet (colour | gray) and print counts per split and class.
+    Show(ShowArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FetchName {
+    Cifar10,
+    Cifar100,
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    #[arg(value_enum)]
+    pub name: FetchName,
+    /// Folder to unpack into.
+    #[arg(long, default_value = "data")]
+    pub dir: PathBuf,
+    /// Mirror to download from instead of the official host (also SWEEP_CIFAR_MIRROR).
+    #[arg(long)]
+    pub mirror: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// synthetic, cifar10, cifar100 or folder.
+    pub dataset: String,
+    /// Data keys, e.g. --set data_dir=data --set image_size=64 --set color_space=yuv.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Images on the sheet.
+    #[arg(long, default_value_t = 32)]
+    pub count: usize,
+    /// The PNG to write.
+    #[arg(long, short = 'o', default_value = "contact_sheet.png")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    /// Print a Markdown table (for the README) instead of the terminal table.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+/// A failure with its exit code: 2 for bad input the user must fix, 1 for everything else.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = if error.is::<crate::spec::SpecError>() { 2 } else { 1 };
+        Failure { code, error }
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(args) => plan_cmd::plan(args),
+        Command::Keys(args) => plan_cmd::keys(args),
+        Command::Data(DataCommand::Fetch(args)) => data_cmd::fetch(args),
+        Command::Data(DataCommand::Show(args)) => data_cmd::show(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "sweep", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Run(_) => not_yet("run", 3),
+        Command::Exec(_) => not_yet("exec", 3),
+        Command::Status(_) => not_yet("status", 4),
+        Command::Report(_) => not_yet("report", 5),
+        Command::Colorize(_) => not_yet("colorize", 7),
+        Command::Eval(_) => not_yet("eval", 7),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn not_yet(command: &str, issue: u32) -> CmdResult {
+    Err(anyhow::anyhow!("`sweep {command}` is not available in this build yet (tracked in issue {issue})").into())
 }

@@ -1,0 +1,85 @@
+//! Plain-text tables for the terminal: aligned columns, a rule under the header, optional
+//! right-aligned numeric columns. Shared by `plan`, `keys`, `status` and `report`.
+
+/// A table of text cells.
+#[derive(Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    right: Vec<bool>,
+}
+
+impl Table {
+    pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
+        let header: Vec<String> = header.into_iter().map(Into::into).collect();
+        let right = vec![false; header.len()];
+        Table { header, rows: Vec::new(), right }
+    }
+
+    /// Right-aligns column `index` (numbers).
+    pub fn align_right(mut self, index: usize) -> Self {
+        if let Some(r) = self.right.get_mut(index) {
+            *r = true;
+        }
+        self
+    }
+
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+
+    pub fn render(&self) -> String {
+        let cols = self.header.len();
+        let width = |c: usize| {
+            std::iter::once(&self.header)
+                .chain(&self.rows)
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..cols).map(width).collect();
+        let line = |cells: &[String]| {
+            let mut out = String::new();
+            for (c, w) in widths.iter().enumerate() {
+                let cell = cells.get(c).map_or("", String::as_str);
+                let pad = w - cell.chars().count();
+                if c > 0 {
+                    out.push_str("  ");
+                }
+                if self.right[c] {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                } else {
+                    out.push_str(cell);
+                    if c + 1 < cols {
+                        out.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            out.trim_end().to_string()
+        };
+        let mut out = line(&self.header);
+        out.push('\n');
+        let total: usize = widths.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
+        out.push_str(&"-".repeat(total));
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&line(row));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_and_numbers_right_align() {
+        let mut t = Table::new(["name", "n"]).align_right(1);
+        t.row(["a", "10"]);
+        t.row(["long name", "7"]);
+        assert_eq!(t.render(), "name        n\n-------------\na          10\nlong name   7\n");
+    }
+}

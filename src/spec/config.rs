@@ -1,0 +1,126 @@
+//! A run's resolved config on disk (`config.toml`) and typed access to it.
+//!
+//! `config.toml` is itself a one-run spec: `[sweep]` with the run's seed and `[base]` with every
+//! resolved key. Reading it back goes through the same parser and checks as any spec, and must give
+//! the run id it was written under, so a hand-edited or damaged file is caught instead of trained.
+
+use std::path::Path;
+
+use toml::Value;
+
+use super::error::{Diagnostic, SpecError};
+use super::expand::{Plan, RunPlan, plan};
+use super::parse::{Spec, SweepMeta};
+use super::schema::SEED_KEY;
+use super::value::{Flat, Origin};
+use crate::color::ColorSpace;
+use crate::data::{DataConfig, DatasetKind};
+
+/// The text of a run's `config.toml`.
+pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
+    let mut base = run.config.to_nested();
+    base.remove(SEED_KEY);
+    let mut sweep = toml::Table::new();
+    sweep.insert("name".into(), Value::String(meta.name.clone()));
+    sweep.insert("description".into(), Value::String(format!("variant \"{}\"", run.variant)));
+    sweep.insert("seeds".into(), Value::Array(vec![Value::Integer(run.seed as i64)]));
+    sweep.insert("metric".into(), Value::String(meta.metric.clone()));
+    sweep.insert("higher_is_better".into(), Value::Boolean(meta.higher_is_better));
+    sweep.insert("max_retries".into(), Value::Integer(meta.max_retries as i64));
+    let mut doc = toml::Table::new();
+    doc.insert("sweep".into(), Value::Table(sweep));
+    doc.insert("base".into(), Value::Table(base));
+    format!(
+        "# Resolved config of run {id} (group {group}), variant \"{variant}\" of sweep \"{sweep}\".\n\
+         # The run id is the first 12 hex digits of SHA-256 over the canonical JSON of these settings and\n\
+         # the seed: editing this file changes the run's identity. Change the spec instead.\n\n{body}",
+        id = run.id,
+        group = run.group,
+        variant = run.variant,
+        sweep = meta.name,
+        body = toml::to_string(&doc).expect("config values serialise"),
+    )
+}
+
+/// Reads `config.toml` back; `expected_id` (the run folder's name) must match the config's hash.
+pub fn read_config(path: &Path, expected_id: Option<&str>) -> Result<(SweepMeta, RunPlan), SpecError> {
+    let spec = Spec::from_file(path)?;
+    let Plan { meta, mut runs, .. } = plan(&spec, &[])?;
+    if runs.len() != 1 {
+        return Err(Diagnostic::new(
+            format!("{} describes {} runs; a run's config.toml describes one", path.display(), runs.len()),
+            Origin::Default,
+        )
+        .into());
+    }
+    let run = runs.remove(0);
+    if let Some(expected) = expected_id
+        && run.id != expected
+    {
+        return Err(Diagnostic::new(
+            format!(
+                "{} hashes to run id {} but lies in the folder of run {expected}: it was edited or damaged",
+                path.display(),
+                run.id
+            ),
+            Origin::Default,
+        )
+        .help("restore it, or run the spec again so that sweep writes a fresh run folder")
+        .into());
+    }
+    Ok((meta, run))
+}
+
+/// Typed getters. Values were checked against the schema when the config was resolved, so a wrong
+/// type here is a bug in sweep, not in the user's spec.
+impl Flat {
+    pub fn int(&self, key: &str) -> i64 {
+        self.value(key).and_then(Value::as_integer).unwrap_or_else(|| missing(key))
+    }
+    pub fn float(&self, key: &str) -> f64 {
+        self.value(key).and_then(Value::as_float).unwrap_or_else(|| missing(key))
+    }
+    pub fn text(&self, key: &str) -> &str {
+        self.str(key).unwrap_or_else(|| missing(key))
+    }
+    pub fn flag(&self, key: &str) -> bool {
+        self.bool(key).unwrap_or_else(|| missing(key))
+    }
+    pub fn ints(&self, key: &str) -> Vec<usize> {
+        let list = self.value(key).and_then(Value::as_array).unwrap_or_else(|| missing(key));
+        list.iter().map(|v| v.as_integer().unwrap_or_else(|| missing(key)) as usize).collect()
+    }
+    pub fn floats(&self, key: &str) -> Vec<f64> {
+        let list = self.value(key).and_then(Value::as_array).unwrap_or_else(|| missing(key));
+        list.iter().map(|v| v.as_float().unwrap_or_else(|| missing(key))).collect()
+    }
+
+    pub fn color_space(&self) -> ColorSpace {
+        match self.text("color_space") {
+            "yuv" => ColorSpace::Yuv,
+            "hsv" => ColorSpace::Hsv,
+            _ => ColorSpace::Lab,
+        }
+    }
+
+    pub fn data_config(&self) -> DataConfig {
+        let kind = match self.text("dataset") {
+            "cifar10" => DatasetKind::Cifar10,
+            "cifar100" => DatasetKind::Cifar100,
+            "folder" => DatasetKind::Folder,
+            _ => DatasetKind::Synthetic,
+        };
+        DataConfig {
+            kind,
+            dir: self.str("data_dir").unwrap_or("").into(),
+            image_size: self.int("image_size") as usize,
+            train_images: self.int("train_images") as usize,
+            val_images: self.int("val_images") as usize,
+            data_seed: self.value("data_seed").and_then(Value::as_integer).unwrap_or(0) as u64,
+        }
+    }
+}
+
+fn missing(key: &str) -> ! {
+    panic!("resolved config lacks a valid `{key}` (a bug in sweep's schema handling)")
+}

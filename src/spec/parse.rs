@@ -1,0 +1,494 @@
+//! Reading a spec file: TOML syntax, the top-level tables, key names and value types, each error with
+//! the file, line and column of the offending text. Expansion into runs is `expand.rs`'s job.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use toml::Value;
+use toml::de::{DeTable, DeValue};
+
+use super::error::{Diagnostic, SpecError, did_you_mean};
+use super::schema::{self, Key, METRICS};
+use super::value::{Origin, SourceFile, check, show};
+
+/// The `[sweep]` table.
+#[derive(Clone, Debug)]
+pub struct SweepMeta {
+    pub name: String,
+    pub description: String,
+    pub seeds: Vec<u64>,
+    /// Primary metric, one of [`schema::METRICS`].
+    pub metric: String,
+    pub higher_is_better: bool,
+    /// Automatic retries of a failed run.
+    pub max_retries: u32,
+}
+
+/// One `key = value` of a spec, checked against the schema.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub key: &'static Key,
+    pub value: Value,
+    pub origin: Origin,
+}
+
+/// A `[grid]` axis: a key and the values it takes.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    pub key: &'static Key,
+    pub values: Vec<Entry>,
+}
+
+/// A `[[variant]]`.
+#[derive(Clone, Debug)]
+pub struct VariantDef {
+    pub name: Option<String>,
+    pub entries: Vec<Entry>,
+    pub origin: Origin,
+}
+
+/// An `[[exclude]]`: drops every combination whose values match all of its keys (a list matches any
+/// of its values; `name` matches the variant's name).
+#[derive(Clone, Debug)]
+pub struct ExcludeRule {
+    pub name: Option<String>,
+    pub matches: Vec<(&'static Key, Vec<Value>)>,
+    pub origin: Origin,
+}
+
+/// A parsed, type-checked spec.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub path: PathBuf,
+    pub meta: SweepMeta,
+    /// `[sweep]` data set defaults, applied below `[base]`.
+    pub data_defaults: Vec<Entry>,
+    pub base: Vec<Entry>,
+    pub grid: Vec<Axis>,
+    pub variants: Vec<VariantDef>,
+    pub excludes: Vec<ExcludeRule>,
+}
+
+const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude"];
+const SWEEP_KEYS: &[&str] =
+    &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
+
+/// Collects diagnostics while a spec is read.
+struct Reader {
+    file: Arc<SourceFile>,
+    errors: Vec<Diagnostic>,
+}
+
+impl Reader {
+    fn origin(&self, span: Range<usize>) -> Origin {
+        Origin::File { file: self.file.clone(), span }
+    }
+    fn error(&mut self, message: String, span: Range<usize>, help: Option<String>) {
+        let mut d = Diagnostic::new(message, self.origin(span));
+        d.help = help;
+        self.errors.push(d);
+    }
+    fn value(&mut self, v: &toml::Spanned<DeValue>, what: &str) -> Option<Value> {
+        match to_value(v.get_ref()) {
+            Ok(value) => Some(value),
+            Err(msg) => {
+                self.error(format!("{what}: {msg}"), v.span(), None);
+                None
+            }
+        }
+    }
+}
+
+impl Spec {
+    pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostic::new(format!("cannot read spec {}: {e}", path.display()), Origin::Default)
+                .help("give the path of a TOML spec, e.g. experiments/quickstart.toml")
+        })?;
+        Spec::from_str(path, text)
+    }
+
+    pub fn from_str(path: &Path, text: String) -> Result<Spec, SpecError> {
+        let file = Arc::new(SourceFile { path: path.to_path_buf(), text });
+        let doc = DeTable::parse(&file.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end();
+            let d = Diagnostic::new(format!("TOML syntax error: {message}"), Origin::File { file: file.clone(), span });
+            if message.contains("dotted key") {
+                // `backbone = "vgg16"` followed by `backbone.pretrain = ...` in one table.
+                d.help("a key cannot be both a value and a table: write `backbone.arch = \"vgg16\"` (not `backbone = \"vgg16\"`) where the same table sets other `backbone.*` keys")
+            } else {
+                d
+            }
+        })?;
+        let mut r = Reader { file: file.clone(), errors: Vec::new() };
+        let root = doc.get_ref();
+
+        for (k, _) in root.iter() {
+            if !TOP_LEVEL.contains(&k.get_ref().as_ref()) {
+                let help = did_you_mean(k.get_ref(), TOP_LEVEL.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("a spec has the tables {}", schema::quoted_list(TOP_LEVEL)));
+                r.error(format!("unknown table `{}`", k.get_ref()), k.span(), Some(help));
+            }
+        }
+        let get = |name: &str| root.iter().find(|(k, _)| k.get_ref() == name);
+
+        let (meta, data_defaults) = match get("sweep") {
+            Some((_, v)) => match v.get_ref().as_table() {
+                Some(t) => read_sweep(&mut r, t),
+                None => {
+                    r.error("`sweep` must be a table: [sweep]".into(), v.span(), None);
+                    (None, Vec::new())
+                }
+            },
+            None => {
+                r.error(
+                    "the spec has no [sweep] table".into(),
+                    0..0,
+                    Some("start the spec with [sweep] and name = \"my-sweep\"".into()),
+                );
+                (None, Vec::new())
+            }
+        };
+
+        let base = match get("base") {
+            Some((_, v)) => table_entries(&mut r, v, "base"),
+            None => Vec::new(),
+        };
+
+        let mut grid = Vec::new();
+        if let Some((_, v)) = get("grid") {
+            for entry in flatten(&mut r, v, "grid") {
+                let FlatItem { key, key_span, value } = entry;
+                let Some(items) = value.get_ref().as_array() else {
+                    let example = key.default.unwrap_or("...");
+                    r.error(
+                        format!("grid axis `{}` must be a list of the values it takes", key.name),
+                        value.span(),
+                        Some(format!("e.g. {} = [{example}, ...]", key.name)),
+                    );
+                    continue;
+                };
+                if items.is_empty() {
+                    r.error(format!("grid axis `{}` has no values", key.name), value.span(), None);
+                    continue;
+                }
+                let values: Vec<Entry> = items.iter().filter_map(|item| checked(&mut r, key, item)).collect();
+                if grid.iter().any(|a: &Axis| a.key.name == key.name) {
+                    r.error(format!("grid axis `{}` is given twice", key.name), key_span, None);
+                }
+                grid.push(Axis { key, values });
+            }
+        }
+
+        let mut variants = Vec::new();
+        if let Some((_, v)) = get("variant") {
+            for table in array_of_tables(&mut r, v, "variant") {
+                variants.push(read_variant(&mut r, table));
+            }
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for v in &variants {
+            if let Some(name) = &v.name {
+                if names.contains(&name.as_str()) {
+                    r.errors.push(Diagnostic::new(format!("two variants are named \"{name}\""), v.origin.clone()));
+                }
+                names.push(name);
+            }
+        }
+
+        let mut excludes = Vec::new();
+        if let Some((_, v)) = get("exclude") {
+            for table in array_of_tables(&mut r, v, "exclude") {
+                excludes.push(read_exclude(&mut r, table));
+            }
+        }
+
+        match (meta, r.errors.is_empty()) {
+            (Some(meta), true) => {
+                Ok(Spec { path: path.to_path_buf(), meta, data_defaults, base, grid, variants, excludes })
+            }
+            _ => Err(SpecError(r.errors)),
+        }
+    }
+}
+
+fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
+    let mut meta = SweepMeta {
+        name: String::new(),
+        description: String::new(),
+        seeds: vec![0],
+        metric: "psnr".to_string(),
+        higher_is_better: true,
+        max_retries: 0,
+    };
+    let mut higher_given = false;
+    let mut data_defaults = Vec::new();
+    for (k, v) in t.iter() {
+        let key = k.get_ref().as_ref();
+        let span = v.span();
+        let Some(value) = r.value(v, &format!("[sweep] {key}")) else { continue };
+        if key == "dataset" || key == "data_dir" {
+            let key = schema::key(key).expect("data keys are in the schema");
+            match check(key, &value) {
+                Ok(value) => data_defaults.push(Entry { key, value, origin: r.origin(span) }),
+                Err(msg) => r.error(msg, span, None),
+            }
+            continue;
+        }
+        higher_given |= key == "higher_is_better";
+        if let Err((msg, help)) = apply_sweep_key(&mut meta, key, &value) {
+            let span = if SWEEP_KEYS.contains(&key) { span } else { k.span() };
+            r.error(msg, span, help);
+        }
+    }
+    if meta.name.is_empty() {
+        r.error(
+            "[sweep] has no name".into(),
+            0..0,
+            Some("add name = \"...\": it names the folder results/<name>/".into()),
+        );
+        return (None, data_defaults);
+    }
+    if !higher_given {
+        meta.higher_is_better = METRICS.iter().find(|m| m.0 == meta.metric).is_none_or(|m| m.1);
+    }
+    (Some(meta), data_defaults)
+}
+
+/// Sets one `[sweep]` key (from the spec or from `--set sweep.KEY=VALUE`); the error is a message and
+/// an optional help line.
+pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result<(), (String, Option<String>)> {
+    let invalid = |help: &str| Err((format!("[sweep] {key} = {} is not valid", show(value)), Some(help.to_string())));
+    match key {
+        "name" => match value.as_str() {
+            Some(s) if valid_name(s) => meta.name = s.to_string(),
+            _ => {
+                return invalid(
+                    "it names the results folder: use letters, digits, '-', '_' and '.', e.g. name = \"losses\"",
+                );
+            }
+        },
+        "description" => match value.as_str() {
+            Some(s) => meta.description = s.to_string(),
+            None => return invalid("give a string"),
+        },
+        "seeds" => {
+            let parsed: Option<Vec<u64>> = value
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .and_then(|a| a.iter().map(|s| s.as_integer().and_then(|i| u64::try_from(i).ok())).collect());
+            let Some(list) = parsed else {
+                return invalid("give a non-empty list of integers >= 0, e.g. seeds = [0, 1, 2]");
+            };
+            let mut sorted = list.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != list.len() {
+                return invalid("each seed may appear once");
+            }
+            meta.seeds = list;
+        }
+        "metric" => {
+            let names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
+            match value.as_str() {
+                Some(s) if names.contains(&s) => meta.metric = s.to_string(),
+                other => {
+                    let guess = other.and_then(|s| did_you_mean(s, names.iter().copied()));
+                    let mut help = format!("valid metrics: {}", schema::quoted_list(&names));
+                    if let Some(g) = guess {
+                        help = format!("did you mean \"{g}\"? {help}");
+                    }
+                    return Err((format!("[sweep] metric = {} is not a known metric", show(value)), Some(help)));
+                }
+            }
+        }
+        "higher_is_better" => match value.as_bool() {
+            Some(b) => meta.higher_is_better = b,
+            None => return invalid("give true or false"),
+        },
+        "max_retries" => match value.as_integer().and_then(|i| u32::try_from(i).ok()) {
+            Some(n) => meta.max_retries = n,
+            None => return invalid("give an integer >= 0"),
+        },
+        _ => {
+            let help = did_you_mean(key, SWEEP_KEYS.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("[sweep] takes {}", schema::quoted_list(SWEEP_KEYS)));
+            return Err((format!("unknown key `{key}` in [sweep]"), Some(help)));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a sweep name is safe as a folder name.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn read_variant(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> VariantDef {
+    let mut name = None;
+    let mut entries = Vec::new();
+    for (k, v) in t.iter() {
+        if k.get_ref() == "name" {
+            match v.get_ref().as_str() {
+                Some(s) if !s.is_empty() => name = Some(s.to_string()),
+                _ => r.error("a variant's name must be a non-empty string".into(), v.span(), None),
+            }
+            continue;
+        }
+        for item in flatten_pair(r, k, v, "") {
+            if let Some(e) = checked(r, item.key, item.value) {
+                entries.push(e);
+            }
+        }
+    }
+    VariantDef { name, entries, origin: r.origin(span) }
+}
+
+fn read_exclude(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> ExcludeRule {
+    let mut name = None;
+    let mut matches = Vec::new();
+    for (k, v) in t.iter() {
+        if k.get_ref() == "name" {
+            match v.get_ref().as_str() {
+                Some(s) => name = Some(s.to_string()),
+                None => r.error("`name` in [[exclude]] must be a variant's name".into(), v.span(), None),
+            }
+            continue;
+        }
+        for item in flatten_pair(r, k, v, "") {
+            // A list matches any of its values, unless the key itself takes a list.
+            let list_key = matches!(item.key.kind, schema::Kind::IntList { .. } | schema::Kind::FloatList { .. });
+            let values: Vec<Entry> = match item.value.get_ref().as_array() {
+                Some(items) if !list_key || items.iter().all(|i| i.get_ref().is_array()) => {
+                    items.iter().filter_map(|i| checked(r, item.key, i)).collect()
+                }
+                _ => checked(r, item.key, item.value).into_iter().collect(),
+            };
+            matches.push((item.key, values.into_iter().map(|e| e.value).collect()));
+        }
+    }
+    if name.is_none() && matches.is_empty() {
+        r.error("an [[exclude]] with no keys would drop every run".into(), span.clone(), None);
+    }
+    ExcludeRule { name, matches, origin: r.origin(span) }
+}
+
+fn checked(r: &mut Reader, key: &'static Key, v: &toml::Spanned<DeValue>) -> Option<Entry> {
+    let value = r.value(v, &format!("`{}`", key.name))?;
+    match check(key, &value) {
+        Ok(value) => Some(Entry { key, value, origin: r.origin(v.span()) }),
+        Err(msg) => {
+            r.error(msg, v.span(), None);
+            None
+        }
+    }
+}
+
+fn table_entries(r: &mut Reader, v: &toml::Spanned<DeValue>, what: &str) -> Vec<Entry> {
+    let items = flatten(r, v, what);
+    let mut entries: Vec<Entry> = Vec::new();
+    for item in items {
+        if let Some(e) = checked(r, item.key, item.value) {
+            entries.push(e);
+        }
+    }
+    entries
+}
+
+struct FlatItem<'a, 'i> {
+    key: &'static Key,
+    key_span: Range<usize>,
+    value: &'a toml::Spanned<DeValue<'i>>,
+}
+
+/// The keys of a table, with nested tables (`[base.backbone]`, `backbone.pretrain = ...`) resolved to
+/// dotted schema keys; unknown names are reported with a suggestion.
+fn flatten<'a, 'i>(r: &mut Reader, v: &'a toml::Spanned<DeValue<'i>>, what: &str) -> Vec<FlatItem<'a, 'i>> {
+    let Some(t) = v.get_ref().as_table() else {
+        r.error(format!("`{what}` must be a table: [{what}]"), v.span(), None);
+        return Vec::new();
+    };
+    t.iter().flat_map(|(k, v)| flatten_pair(r, k, v, "")).collect()
+}
+
+fn flatten_pair<'a, 'i>(
+    r: &mut Reader,
+    k: &toml::Spanned<std::borrow::Cow<'i, str>>,
+    v: &'a toml::Spanned<DeValue<'i>>,
+    prefix: &str,
+) -> Vec<FlatItem<'a, 'i>> {
+    let name = format!("{prefix}{}", k.get_ref());
+    if let Some(key) = schema::key(&name) {
+        return vec![FlatItem { key, key_span: k.span(), value: v }];
+    }
+    if let Some((_, target)) = schema::SHORTHANDS.iter().find(|s| s.0 == name)
+        && !v.get_ref().is_table()
+    {
+        let key = schema::key(target).expect("shorthands name schema keys");
+        return vec![FlatItem { key, key_span: k.span(), value: v }];
+    }
+    let is_group = schema::KEYS.iter().any(|key| key.name.starts_with(&format!("{name}.")));
+    match v.get_ref().as_table() {
+        Some(t) if is_group => {
+            let nested = format!("{name}.");
+            t.iter().flat_map(|(k, v)| flatten_pair(r, k, v, &nested)).collect()
+        }
+        _ => {
+            let help = match did_you_mean(&name, schema::key_names()) {
+                Some(s) => format!("did you mean `{s}`? (`sweep keys` lists every key)"),
+                None => "`sweep keys` lists every key with its default".to_string(),
+            };
+            r.error(format!("unknown key `{name}`"), k.span(), Some(help));
+            Vec::new()
+        }
+    }
+}
+
+fn array_of_tables<'a, 'i>(
+    r: &mut Reader,
+    v: &'a toml::Spanned<DeValue<'i>>,
+    what: &str,
+) -> Vec<(Range<usize>, &'a DeTable<'i>)> {
+    match v.get_ref().as_array() {
+        Some(items) => items
+            .iter()
+            .filter_map(|item| match item.get_ref().as_table() {
+                Some(t) => Some((item.span(), t)),
+                None => {
+                    r.error(format!("each [[{what}]] must be a table"), item.span(), None);
+                    None
+                }
+            })
+            .collect(),
+        None => {
+            r.error(
+                format!("`{what}` must be an array of tables: write [[{what}]] (double brackets) for each one"),
+                v.span(),
+                None,
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn to_value(v: &DeValue) -> Result<Value, String> {
+    Ok(match v {
+        DeValue::String(s) => Value::String(s.to_string()),
+        DeValue::Integer(i) => Value::Integer(
+            i64::from_str_radix(i.as_str(), i.radix()).map_err(|_| format!("integer {i} does not fit in 64 bits"))?,
+        ),
+        DeValue::Float(f) => Value::Float(f.as_str().parse().map_err(|_| format!("{f} is not a number"))?),
+        DeValue::Boolean(b) => Value::Boolean(*b),
+        DeValue::Datetime(d) => return Err(format!("a date ({d}) is not a valid setting")),
+        DeValue::Array(a) => Value::Array(a.iter().map(|i| to_value(i.get_ref())).collect::<Result<_, _>>()?),
+        DeValue::Table(t) => Value::Table(
+            t.iter()
+                .map(|(k, v)| Ok((k.get_ref().to_string(), to_value(v.get_ref())?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
+}

@@ -1,0 +1,170 @@
+//! Spec expansion, overrides and run identity, on specs written here and on every spec in experiments/.
+
+use std::path::Path;
+use std::process::Command;
+
+use sweep::spec::{Spec, plan};
+
+fn spec(text: &str) -> Spec {
+    Spec::from_str(Path::new("test.toml"), text.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn sweep_cmd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+}
+
+#[test]
+fn every_experiment_spec_plans() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = sweep_cmd(&["plan", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+            n += 1;
+        }
+    }
+    assert!(n >= 7, "expected at least 7 specs, found {n}");
+}
+
+#[test]
+fn grid_times_variants_minus_excludes_times_seeds() {
+    let s = spec(
+        r#"
+        [sweep]
+        name = "t"
+        seeds = [1, 2]
+        [grid]
+        color_space = ["lab", "yuv", "hsv"]
+        lr = [0.1, 0.01]
+        [[variant]]
+        name = "reg"
+        [[variant]]
+        name = "cls"
+        task = "classification"
+        [[exclude]]
+        color_space = "hsv"
+        lr = 0.1
+        [[exclude]]
+        name = "cls"
+        color_space = ["yuv"]
+    "#,
+    );
+    let p = plan(&s, &[]).unwrap();
+    // 2 variants x 6 grid points = 12; minus 2 (hsv, 0.1) minus 2 (cls, yuv) = 8 combinations; x 2 seeds.
+    assert_eq!(p.runs.len(), 16);
+    assert_eq!(p.groups().len(), 8);
+    let names: Vec<&str> = p.groups().iter().map(|(_, runs)| runs[0].variant.as_str()).collect();
+    assert!(names.contains(&"cls,color_space=lab,lr=0.01"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("cls,color_space=yuv")));
+    assert!(!names.iter().any(|n| n.contains("hsv,lr=0.1")));
+    // Classification keys appear only in classification runs; seeds differ in id, not in group.
+    for r in &p.runs {
+        assert_eq!(r.config.contains("temperature"), r.variant.starts_with("cls"), "{}", r.variant);
+        assert_eq!(r.config.int("seed") as u64, r.seed);
+    }
+    let (_, first) = &p.groups()[0];
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].group, first[1].group);
+    assert_ne!(first[0].id, first[1].id);
+}
+
+#[test]
+fn run_ids_ignore_key_order_spelling_and_inapplicable_keys() {
+    let a = spec("[sweep]\nname = \"a\"\n[base]\nlr = 0.01\nepochs = 3\nbackbone = \"vgg16\"\n");
+    let b =
+        spec("[base]\nbackbone.arch = \"vgg16\"\nepochs = 3\nlr = 1e-2\ntemperature = 0.5\n[sweep]\nname = \"b\"\n");
+    let pa = plan(&a, &[]).unwrap();
+    let pb = plan(&b, &[]).unwrap();
+    assert_eq!(pa.runs[0].id, pb.runs[0].id);
+    assert!(pb.warnings.iter().any(|w| w.contains("temperature")), "{:?}", pb.warnings);
+    let c = spec("[sweep]\nname = \"a\"\n[base]\nlr = 0.02\nepochs = 3\nbackbone = \"vgg16\"\n");
+    assert_ne!(pa.runs[0].id, plan(&c, &[]).unwrap().runs[0].id);
+}
+
+#[test]
+fn run_id_is_the_documented_hash() {
+    // The id is SHA-256 of the canonical JSON; pin one so that an accidental change of the canonical
+    // form (which would orphan every existing result) fails this test.
+    let p = plan(&spec("[sweep]\nname = \"x\"\n"), &[]).unwrap();
+    let run = &p.runs[0];
+    let json = run.config.canonical_json();
+    assert!(json.starts_with(r#"{"activation":"tanh","backbone.arch":"none","batch_size":64,"#), "{json}");
+    assert_eq!(run.id, sweep::spec::expand::short_hash(&json));
+    assert_eq!(run.id.len(), 12);
+    // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+    assert_eq!(sweep::spec::expand::short_hash("abc"), "ba7816bf8f01");
+}
+
+#[test]
+fn set_overrides_are_typed_and_checked() {
+    let s = spec("[sweep]\nname = \"x\"\n[base]\nepochs = 3\n");
+    let p = plan(&s, &["epochs=5".into(), "dataset=cifar100".into(), "sweep.seeds=[4, 5]".into()]).unwrap();
+    assert_eq!(p.runs.len(), 2);
+    assert_eq!(p.runs[0].config.int("epochs"), 5);
+    assert_eq!(p.runs[0].config.text("dataset"), "cifar100");
+    assert_eq!(p.runs[1].seed, 5);
+    let err = plan(&s, &["epocs=5".into()]).unwrap_err().to_string();
+    assert!(err.contains("unknown key `epocs`") && err.contains("did you mean `epochs`"), "{err}");
+    let err = plan(&s, &["lr=fast".into()]).unwrap_err().to_string();
+    assert!(err.contains("--set lr=fast"), "{err}");
+    let err = plan(&s, &["temperature=0.2".into()]).unwrap_err().to_string();
+    assert!(err.contains("does not apply to any run"), "{err}");
+}
+
+#[test]
+fn config_toml_round_trips_to_the_same_id() {
+    let s = spec(
+        "[sweep]\nname = \"x\"\nseeds = [7]\n[base]\ntask = \"classification\"\nrebalance = true\nbackbone = \"resnet18\"\n",
+    );
+    let p = plan(&s, &[]).unwrap();
+    let run = &p.runs[0];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, sweep::spec::config_toml(&p.meta, run)).unwrap();
+    let (meta, back) = sweep::spec::read_config(&path, Some(&run.id)).unwrap();
+    assert_eq!(back.id, run.id);
+    assert_eq!(back.seed, 7);
+    assert_eq!(meta.name, "x");
+    let edited = std::fs::read_to_string(&path).unwrap().replace("rebalance_lambda = 0.5", "rebalance_lambda = 0.4");
+    std::fs::write(&path, edited).unwrap();
+    let err = sweep::spec::read_config(&path, Some(&run.id)).unwrap_err().to_string();
+    assert!(err.contains("edited or damaged"), "{err}");
+}
+
+#[test]
+fn plan_prints_a_table_and_json() {
+    let out = sweep_cmd(&["plan", "experiments/quickstart.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("run id") && text.contains("classification-rebalanced"), "{text}");
+    let out = sweep_cmd(&["plan", "experiments/task.toml", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sweep"], "task");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(v["runs"][0]["config"]["dataset"], "cifar100");
+}
+
+#[test]
+fn every_subcommand_has_help_and_completions_generate() {
+    for cmd in [
+        vec!["--help"],
+        vec!["plan", "--help"],
+        vec!["run", "--help"],
+        vec!["status", "--help"],
+        vec!["report", "--help"],
+        vec!["exec", "--help"],
+        vec!["colorize", "--help"],
+        vec!["eval", "--help"],
+        vec!["data", "fetch", "--help"],
+        vec!["data", "show", "--help"],
+        vec!["keys", "--help"],
+    ] {
+        let out = sweep_cmd(&cmd);
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: sweep"), "{cmd:?}");
+    }
+    let out = sweep_cmd(&["completions", "bash"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_sweep"));
+}
