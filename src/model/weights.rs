@@ -312,9 +312,15 @@ fn first_conv_hint(misshaped: &[Misshaped]) -> Option<String> {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    //! A hand-written safetensors writer (8-byte little-endian header length, JSON header padded
-    //! to 8 bytes, raw little-endian data), so tests can produce torchvision-shaped files
-    //! without the `safetensors` crate as a direct dependency.
+    //! Hand-written checkpoint writers, so tests can produce torchvision-shaped files without
+    //! PyTorch or the `safetensors`/`zip` crates as direct dependencies:
+    //! - safetensors: 8-byte little-endian header length, JSON header padded to 8 bytes, raw
+    //!   little-endian data;
+    //! - `.pth` as `torch.save` writes it since PyTorch 1.6: an uncompressed zip holding
+    //!   `archive/data.pkl` (a protocol-2 pickle of an `OrderedDict` of
+    //!   `torch._utils._rebuild_tensor_v2(persistent storage, offset, size, stride, False,
+    //!   OrderedDict())`), one `archive/data/<key>` entry per storage, `archive/byteorder` and
+    //!   `archive/version`.
 
     use std::io::Write;
     use std::path::Path;
@@ -367,6 +373,133 @@ pub(crate) mod test_support {
         }
         f.flush().unwrap();
     }
+
+    /// Writes `tensors` (name, shape, data) as a PyTorch zip checkpoint of a plain state dict.
+    pub fn write_pth(path: &Path, tensors: &[(String, Vec<usize>, Data)]) {
+        let mut pkl = vec![0x80, 2];
+        let global = |o: &mut Vec<u8>, module: &str, name: &str| {
+            o.push(b'c');
+            o.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        };
+        let text = |o: &mut Vec<u8>, s: &str| {
+            o.push(b'X');
+            o.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            o.extend_from_slice(s.as_bytes());
+        };
+        let int = |o: &mut Vec<u8>, v: usize| {
+            o.push(b'J');
+            o.extend_from_slice(&(v as i32).to_le_bytes());
+        };
+        let tuple = |o: &mut Vec<u8>, vs: &[usize]| {
+            o.push(b'(');
+            for &v in vs {
+                int(o, v);
+            }
+            o.push(b't');
+        };
+        global(&mut pkl, "collections", "OrderedDict");
+        pkl.extend_from_slice(b")R(");
+        let mut entries: Vec<(String, Vec<u8>)> =
+            vec![("archive/byteorder".into(), b"little".to_vec())];
+        for (i, (name, shape, data)) in tensors.iter().enumerate() {
+            let (storage, bytes): (&str, Vec<u8>) = match data {
+                Data::F32(v) => (
+                    "FloatStorage",
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ),
+                Data::I64(v) => (
+                    "LongStorage",
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ),
+            };
+            let numel = shape.iter().product::<usize>();
+            let mut strides = vec![1; shape.len()];
+            for d in (0..shape.len().saturating_sub(1)).rev() {
+                strides[d] = strides[d + 1] * shape[d + 1];
+            }
+            text(&mut pkl, name);
+            global(&mut pkl, "torch._utils", "_rebuild_tensor_v2");
+            pkl.extend_from_slice(b"((");
+            text(&mut pkl, "storage");
+            global(&mut pkl, "torch", storage);
+            text(&mut pkl, &i.to_string());
+            text(&mut pkl, "cpu");
+            int(&mut pkl, numel);
+            pkl.extend_from_slice(b"tQ");
+            int(&mut pkl, 0);
+            tuple(&mut pkl, shape);
+            tuple(&mut pkl, &strides);
+            pkl.push(0x89); // requires_grad = False
+            global(&mut pkl, "collections", "OrderedDict");
+            pkl.extend_from_slice(b")Rt"); // backward hooks; end of args
+            pkl.push(b'R');
+            entries.push((format!("archive/data/{i}"), bytes));
+        }
+        pkl.extend_from_slice(b"u.");
+        entries.insert(0, ("archive/data.pkl".into(), pkl));
+        entries.push(("archive/version".into(), b"3\n".to_vec()));
+        write_stored_zip(path, &entries);
+    }
+
+    /// An uncompressed zip archive (no zip64: entries and archive under 4 GiB).
+    fn write_stored_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
+        let mut table = [0u32; 256];
+        for (i, t) in table.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+            *t = c;
+        }
+        let crc32 = |data: &[u8]| {
+            !data.iter().fold(!0u32, |c, &b| {
+                table[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
+            })
+        };
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        // version needed 2.0, no flags, stored, time 00:00, date 1980-01-01
+        let common = |o: &mut Vec<u8>, crc: u32, len: u32, name: &str| {
+            for v in [20u16, 0, 0, 0, 0x21] {
+                o.extend_from_slice(&v.to_le_bytes());
+            }
+            for v in [crc, len, len] {
+                o.extend_from_slice(&v.to_le_bytes());
+            }
+            o.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            o.extend_from_slice(&0u16.to_le_bytes()); // extra field length
+        };
+        for (name, data) in entries {
+            let (crc, len, offset) = (crc32(data), data.len() as u32, out.len() as u32);
+            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+            common(&mut out, crc, len, name);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(data);
+            central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+            central.extend_from_slice(&20u16.to_le_bytes()); // made by
+            common(&mut central, crc, len, name);
+            for v in [0u16, 0, 0] {
+                central.extend_from_slice(&v.to_le_bytes()); // comment, disk, internal attrs
+            }
+            central.extend_from_slice(&0u32.to_le_bytes()); // external attrs
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let cd_offset = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        for v in [0u16, 0, entries.len() as u16, entries.len() as u16] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        std::fs::write(path, out).unwrap();
+    }
 }
 
 #[cfg(test)]
@@ -377,7 +510,7 @@ mod tests {
     //! with the whole classifier at width 1/8 (the full classifier alone is 124M parameters, a
     //! 0.5 GB file, which the parameter-count test covers by shape instead).
 
-    use super::test_support::{Data, write_safetensors};
+    use super::test_support::{Data, write_pth, write_safetensors};
     use super::*;
     use crate::model::{
         Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant, Resnet18, Vgg16,
@@ -386,18 +519,20 @@ mod tests {
 
     type Key = (String, Vec<usize>);
 
-    /// torchvision `resnet18` state dict keys and shapes (with `num_batches_tracked` as `[]`).
-    fn resnet18_keys(num_classes: usize) -> Vec<Key> {
-        let mut k: Vec<Key> = vec![("conv1.weight".into(), vec![64, 3, 7, 7])];
+    /// torchvision `resnet18` state dict keys and shapes (with `num_batches_tracked` as `[]`);
+    /// `w` scales the widths as `backbone_width` does.
+    fn resnet18_keys(w: f32, num_classes: usize) -> Vec<Key> {
+        let s = |c: usize| ((c as f32 * w).round() as usize).max(1);
+        let mut k: Vec<Key> = vec![("conv1.weight".into(), vec![s(64), 3, 7, 7])];
         let bn = |k: &mut Vec<Key>, p: &str, c: usize| {
             for s in ["weight", "bias", "running_mean", "running_var"] {
                 k.push((format!("{p}.{s}"), vec![c]));
             }
             k.push((format!("{p}.num_batches_tracked"), vec![]));
         };
-        bn(&mut k, "bn1", 64);
-        let mut cin = 64;
-        for (l, c) in [(1, 64), (2, 128), (3, 256), (4, 512)] {
+        bn(&mut k, "bn1", s(64));
+        let mut cin = s(64);
+        for (l, c) in [(1, s(64)), (2, s(128)), (3, s(256)), (4, s(512))] {
             for b in 0..2 {
                 let p = format!("layer{l}.{b}");
                 let block_in = if b == 0 { cin } else { c };
@@ -413,7 +548,7 @@ mod tests {
             cin = c;
         }
         if num_classes > 0 {
-            k.push(("fc.weight".into(), vec![num_classes, 512]));
+            k.push(("fc.weight".into(), vec![num_classes, s(512)]));
             k.push(("fc.bias".into(), vec![num_classes]));
         }
         k
@@ -461,8 +596,11 @@ mod tests {
     }
 
     fn write(path: &Path, keys: &[Key]) {
-        let tensors: Vec<(String, Vec<usize>, Data)> = keys
-            .iter()
+        write_safetensors(path, &tensors(keys));
+    }
+
+    fn tensors(keys: &[Key]) -> Vec<(String, Vec<usize>, Data)> {
+        keys.iter()
             .enumerate()
             .map(|(t, (name, shape))| {
                 let n = shape.iter().product::<usize>();
@@ -475,8 +613,7 @@ mod tests {
                 };
                 (name.clone(), shape.clone(), data)
             })
-            .collect();
-        write_safetensors(path, &tensors);
+            .collect()
     }
 
     fn index_of(keys: &[Key], name: &str) -> usize {
@@ -521,7 +658,7 @@ mod tests {
     fn resnet18_full_size_safetensors_loads_with_torchvision_names() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resnet18.safetensors");
-        let keys = resnet18_keys(1000);
+        let keys = resnet18_keys(1.0, 1000);
         let params: usize = keys
             .iter()
             .filter(|(k, _)| !k.contains("running") && !k.contains("num_batches"))
@@ -621,7 +758,7 @@ mod tests {
     fn missing_and_misshaped_keys_are_named_and_nothing_is_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("broken.safetensors");
-        let mut keys = resnet18_keys(1000);
+        let mut keys = resnet18_keys(1.0, 1000);
         keys.retain(|(k, _)| k != "layer3.1.bn2.running_var" && k != "layer2.0.conv1.weight");
         for (k, s) in keys.iter_mut() {
             if k == "fc.weight" {
@@ -668,7 +805,7 @@ mod tests {
     fn wrong_variant_or_input_gets_a_hint() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resnet18.safetensors");
-        write(&path, &resnet18_keys(0));
+        write(&path, &resnet18_keys(1.0, 0));
         // CIFAR-style stem.
         let mut small = backbone(Backbone::Resnet18, 1.0, BackboneVariant::Small, 0);
         let err = small
@@ -714,6 +851,55 @@ mod tests {
             ..LoadOptions::default()
         };
         assert_eq!(net.load_torchvision(&path, &options).unwrap().loaded, 26);
+    }
+
+    #[test]
+    fn pth_checkpoints_load_like_safetensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Device::flex();
+        let x = Tensor::random([1, 1, 64, 64], burn::tensor::Distribution::Default, &device);
+        for arch in [Backbone::Vgg16, Backbone::Resnet18] {
+            let keys = match arch {
+                Backbone::Vgg16 => vgg16_keys(0.125, 10),
+                _ => resnet18_keys(0.125, 10),
+            };
+            let pth = dir.path().join(format!("{arch:?}.pth"));
+            let st = dir.path().join(format!("{arch:?}.safetensors"));
+            write_pth(&pth, &tensors(&keys));
+            write(&st, &keys);
+            let mut from_pth = backbone(arch, 0.125, BackboneVariant::Imagenet, 10);
+            let mut from_st = backbone(arch, 0.125, BackboneVariant::Imagenet, 10);
+            let report = from_pth
+                .load_torchvision(&pth, &LoadOptions::default())
+                .unwrap();
+            from_st
+                .load_torchvision(&st, &LoadOptions::default())
+                .unwrap();
+            let unused = report
+                .unused
+                .iter()
+                .filter(|k| !k.ends_with("num_batches_tracked"));
+            assert_eq!(unused.count(), 0, "{arch:?}: {:?}", report.unused);
+            assert_eq!(
+                from_pth.classify(x.clone()).into_data(),
+                from_st.classify(x.clone()).into_data(),
+                "{arch:?}"
+            );
+        }
+        // The .pth path names missing keys too, with torchvision's sparse indices.
+        let mut keys = vgg16_keys(0.125, 0);
+        keys.retain(|(k, _)| k != "features.17.bias");
+        let pth = dir.path().join("broken.pth");
+        write_pth(&pth, &tensors(&keys));
+        let mut net = backbone(Backbone::Vgg16, 0.125, BackboneVariant::Small, 0);
+        let err = net
+            .load_torchvision(&pth, &LoadOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(&err, WeightError::Mismatch { missing, misshaped, .. }
+                if missing == &["features.17.bias"] && misshaped.is_empty()),
+            "{err}"
+        );
     }
 
     #[test]
