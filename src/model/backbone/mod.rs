@@ -142,6 +142,8 @@ pub(crate) fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
 
 /// A global network. Enum variant names appear in burnpack paths (`Vgg16.features.0.Conv.weight`);
 /// torchvision loading goes to the inner network, whose paths are torchvision's.
+// One per model, so the enum's size does not matter; burn's `Module` has no impl for `Box`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum BackboneNet {
     /// VGG-16.
