@@ -3,10 +3,11 @@
 //! map's resolution and stacked per pixel with the local features, then mixed by a 1x1 conv + ReLU.
 //!
 //! The stages are the backbone's three deepest (VGG blocks 3-5, ResNet layers 2-4; see
-//! [`BackboneNet::stage_channels`](super::BackboneNet::stage_channels)). They are upsampled to the
-//! local map's resolution (not the input's): every stage is at most that fine for the configs
-//! this crate builds, and the full-resolution upsample comes after the 1x1 mix, where it is 4x
-//! cheaper for the default single local pool.
+//! [`BackboneNet::stage_channels`](super::BackboneNet::stage_channels)). They are resized to the
+//! local map's resolution, not the input's: the full-resolution upsample comes after the 1x1
+//! mix, where the mix is 4x cheaper with the default single local pool. With the default local
+//! branch every stage is coarser than the local map; a stage finer than it (several local
+//! pools) is bilinearly downsampled.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

@@ -31,6 +31,12 @@
 //! train [`BackboneNet::classify`], save it with `Module::save_file`, then put it into a
 //! colorization net with [`ColorizationNet::load_backbone_file`] or
 //! [`ColorizationNet::with_backbone`].
+//!
+//! # Saving
+//! `net.save_file(path)` / `config.init(&device).load_file(path)` (burnpack) store parameters
+//! and batch-norm running statistics, not the config. burn keeps each batch norm's latest
+//! running-statistics update per thread and folds it into the stored value one update late;
+//! `valid()` folds it in, so save `net.valid()` to get the statistics of the last step.
 
 pub mod backbone;
 pub mod fusion;
@@ -310,15 +316,13 @@ impl ModelConfig {
         })
     }
 
-    /// Builds only the backbone (for classification pretraining), `None` without one.
-    ///
-    /// # Panics
-    /// When the config does not [`validate`](ModelConfig::validate).
-    pub fn init_backbone(&self, device: &Device) -> Option<BackboneNet> {
-        if let Err(e) = self.validate() {
-            panic!("{e}");
-        }
-        self.backbone_config().map(|c| c.init(device))
+    /// Builds only the backbone, e.g. for classification pretraining; it has the same
+    /// parameter paths as the backbone inside [`ColorizationNet`], so its burnpack file loads
+    /// there ([`ColorizationNet::load_backbone_file`]).
+    pub fn init_backbone(&self, device: &Device) -> Result<BackboneNet, ModelError> {
+        self.validate()?;
+        let config = self.backbone_config().ok_or(ModelError::NoBackbone)?;
+        Ok(config.init(device))
     }
 
     /// Builds the network, or says which field is wrong.
@@ -374,7 +378,7 @@ impl ModelConfig {
 /// The colorization network. Build it with [`ModelConfig::init`].
 #[derive(Module, Debug)]
 pub struct ColorizationNet {
-    /// Full-resolution-path conv stack on the gray input.
+    /// Conv stack on the gray input (output at `1 / 2^pools` of the input size).
     pub local: LocalFeatures,
     /// Global network, absent for [`FeatureMode::Local`].
     pub backbone: Option<BackboneNet>,

@@ -504,3 +504,19 @@ fn seed_step_timing() {
         }
     }
 }
+
+/// Documents the burn 0.22 behaviour the module docs warn about: a visitor (and so
+/// `save_file`) sees batch-norm running statistics one update late until `valid()` syncs them.
+#[test]
+fn running_stats_lag_one_update_until_valid() {
+    let device = Device::flex().autodiff();
+    let net = small(Backbone::None, FeatureMode::Local, OUTPUTS[0], 32).init(&device);
+    let initial = running_stats(&net);
+    let _ = net.forward(gray(2, 32, &device));
+    assert_eq!(running_stats(&net), initial, "first update not yet visible");
+    let _ = net.forward(gray(2, 32, &device));
+    let lagging = running_stats(&net);
+    assert_ne!(lagging, initial, "second update folds in the first");
+    let synced = running_stats(&net.valid());
+    assert_ne!(synced, lagging, "valid() folds in the second");
+}
