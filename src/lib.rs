@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod color;
 pub mod data;
+pub mod model;
 pub mod rng;
 pub mod spec;

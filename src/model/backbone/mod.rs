@@ -1,0 +1,220 @@
+//! Global backbones (VGG-16, ResNet-18): their configuration, the gray-to-backbone input
+//! preparation, and the features the colorization net takes from them.
+//!
+//! # Variants
+//! [`BackboneVariant::Imagenet`] (image side >= 64) is torchvision's architecture, parameter for
+//! parameter: with `width = 1.0` every tensor has torchvision's name and shape, so torchvision
+//! checkpoints load (see [`super::weights`]). [`BackboneVariant::Small`] (image side < 64, i.e.
+//! CIFAR's 32x32) is sized down so that a 32x32 image is not reduced to a single pixel:
+//! - VGG-16 drops the last max pool (conv5 runs at 2x2) and its classifier is one linear layer on
+//!   the average-pooled conv5 features. The convs keep torchvision's names and shapes, so
+//!   torchvision conv weights still load (the classifier does not).
+//! - ResNet-18 is the CIFAR-style ResNet of He et al. (2016, sec. 4.2) as commonly adapted: a 3x3
+//!   stride-1 stem and no max pool; everything after the stem is torchvision's.
+//!
+//! # Input
+//! torchvision weights expect normalised RGB, so [`BackboneInput::ImagenetRgb`] replicates the
+//! luma channel three times and applies ImageNet's mean/std. Scratch backbones can use
+//! [`BackboneInput::Gray`]: one input channel, normalised by the channel-averaged ImageNet
+//! mean/std, which saves the two redundant channels of the first conv.
+
+pub mod resnet;
+pub mod vgg;
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use super::Backbone;
+use super::weights::{self, LoadOptions, LoadReport, WeightError};
+use resnet::Resnet18;
+use vgg::Vgg16;
+
+/// Which form of a backbone is built; chosen by [`BackboneVariant::for_image_size`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackboneVariant {
+    /// torchvision's architecture (image side >= 64).
+    Imagenet,
+    /// Sized down for 32x32 inputs (image side < 64); see the module docs.
+    Small,
+}
+
+impl BackboneVariant {
+    /// `Small` below 64 pixels, `Imagenet` from 64 up.
+    pub fn for_image_size(image_size: usize) -> Self {
+        if image_size < 64 {
+            BackboneVariant::Small
+        } else {
+            BackboneVariant::Imagenet
+        }
+    }
+}
+
+/// How the gray input is fed to the backbone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackboneInput {
+    /// One channel, `(y - 0.449) / 0.226` (ImageNet's mean/std averaged over RGB).
+    Gray,
+    /// Luma replicated to RGB and normalised with ImageNet's per-channel mean/std, as torchvision
+    /// weights expect.
+    ImagenetRgb,
+}
+
+impl BackboneInput {
+    /// Channels of the first conv.
+    pub fn channels(&self) -> usize {
+        match self {
+            BackboneInput::Gray => 1,
+            BackboneInput::ImagenetRgb => 3,
+        }
+    }
+
+    /// `[N, 1, H, W]` luma in `[0, 1]` to the first conv's input.
+    pub fn prepare(&self, gray: Tensor<4>) -> Tensor<4> {
+        const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+        const STD: [f32; 3] = [0.229, 0.224, 0.225];
+        match self {
+            BackboneInput::Gray => {
+                let mean = MEAN.iter().sum::<f32>() / 3.0;
+                let std = STD.iter().sum::<f32>() / 3.0;
+                gray.sub_scalar(mean).div_scalar(std)
+            }
+            BackboneInput::ImagenetRgb => {
+                let device = gray.device();
+                let mean = Tensor::<1>::from_floats(MEAN, &device).reshape([1, 3, 1, 1]);
+                let std = Tensor::<1>::from_floats(STD, &device).reshape([1, 3, 1, 1]);
+                (gray.repeat_dim(1, 3) - mean) / std
+            }
+        }
+    }
+}
+
+/// What the colorization net takes from a backbone.
+#[derive(Debug)]
+pub struct BackboneFeatures {
+    /// The three deepest stages, shallow to deep (for hypercolumns), `[N, C_i, h_i, w_i]`.
+    pub stages: Vec<Tensor<4>>,
+    /// The last stage average-pooled, `[N, global_dim]` (for fusion).
+    pub global: Tensor<2>,
+}
+
+/// Everything needed to build a backbone; usually from [`super::ModelConfig::backbone_config`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackboneConfig {
+    /// VGG-16 or ResNet-18 (not `None`).
+    pub arch: Backbone,
+    /// Channel multiplier (1.0 = torchvision).
+    pub width: f32,
+    /// torchvision or sized-down form.
+    pub variant: BackboneVariant,
+    /// Gray or ImageNet-RGB input.
+    pub input: BackboneInput,
+    /// Classifier outputs, 0 for none.
+    pub num_classes: usize,
+}
+
+impl BackboneConfig {
+    /// Builds the backbone. Parameters are initialized lazily (on first use), so building a
+    /// full-size one only to count its parameters allocates nothing.
+    ///
+    /// # Panics
+    /// When `arch` is [`Backbone::None`].
+    pub fn init(&self, device: &Device) -> BackboneNet {
+        match self.arch {
+            Backbone::Vgg16 => BackboneNet::Vgg16(Vgg16::new(self, device)),
+            Backbone::Resnet18 => BackboneNet::Resnet18(Resnet18::new(self, device)),
+            Backbone::None => panic!("BackboneConfig::init with Backbone::None"),
+        }
+    }
+}
+
+/// `channels * width`, rounded, at least 1.
+pub(crate) fn scaled(channels: usize, width: f32) -> usize {
+    ((channels as f32 * width).round() as usize).max(1)
+}
+
+/// `[N, C, h, w]` to `[N, C]` by averaging over space.
+pub(crate) fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
+    let [n, c, _, _] = x.dims();
+    x.mean_dim(3).mean_dim(2).reshape([n, c])
+}
+
+/// A global network. Enum variant names appear in burnpack paths (`Vgg16.features.0.Conv.weight`);
+/// torchvision loading goes to the inner network, whose paths are torchvision's.
+// One per model, so the enum's size does not matter; burn's `Module` has no impl for `Box`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum BackboneNet {
+    /// VGG-16.
+    Vgg16(Vgg16),
+    /// ResNet-18.
+    Resnet18(Resnet18),
+}
+
+impl BackboneNet {
+    /// Stages and global vector for the colorization net. `gray`: `[N, 1, H, W]` in `[0, 1]`.
+    pub fn features(&self, gray: Tensor<4>) -> BackboneFeatures {
+        match self {
+            BackboneNet::Vgg16(n) => n.features(gray),
+            BackboneNet::Resnet18(n) => n.features(gray),
+        }
+    }
+
+    /// Class logits `[N, num_classes]`.
+    ///
+    /// # Panics
+    /// When built with `num_classes = 0` (see [`BackboneNet::has_classifier`]).
+    pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
+        assert!(
+            self.has_classifier(),
+            "classify needs a classifier: build the model with num_classes > 0"
+        );
+        match self {
+            BackboneNet::Vgg16(n) => n.classify(gray),
+            BackboneNet::Resnet18(n) => n.classify(gray),
+        }
+    }
+
+    /// Whether the backbone has a classifier (`num_classes > 0`).
+    pub fn has_classifier(&self) -> bool {
+        match self {
+            BackboneNet::Vgg16(n) => !n.classifier.is_empty(),
+            BackboneNet::Resnet18(n) => n.fc.is_some(),
+        }
+    }
+
+    /// Width of [`BackboneFeatures::global`].
+    pub fn global_dim(&self) -> usize {
+        *self.stage_channels().last().expect("three stages")
+    }
+
+    /// Channels of each of [`BackboneFeatures::stages`].
+    pub fn stage_channels(&self) -> Vec<usize> {
+        match self {
+            BackboneNet::Vgg16(n) => n.stage_channels(),
+            BackboneNet::Resnet18(n) => n.stage_channels(),
+        }
+    }
+
+    /// The variant this backbone was built as.
+    pub fn variant(&self) -> BackboneVariant {
+        match self {
+            BackboneNet::Vgg16(n) => n.variant,
+            BackboneNet::Resnet18(n) => n.variant,
+        }
+    }
+
+    /// Loads torchvision weights (`.pth`/`.pt` or `.safetensors`); all-or-nothing. See
+    /// [`super::weights`].
+    pub fn load_torchvision(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, WeightError> {
+        match self {
+            BackboneNet::Vgg16(n) => weights::load_torchvision(n, path.as_ref(), options),
+            BackboneNet::Resnet18(n) => weights::load_torchvision(n, path.as_ref(), options),
+        }
+    }
+}
