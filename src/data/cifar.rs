@@ -321,8 +321,8 @@ fn validate_labels(layout: &Layout, path: &Path, bytes: &[u8]) -> anyhow::Result
             .find(|(_, rec)| rec[offset] as usize >= count)
         {
             bail!(
-                "{}: record {i} (byte offset {}) has {what} {}, but {} has only {count} (0..={}): the file is corrupt \
-                 or not a {} file",
+                "{}: record {i} (byte offset {}) has {what} {}, out of range for {} (0..={}): the file is \
+                 corrupt or not a {} file",
                 path.display(),
                 i * layout.record,
                 rec[offset],
@@ -348,6 +348,17 @@ impl ImageSource for CifarSource {
         self.record(index)
             .map(|(_, rec)| rec[self.layout.label_offset] as usize)
             .unwrap_or(0)
+    }
+
+    fn item_name(&self, index: usize) -> String {
+        let mut rest = index;
+        for chunk in &self.chunks {
+            if rest < chunk.records {
+                return format!("{} record {rest}", chunk.path.display());
+            }
+            rest -= chunk.records;
+        }
+        format!("image {index}")
     }
 
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()> {

@@ -130,6 +130,9 @@ pub fn fetch_from(
     fs::create_dir_all(dir).with_context(|| format!("cannot create folder {}", dir.display()))?;
     let part = dir.join(format!("{}.part", archive.file_name));
     let result = download_verify_unpack(layout, url, &expected, dir, &part, &final_dir);
+    if result.is_err() && fs::metadata(&part).is_ok_and(|m| m.len() == 0) {
+        let _ = fs::remove_file(&part);
+    }
     if result.is_err() && created {
         // Leave nothing behind: the folder was ours and holds nothing useful.
         let _ = fs::remove_dir(dir);
@@ -235,9 +238,17 @@ fn download(url: &str, part: &Path, expected_md5: &str) -> anyhow::Result<()> {
     }
     bar.abandon();
     let e = last.unwrap_or_else(|| anyhow!("no attempt made"));
+    let kept = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let resume = if kept > 0 {
+        format!(
+            "; the {kept} bytes received are kept in {} and the next run resumes from there",
+            part.display()
+        )
+    } else {
+        String::new()
+    };
     Err(e.context(format!(
-        "download of {url} failed after {ATTEMPTS} attempts; what arrived is kept in {} and the next run resumes it",
-        part.display()
+        "download of {url} failed after {ATTEMPTS} attempts{resume}"
     )))
 }
 

@@ -247,6 +247,13 @@ impl ImageSource for FolderSource {
         self.labels.get(index).copied().unwrap_or(0) as usize
     }
 
+    fn item_name(&self, index: usize) -> String {
+        self.files
+            .get(index)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("image {index}"))
+    }
+
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()> {
         let Some(path) = self.files.get(index) else {
             bail!(

@@ -92,6 +92,10 @@ pub trait ImageSource: Send + Sync {
     /// Writes image `index` as planar RGB (all R, then all G, then all B; row-major), `3 * side * side`
     /// bytes, into `out`. Errors name the file and what is wrong with it.
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()>;
+    /// A human-readable name of image `index` for messages (a file path, a file and record number).
+    fn item_name(&self, index: usize) -> String {
+        format!("image {index}")
+    }
 }
 
 /// Largest `image_size` any source accepts (a sanity bound, not a limit of the formats).
