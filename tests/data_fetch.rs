@@ -317,7 +317,6 @@ fn a_server_that_ignores_range_restarts_the_download() {
             ignore_range: true,
             cuts: 1,
             cut_after: cut,
-            ..Default::default()
         },
     );
     let tmp = tempfile::tempdir().unwrap();

@@ -73,14 +73,14 @@ fn same_seed_same_bytes_other_seed_or_split_differs() {
 fn renders_at_any_size() {
     for side in [8, 13, 32, 64, 128, 512] {
         let src = SyntheticSource::new(3, Split::Train, 8, side);
-        for i in 0..8 {
+        for (i, class) in CLASSES.iter().enumerate() {
             let img = image(&src, i);
             assert_eq!(img.len(), 3 * side * side);
             let (min, max) = (img.iter().min().unwrap(), img.iter().max().unwrap());
             assert!(
                 max - min > 40,
                 "class {} at {side}px has almost no contrast ({min}..{max})",
-                CLASSES[i]
+                class
             );
         }
     }
@@ -91,7 +91,7 @@ fn the_same_scene_at_two_sizes_looks_alike() {
     // Rendering is resolution independent: the 16x16 image is close to a box-filtered 64x64 one.
     let small = SyntheticSource::new(5, Split::Train, 8, 16);
     let big = SyntheticSource::new(5, Split::Train, 8, 64);
-    for i in 0..8 {
+    for (i, class) in CLASSES.iter().enumerate() {
         let (s, b) = (image(&small, i), image(&big, i));
         let mut err = 0.0f64;
         for c in 0..3 {
@@ -111,7 +111,7 @@ fn the_same_scene_at_two_sizes_looks_alike() {
         assert!(
             mean < 20.0,
             "class {}: 16px and 64px renderings differ by {mean:.1} levels on average",
-            CLASSES[i]
+            class
         );
     }
 }

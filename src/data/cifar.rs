@@ -42,8 +42,9 @@ pub struct Layout {
     pub extra: &'static [&'static str],
     /// Bytes per record.
     pub record: usize,
-    /// Offset of the label sweep uses within a record, and the number of classes.
+    /// Offset of the label sweep uses within a record.
     pub label_offset: usize,
+    /// Number of classes of that label.
     pub classes: usize,
     /// Other label bytes to range-check: (offset, number of values, what it is).
     pub other_labels: &'static [(usize, usize, &'static str)],
@@ -132,7 +133,7 @@ fn check_size(path: &Path, size: u64, record: usize) -> anyhow::Result<()> {
         path.display()
     );
     ensure!(
-        size % record as u64 == 0,
+        size.is_multiple_of(record as u64),
         "{} has {size} bytes, which is not a multiple of the record size {record} ({} whole records and {} \
          bytes over): the file looks truncated or is not a CIFAR file",
         path.display(),

@@ -261,6 +261,7 @@ impl ImageSource for FolderSource {
                 self.files.len()
             );
         };
+        ensure!(self.side > 0, "image side must be positive");
         let img = load_rgb8(path)?;
         pixels::rgb_image_to_planar(&pixels::square_resize(&img, self.side), out)
             .with_context(|| format!("image {}", path.display()))

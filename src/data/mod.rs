@@ -1,7 +1,7 @@
 //! Data sets behind one trait.
 //!
 //! Every data set is a pair of [`ImageSource`]s (train and validation) of square RGB images with class
-//! labels. [`prepare`] turns a batch of them into model-ready planar `f32` buffers in the configured
+//! labels. [`prepare()`] turns a batch of them into model-ready planar `f32` buffers in the configured
 //! color space: the gray input, the chroma target and the labels. Sources: `synthetic` (built in, no
 //! download), `cifar` (CIFAR-10/100 binary layout), `folder` (ImageNet-style class folders); `fetch`
 //! downloads the CIFAR archives; `show` writes contact sheets and summaries; `io` holds
@@ -35,9 +35,13 @@ pub use show::{contact_sheet, describe};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
+    /// The built-in procedural data set (no download); see [`synthetic`].
     Synthetic,
+    /// CIFAR-10 in its binary layout; see [`cifar`] and [`fetch()`].
     Cifar10,
+    /// CIFAR-100 (fine labels) in its binary layout; see [`cifar`] and [`fetch()`].
     Cifar100,
+    /// ImageNet-style class folders of JPEG/PNG files; see [`folder`].
     Folder,
 }
 
@@ -64,8 +68,9 @@ impl DatasetKind {
 /// What the data module needs to know from a run's config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataConfig {
+    /// Which data set.
     pub kind: DatasetKind,
-    /// Where the data set lives (`cifar*`: the unpacked binary folder; `folder`: the class folders).
+    /// Where the data set lives (`cifar*`: the unpacked binary folder or its parent; `folder`: the class folders).
     /// Unused by `synthetic`.
     pub dir: PathBuf,
     /// Side of the square images the model sees, in pixels.
@@ -82,6 +87,7 @@ pub struct DataConfig {
 pub trait ImageSource: Send + Sync {
     /// Number of images.
     fn len(&self) -> usize;
+    /// Whether there are no images.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -137,7 +143,7 @@ impl fmt::Debug for DataSet {
 
 /// Opens the data set a run's config describes.
 ///
-/// Nothing is downloaded here: `cifar*` expects the unpacked binary folder (see [`fetch`]). Errors name
+/// Nothing is downloaded here: `cifar*` expects the unpacked binary folder (see [`fetch()`]). Errors name
 /// the path and what is wrong with it.
 pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
     if cfg.image_size == 0 || cfg.image_size > MAX_IMAGE_SIZE {

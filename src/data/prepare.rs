@@ -9,9 +9,9 @@ use crate::color::ColorSpace;
 // TEMPORARY: becomes `use crate::color::convert::encode_u8_planar;` once the color branch is merged.
 use super::standin_color::encode_u8_planar;
 
-/// Images per call of the color conversion: batches are split into chunks of this many images that are
-/// converted in parallel.
-const ENCODE_CHUNK: usize = 64;
+/// Bytes of RGB per unit of parallel work: batches are split into chunks of about this size (at least one
+/// image), each read and converted by one thread.
+const CHUNK_BYTES: usize = 192 * 1024;
 
 /// A batch of images in the layout the model consumes (row-major, planar, `n` images of `side x side`).
 #[derive(Clone, Debug, PartialEq)]
@@ -50,23 +50,26 @@ pub fn prepare(
     if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
         anyhow::bail!("image index {bad} is out of range: the source holds {len} images");
     }
-    let mut rgb = vec![0u8; n * 3 * hw];
-    if hw > 0 {
-        rgb.par_chunks_mut(3 * hw)
-            .zip(indices.par_iter())
-            .try_for_each(|(out, &i)| {
-                source
-                    .read_rgb(i, out)
-                    .with_context(|| format!("reading image {i}"))
-            })?;
-    }
     let mut gray = vec![0f32; n * hw];
     let mut chroma = vec![0f32; n * 2 * hw];
-    if hw > 0 {
-        rgb.par_chunks(ENCODE_CHUNK * 3 * hw)
-            .zip(gray.par_chunks_mut(ENCODE_CHUNK * hw))
-            .zip(chroma.par_chunks_mut(ENCODE_CHUNK * 2 * hw))
-            .for_each(|((rgb, gray), chroma)| encode_u8_planar(space, rgb, hw, gray, chroma));
+    if hw > 0 && n > 0 {
+        // Read and convert chunk by chunk (in parallel): each chunk's RGB stays in a small per-thread buffer
+        // that fits in cache, instead of one batch-sized buffer.
+        let chunk = (CHUNK_BYTES / (3 * hw)).clamp(1, 256);
+        indices
+            .par_chunks(chunk)
+            .zip(gray.par_chunks_mut(chunk * hw))
+            .zip(chroma.par_chunks_mut(chunk * 2 * hw))
+            .try_for_each_init(Vec::new, |rgb: &mut Vec<u8>, ((idx, gray), chroma)| {
+                rgb.resize(idx.len() * 3 * hw, 0);
+                for (out, &i) in rgb.chunks_exact_mut(3 * hw).zip(idx) {
+                    source
+                        .read_rgb(i, out)
+                        .with_context(|| format!("reading image {i}"))?;
+                }
+                encode_u8_planar(space, rgb, hw, gray, chroma);
+                anyhow::Ok(())
+            })?;
     }
     let labels = indices.iter().map(|&i| source.label(i) as u32).collect();
     Ok(ColorBatch {

@@ -45,6 +45,9 @@ pub fn contact_sheet(
         bail!("data set {} has no images to show", ds.name);
     }
     let side = source.side();
+    if side == 0 {
+        bail!("data set {} has 0-pixel images", ds.name);
+    }
     let hw = side * side;
     let indices: Vec<usize> = (0..count).map(|i| i * len / count).collect();
 

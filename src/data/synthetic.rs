@@ -66,7 +66,9 @@ pub const DEFAULT_VAL_IMAGES: usize = 1000;
 /// Which split a synthetic source draws; each has its own random stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// The training split.
     Train,
+    /// The validation split.
     Val,
 }
 
