@@ -15,8 +15,6 @@ pub mod io;
 pub mod pixels;
 pub mod prepare;
 pub mod show;
-// TEMPORARY: stand-in for `crate::color::convert` until the `color` branch is merged.
-mod standin_color;
 pub mod synthetic;
 
 use std::fmt;

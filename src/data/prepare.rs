@@ -6,8 +6,7 @@ use rayon::prelude::*;
 
 use super::ImageSource;
 use crate::color::ColorSpace;
-// TEMPORARY: becomes `use crate::color::convert::encode_u8_planar;` once the color branch is merged.
-use super::standin_color::encode_u8_planar;
+use crate::color::convert::encode_u8_planar;
 
 /// Bytes of RGB per unit of parallel work: batches are split into chunks of about this size (at least one
 /// image), each read and converted by one thread.

@@ -11,8 +11,7 @@ use rayon::prelude::*;
 
 use super::{DataSet, ImageSource, io, prepare};
 use crate::color::ColorSpace;
-// TEMPORARY: becomes `use crate::color::convert::decode_planar;` once the color branch is merged.
-use super::standin_color::decode_planar;
+use crate::color::convert::decode_planar;
 
 /// Gap between the colour and the gray half of a pair, in pixels.
 const PAIR_GAP: usize = 2;
