@@ -1,30 +1,74 @@
 //! Data sets behind one trait.
 //!
 //! Every data set is a pair of [`ImageSource`]s (train and validation) of square RGB images with class
-//! labels. [`prepare`] turns a batch of them into model-ready planar `f32` buffers in the configured
+//! labels. [`prepare()`] turns a batch of them into model-ready planar `f32` buffers in the configured
 //! color space: the gray input, the chroma target and the labels. Sources: `synthetic` (built in, no
 //! download), `cifar` (CIFAR-10/100 binary layout), `folder` (ImageNet-style class folders); `fetch`
-//! downloads the CIFAR archives; `show` writes contact sheets.
+//! downloads the CIFAR archives; `show` writes contact sheets and summaries; `io` holds
+//! [`io::write_atomic`]; `pixels` the planar/interleaved conversions and the square resize shared by the
+//! sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
 
+pub mod cifar;
+pub mod fetch;
+pub mod folder;
+pub mod io;
+pub mod pixels;
+pub mod prepare;
+pub mod show;
+pub mod synthetic;
+
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
+
+pub use fetch::fetch;
+pub use io::write_atomic;
+pub use prepare::{ColorBatch, prepare};
+pub use show::{contact_sheet, describe};
 
 /// Which data set a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
+    /// The built-in procedural data set (no download); see [`synthetic`].
     Synthetic,
+    /// CIFAR-10 in its binary layout; see [`cifar`] and [`fetch()`].
     Cifar10,
+    /// CIFAR-100 (fine labels) in its binary layout; see [`cifar`] and [`fetch()`].
     Cifar100,
+    /// ImageNet-style class folders of JPEG/PNG files; see [`folder`].
     Folder,
+}
+
+impl DatasetKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: [DatasetKind; 4] = [
+        DatasetKind::Synthetic,
+        DatasetKind::Cifar10,
+        DatasetKind::Cifar100,
+        DatasetKind::Folder,
+    ];
+
+    /// The lower-case name used in specs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Synthetic => "synthetic",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::Folder => "folder",
+        }
+    }
 }
 
 /// What the data module needs to know from a run's config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataConfig {
+    /// Which data set.
     pub kind: DatasetKind,
-    /// Where the data set lives (`cifar*`: the unpacked binary folder; `folder`: the class folders).
+    /// Where the data set lives (`cifar*`: the unpacked binary folder or its parent; `folder`: the class folders).
     /// Unused by `synthetic`.
     pub dir: PathBuf,
     /// Side of the square images the model sees, in pixels.
@@ -41,6 +85,7 @@ pub struct DataConfig {
 pub trait ImageSource: Send + Sync {
     /// Number of images.
     fn len(&self) -> usize;
+    /// Whether there are no images.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -51,4 +96,63 @@ pub trait ImageSource: Send + Sync {
     /// Writes image `index` as planar RGB (all R, then all G, then all B; row-major), `3 * side * side`
     /// bytes, into `out`. Errors name the file and what is wrong with it.
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()>;
+    /// A human-readable name of image `index` for messages (a file path, a file and record number).
+    fn item_name(&self, index: usize) -> String {
+        format!("image {index}")
+    }
+}
+
+/// Largest `image_size` any source accepts (a sanity bound, not a limit of the formats).
+pub const MAX_IMAGE_SIZE: usize = 4096;
+
+/// An opened data set: its class names and its two splits.
+///
+/// Both splits share `classes` (labels index into it) and have the same image side.
+#[derive(Clone)]
+pub struct DataSet {
+    /// Short name for logs and summaries (`synthetic`, `cifar10`, `cifar100`, `folder`).
+    pub name: String,
+    /// Class names; a label `l` means `classes[l]`.
+    pub classes: Vec<String>,
+    /// Training split.
+    pub train: Arc<dyn ImageSource>,
+    /// Validation split (CIFAR: the official test set).
+    pub val: Arc<dyn ImageSource>,
+}
+
+impl DataSet {
+    /// Side of every image in both splits, in pixels.
+    pub fn side(&self) -> usize {
+        self.train.side()
+    }
+}
+
+impl fmt::Debug for DataSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataSet")
+            .field("name", &self.name)
+            .field("classes", &self.classes.len())
+            .field("side", &self.train.side())
+            .field("train", &self.train.len())
+            .field("val", &self.val.len())
+            .finish()
+    }
+}
+
+/// Opens the data set a run's config describes.
+///
+/// Nothing is downloaded here: `cifar*` expects the unpacked binary folder (see [`fetch()`]). Errors name
+/// the path and what is wrong with it.
+pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
+    if cfg.image_size == 0 || cfg.image_size > MAX_IMAGE_SIZE {
+        bail!(
+            "image_size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {}",
+            cfg.image_size
+        );
+    }
+    match cfg.kind {
+        DatasetKind::Synthetic => Ok(synthetic::open(cfg)),
+        DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::open(cfg),
+        DatasetKind::Folder => folder::open(cfg),
+    }
 }

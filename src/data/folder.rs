@@ -1,0 +1,304 @@
+//! ImageNet-style folders: one sub-folder per class holding JPEG and PNG files.
+//!
+//! Layout: `dir/<class>/**/*.{jpg,jpeg,png}` (extensions case-insensitive, hidden files and folders
+//! skipped; class names are the sub-folder names, sorted). If both `dir/train` and `dir/val` exist they are
+//! the two splits (each with class sub-folders; the classes are those of `train`). Otherwise every file is
+//! assigned to validation when a hash of its path relative to `dir` (with `/` separators) and the
+//! `data_seed` falls in a 10% bucket: the split of a file never depends on which other files exist or on
+//! the order the file system lists them. `train_images` / `val_images` keep a subset chosen the same way
+//! (the N files with the smallest hash under another seed), again independent of listing order.
+//!
+//! Images are decoded lazily in [`ImageSource::read_rgb`] (format sniffed from the content), converted to
+//! 8-bit RGB (gray, alpha and 16-bit inputs included), resized so the shorter side is `image_size` with
+//! [`pixels::RESIZE_FILTER`] and centre-cropped to a square.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail, ensure};
+
+use super::{DataConfig, DataSet, ImageSource, pixels};
+use crate::rng::Rng;
+
+/// Percentage of files that go to validation when the folder has no `train`/`val` split.
+pub const VAL_PERCENT: u64 = 10;
+
+/// File extensions (lower case) recognised as images.
+pub const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+const SPLIT_STREAM: u64 = 0x5350_4C49_545F_5641; // "SPLIT_VA"
+const SUBSET_STREAM: u64 = 0x5355_4253_4554_5F4E; // "SUBSET_N"
+
+/// Whether `path` has an image extension (case-insensitive).
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// FNV-1a, 64 bit: a stable hash of a relative path (std's hasher is not stable across releases).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
+    })
+}
+
+fn path_key(rel: &str, seed: u64, stream: u64) -> u64 {
+    Rng::derive(seed ^ stream, fnv1a(rel.as_bytes())).next_u64()
+}
+
+/// Whether the file at `rel` (path relative to the data set folder, `/`-separated) belongs to the
+/// validation split when the folder has no explicit split.
+pub fn is_validation(rel: &str, data_seed: u64) -> bool {
+    path_key(rel, data_seed, SPLIT_STREAM) % 100 < VAL_PERCENT
+}
+
+fn relative(path: &Path, root: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut entries = Vec::new();
+    for entry in
+        fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))?
+    {
+        let entry = entry.with_context(|| format!("cannot list folder {}", dir.display()))?;
+        let path = entry.path();
+        if !is_hidden(&path) {
+            entries.push(path);
+        }
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// All image files under `dir`, recursively, sorted.
+fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for path in sorted_entries(dir)? {
+        if path.is_dir() {
+            images_under(&path, out)?;
+        } else if is_image_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The class sub-folders of `root`, sorted by name.
+fn class_folders(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    if !root.exists() {
+        bail!("data folder {} does not exist", root.display());
+    }
+    ensure!(
+        root.is_dir(),
+        "{} is not a folder: `dir` must be a folder with one sub-folder per class",
+        root.display()
+    );
+    let entries = sorted_entries(root)?;
+    let classes: Vec<(String, PathBuf)> = entries
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(|p| {
+            (
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                p.clone(),
+            )
+        })
+        .collect();
+    if classes.is_empty() {
+        let loose = entries.iter().filter(|p| is_image_file(p)).count();
+        if loose > 0 {
+            bail!(
+                "{} holds {loose} images but no class sub-folders: put each class's images in a sub-folder named \
+                 after it",
+                root.display()
+            );
+        }
+        bail!(
+            "data folder {} is empty: expected one sub-folder per class holding JPEG or PNG images",
+            root.display()
+        );
+    }
+    Ok(classes)
+}
+
+/// `(file, label)` pairs of every image in the class folders of `root` (labels index into `classes`).
+fn scan(root: &Path, classes: &[String]) -> anyhow::Result<Vec<(PathBuf, u32)>> {
+    let mut files = Vec::new();
+    for (name, path) in class_folders(root)? {
+        let Some(label) = classes.iter().position(|c| *c == name) else {
+            bail!(
+                "class folder {} has no counterpart among the training classes",
+                path.display()
+            );
+        };
+        let before = files.len();
+        let mut images = Vec::new();
+        images_under(&path, &mut images)?;
+        files.extend(images.into_iter().map(|p| (p, label as u32)));
+        ensure!(
+            files.len() > before,
+            "class folder {} holds no images (looked for {} files, any letter case)",
+            path.display(),
+            EXTENSIONS.join(", ")
+        );
+    }
+    Ok(files)
+}
+
+/// Keeps `limit` files (0 = all): those with the smallest hash of their relative path, in path order.
+fn subset(
+    mut files: Vec<(PathBuf, u32)>,
+    limit: usize,
+    root: &Path,
+    seed: u64,
+) -> Vec<(PathBuf, u32)> {
+    if limit == 0 || limit >= files.len() {
+        return files;
+    }
+    let mut keyed: Vec<(u64, usize)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| (path_key(&relative(p, root), seed, SUBSET_STREAM), i))
+        .collect();
+    keyed.sort_unstable();
+    let mut keep: Vec<usize> = keyed[..limit].iter().map(|&(_, i)| i).collect();
+    keep.sort_unstable();
+    let mut flags = vec![false; files.len()];
+    for i in keep {
+        flags[i] = true;
+    }
+    let mut i = 0;
+    files.retain(|_| {
+        i += 1;
+        flags[i - 1]
+    });
+    files
+}
+
+/// One split of an image folder: files decoded on demand.
+#[derive(Clone, Debug)]
+pub struct FolderSource {
+    files: Vec<PathBuf>,
+    labels: Vec<u32>,
+    side: usize,
+}
+
+impl FolderSource {
+    /// A source serving `files` (with `labels`) at `side x side`.
+    pub fn new(files: Vec<(PathBuf, u32)>, side: usize) -> Self {
+        let (files, labels) = files.into_iter().unzip();
+        FolderSource {
+            files,
+            labels,
+            side,
+        }
+    }
+
+    /// Path of image `index`.
+    pub fn path(&self, index: usize) -> Option<&Path> {
+        self.files.get(index).map(PathBuf::as_path)
+    }
+}
+
+/// Decodes the image file at `path` (format sniffed from its content) to 8-bit RGB. Errors name the file
+/// and carry the decoder's message.
+pub fn load_rgb8(path: &Path) -> anyhow::Result<image::RgbImage> {
+    let reader = image::ImageReader::open(path)
+        .with_context(|| format!("cannot open image {}", path.display()))?;
+    let reader = reader
+        .with_guessed_format()
+        .with_context(|| format!("cannot read image {}", path.display()))?;
+    let img = reader
+        .decode()
+        .map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
+    ensure!(
+        img.width() > 0 && img.height() > 0,
+        "image {} is empty (0 pixels)",
+        path.display()
+    );
+    Ok(pixels::to_rgb8(img))
+}
+
+impl ImageSource for FolderSource {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    fn side(&self) -> usize {
+        self.side
+    }
+
+    fn label(&self, index: usize) -> usize {
+        self.labels.get(index).copied().unwrap_or(0) as usize
+    }
+
+    fn item_name(&self, index: usize) -> String {
+        self.files
+            .get(index)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("image {index}"))
+    }
+
+    fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()> {
+        let Some(path) = self.files.get(index) else {
+            bail!(
+                "image index {index} is out of range ({} images)",
+                self.files.len()
+            );
+        };
+        ensure!(self.side > 0, "image side must be positive");
+        let img = load_rgb8(path)?;
+        pixels::rgb_image_to_planar(&pixels::square_resize(&img, self.side), out)
+            .with_context(|| format!("image {}", path.display()))
+    }
+}
+
+/// Opens an image folder as a config describes.
+pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
+    let root = &cfg.dir;
+    let (train_dir, val_dir) = (root.join("train"), root.join("val"));
+    let (classes, train, val) = if train_dir.is_dir() && val_dir.is_dir() {
+        let classes: Vec<String> = class_folders(&train_dir)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let train = scan(&train_dir, &classes)?;
+        let val = scan(&val_dir, &classes)?;
+        (
+            classes,
+            subset(train, cfg.train_images, &train_dir, cfg.data_seed),
+            subset(val, cfg.val_images, &val_dir, cfg.data_seed),
+        )
+    } else {
+        let classes: Vec<String> = class_folders(root)?.into_iter().map(|(n, _)| n).collect();
+        let (val, train): (Vec<_>, Vec<_>) = scan(root, &classes)?
+            .into_iter()
+            .partition(|(p, _)| is_validation(&relative(p, root), cfg.data_seed));
+        (
+            classes,
+            subset(train, cfg.train_images, root, cfg.data_seed),
+            subset(val, cfg.val_images, root, cfg.data_seed),
+        )
+    };
+    Ok(DataSet {
+        name: "folder".to_string(),
+        classes,
+        train: Arc::new(FolderSource::new(train, cfg.image_size)),
+        val: Arc::new(FolderSource::new(val, cfg.image_size)),
+    })
+}

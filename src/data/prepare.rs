@@ -1,0 +1,81 @@
+//! Batch preparation: a list of image indices -> model-ready planar `f32` buffers in a color space
+//! (gray input, chroma target, class labels). Every data set goes through [`prepare`].
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use super::ImageSource;
+use crate::color::ColorSpace;
+use crate::color::convert::encode_u8_planar;
+
+/// Bytes of RGB per unit of parallel work: batches are split into chunks of about this size (at least one
+/// image), each read and converted by one thread.
+const CHUNK_BYTES: usize = 192 * 1024;
+
+/// A batch of images in the layout the model consumes (row-major, planar, `n` images of `side x side`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColorBatch {
+    /// Number of images.
+    pub n: usize,
+    /// Side of every image, in pixels.
+    pub side: usize,
+    /// The network input: the color space's luminance scaled to [0, 1], `[n, 1, side, side]`.
+    pub gray: Vec<f32>,
+    /// The target: the color space's two chroma channels in its own units, `[n, 2, side, side]`.
+    pub chroma: Vec<f32>,
+    /// Class label of each image, `[n]`.
+    pub labels: Vec<u32>,
+}
+
+impl ColorBatch {
+    /// Pixels per image (`side * side`).
+    pub fn hw(&self) -> usize {
+        self.side * self.side
+    }
+}
+
+/// Reads the images `indices` of `source` (in parallel) and converts them to gray input and chroma target
+/// in `space`. Indices may repeat and come in any order; an index out of range or an unreadable image is
+/// an error naming it.
+pub fn prepare(
+    source: &dyn ImageSource,
+    indices: &[usize],
+    space: ColorSpace,
+) -> anyhow::Result<ColorBatch> {
+    let n = indices.len();
+    let side = source.side();
+    let hw = side * side;
+    let len = source.len();
+    if let Some(&bad) = indices.iter().find(|&&i| i >= len) {
+        anyhow::bail!("image index {bad} is out of range: the source holds {len} images");
+    }
+    let mut gray = vec![0f32; n * hw];
+    let mut chroma = vec![0f32; n * 2 * hw];
+    if hw > 0 && n > 0 {
+        // Read and convert chunk by chunk (in parallel): each chunk's RGB stays in a small per-thread buffer
+        // that fits in cache, instead of one batch-sized buffer.
+        let chunk = (CHUNK_BYTES / (3 * hw)).clamp(1, 256);
+        indices
+            .par_chunks(chunk)
+            .zip(gray.par_chunks_mut(chunk * hw))
+            .zip(chroma.par_chunks_mut(chunk * 2 * hw))
+            .try_for_each_init(Vec::new, |rgb: &mut Vec<u8>, ((idx, gray), chroma)| {
+                rgb.resize(idx.len() * 3 * hw, 0);
+                for (out, &i) in rgb.chunks_exact_mut(3 * hw).zip(idx) {
+                    source
+                        .read_rgb(i, out)
+                        .with_context(|| format!("reading image {i}"))?;
+                }
+                encode_u8_planar(space, rgb, hw, gray, chroma);
+                anyhow::Ok(())
+            })?;
+    }
+    let labels = indices.iter().map(|&i| source.label(i) as u32).collect();
+    Ok(ColorBatch {
+        n,
+        side,
+        gray,
+        chroma,
+        labels,
+    })
+}
