@@ -23,20 +23,13 @@ fn cifar100_train_file_to_lab_tensors() {
     for i in 0..50_000u32 {
         bytes.push((i % 20) as u8);
         bytes.push((i % 100) as u8);
-        bytes
-            .extend((0..3072u32).map(|p| {
-                (p.wrapping_mul(2_654_435_761) ^ i.wrapping_mul(40_503)).to_le_bytes()[1]
-            }));
+        bytes.extend((0..3072u32).map(|p| (p.wrapping_mul(2_654_435_761) ^ i.wrapping_mul(40_503)).to_le_bytes()[1]));
     }
     fs::write(dir.join("train.bin"), &bytes).unwrap();
     drop(bytes);
     fs::write(dir.join("test.bin"), data_support::cifar100_bytes(10)).unwrap();
     fs::write(dir.join("fine_label_names.txt"), data_support::fine_names()).unwrap();
-    fs::write(
-        dir.join("coarse_label_names.txt"),
-        (0..20).map(|i| format!("c{i}\n")).collect::<String>(),
-    )
-    .unwrap();
+    fs::write(dir.join("coarse_label_names.txt"), (0..20).map(|i| format!("c{i}\n")).collect::<String>()).unwrap();
     let cfg = DataConfig {
         kind: DatasetKind::Cifar100,
         dir: tmp.path().to_path_buf(),
@@ -56,9 +49,7 @@ fn cifar100_train_file_to_lab_tensors() {
     let mut rgb = vec![0u8; 50_000 * 3072];
     {
         use rayon::prelude::*;
-        rgb.par_chunks_mut(3072)
-            .enumerate()
-            .for_each(|(i, out)| ds.train.read_rgb(i, out).unwrap());
+        rgb.par_chunks_mut(3072).enumerate().for_each(|(i, out)| ds.train.read_rgb(i, out).unwrap());
     }
     let read_s = t.elapsed().as_secs_f64();
     drop(rgb);
@@ -67,10 +58,7 @@ fn cifar100_train_file_to_lab_tensors() {
         let t = Instant::now();
         let batch = prepare(ds.train.as_ref(), &indices, ColorSpace::Lab).unwrap();
         times.push(t.elapsed().as_secs_f64());
-        assert_eq!(
-            (batch.n, batch.gray.len(), batch.chroma.len()),
-            (50_000, 50_000 * 1024, 50_000 * 2048)
-        );
+        assert_eq!((batch.n, batch.gray.len(), batch.chroma.len()), (50_000, 50_000 * 1024, 50_000 * 2048));
         assert!(batch.gray.iter().all(|v| (0.0..=1.0001).contains(v)));
         drop(batch);
     }
@@ -78,11 +66,7 @@ fn cifar100_train_file_to_lab_tensors() {
     println!(
         "CIFAR-100 train (50,000 images, 153.7 MB), {threads} threads, {} build: open (read + validate) {:.3} s; \
          read_rgb of all {:.3} s; prepare all -> Lab tensors: best {:.3} s, median {:.3} s, worst {:.3} s",
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         open_s,
         read_s,
         times[0],

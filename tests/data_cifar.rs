@@ -10,14 +10,7 @@ use sweep::color::ColorSpace;
 use sweep::data::{self, DataConfig, DatasetKind, ImageSource, prepare};
 
 fn config(kind: DatasetKind, dir: &Path) -> DataConfig {
-    DataConfig {
-        kind,
-        dir: dir.to_path_buf(),
-        image_size: 32,
-        train_images: 0,
-        val_images: 0,
-        data_seed: 0,
-    }
+    DataConfig { kind, dir: dir.to_path_buf(), image_size: 32, train_images: 0, val_images: 0, data_seed: 0 }
 }
 
 fn read(src: &dyn ImageSource, i: usize) -> Vec<u8> {
@@ -40,20 +33,14 @@ fn cifar100_parses_fine_labels_and_pixels() {
         assert_eq!(ds.name, "cifar100");
         assert_eq!(ds.classes.len(), 100);
         assert_eq!(ds.classes[42], "fine_42");
-        assert_eq!(
-            (ds.train.len(), ds.val.len(), ds.train.side()),
-            (250, 40, 32)
-        );
+        assert_eq!((ds.train.len(), ds.val.len(), ds.train.side()), (250, 40, 32));
         assert_eq!(ds.train.label(0), 0);
         assert_eq!(ds.train.label(137), 37, "fine label, not coarse");
         assert_eq!(ds.val.label(39), 39);
         let img = read(ds.train.as_ref(), 137);
         assert_eq!(img, pixels(137));
         // Known positions: R at (x=5, y=0) = 137 + 5; G at (0, 3) = 24; B = 255 - 137.
-        assert_eq!(
-            (img[5], img[1024 + 3 * 32], img[2048 + 500]),
-            (142, 24, 118)
-        );
+        assert_eq!((img[5], img[1024 + 3 * 32], img[2048 + 500]), (142, 24, 118));
     }
 }
 
@@ -62,21 +49,7 @@ fn cifar10_concatenates_the_five_batches_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     write_cifar10(tmp.path(), 12, 7);
     let ds = data::open(&config(DatasetKind::Cifar10, tmp.path())).unwrap();
-    assert_eq!(
-        ds.classes,
-        [
-            "airplane",
-            "automobile",
-            "bird",
-            "cat",
-            "deer",
-            "dog",
-            "frog",
-            "horse",
-            "ship",
-            "truck"
-        ]
-    );
+    assert_eq!(ds.classes, ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]);
     assert_eq!((ds.train.len(), ds.val.len()), (60, 7));
     for i in [0, 11, 12, 25, 59] {
         assert_eq!(ds.train.label(i), i % 10);
@@ -138,10 +111,7 @@ fn truncated_file_is_an_error_naming_it() {
     fs::write(&path, &bytes).unwrap();
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
     assert!(msg.contains(&path.display().to_string()), "{msg}");
-    assert!(
-        msg.contains(&(5 * 3074 - 1000).to_string()) && msg.contains("3074"),
-        "{msg}"
-    );
+    assert!(msg.contains(&(5 * 3074 - 1000).to_string()) && msg.contains("3074"), "{msg}");
     assert!(msg.contains("truncated"), "{msg}");
 }
 
@@ -154,10 +124,7 @@ fn label_out_of_range_names_file_and_record() {
     bytes[7 * 3074 + 1] = 100; // fine label 100 in record 7
     fs::write(&path, &bytes).unwrap();
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
-    assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("record 7"),
-        "{msg}"
-    );
+    assert!(msg.contains(&path.display().to_string()) && msg.contains("record 7"), "{msg}");
     assert!(msg.contains("100"), "{msg}");
 
     // A bad coarse label is caught too.
@@ -175,10 +142,7 @@ fn label_out_of_range_names_file_and_record() {
     bytes[2 * 3073] = 10;
     fs::write(&path, &bytes).unwrap();
     let msg = error_of(&config(DatasetKind::Cifar10, tmp.path()));
-    assert!(
-        msg.contains(&path.display().to_string()) && msg.contains("record 2"),
-        "{msg}"
-    );
+    assert!(msg.contains(&path.display().to_string()) && msg.contains("record 2"), "{msg}");
 }
 
 #[test]
@@ -186,42 +150,27 @@ fn missing_files_name_the_path_and_the_fetch_command() {
     let tmp = tempfile::tempdir().unwrap();
     // Nothing there at all.
     let msg = error_of(&config(DatasetKind::Cifar100, &tmp.path().join("nope")));
-    assert!(
-        msg.contains("nope") && msg.contains("sweep data fetch cifar100 --dir"),
-        "{msg}"
-    );
+    assert!(msg.contains("nope") && msg.contains("sweep data fetch cifar100 --dir"), "{msg}");
     // An empty folder.
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
-    assert!(
-        msg.contains("train.bin") && msg.contains("sweep data fetch cifar100 --dir"),
-        "{msg}"
-    );
+    assert!(msg.contains("train.bin") && msg.contains("sweep data fetch cifar100 --dir"), "{msg}");
     // One file missing.
     let folder = write_cifar100(tmp.path(), 3, 3);
     fs::remove_file(folder.join("test.bin")).unwrap();
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
-    assert!(
-        msg.contains(&folder.join("test.bin").display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains(&folder.join("test.bin").display().to_string()), "{msg}");
     assert!(msg.contains("sweep data fetch cifar100 --dir"), "{msg}");
     // The class names file missing.
     fs::write(folder.join("test.bin"), cifar100_bytes(3)).unwrap();
     fs::remove_file(folder.join("fine_label_names.txt")).unwrap();
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
-    assert!(
-        msg.contains("fine_label_names.txt") && msg.contains("fetch"),
-        "{msg}"
-    );
+    assert!(msg.contains("fine_label_names.txt") && msg.contains("fetch"), "{msg}");
     // CIFAR-10 missing its fourth batch.
     let tmp = tempfile::tempdir().unwrap();
     let folder = write_cifar10(tmp.path(), 2, 2);
     fs::remove_file(folder.join("data_batch_4.bin")).unwrap();
     let msg = error_of(&config(DatasetKind::Cifar10, tmp.path()));
-    assert!(
-        msg.contains("data_batch_4.bin") && msg.contains("sweep data fetch cifar10 --dir"),
-        "{msg}"
-    );
+    assert!(msg.contains("data_batch_4.bin") && msg.contains("sweep data fetch cifar10 --dir"), "{msg}");
 }
 
 #[test]
@@ -238,10 +187,7 @@ fn wrong_number_of_class_names_and_empty_files_are_errors() {
     let folder = write_cifar100(tmp.path(), 3, 3);
     fs::write(folder.join("fine_label_names.txt"), "a\nb\n").unwrap();
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
-    assert!(
-        msg.contains("fine_label_names.txt") && msg.contains("2 class names"),
-        "{msg}"
-    );
+    assert!(msg.contains("fine_label_names.txt") && msg.contains("2 class names"), "{msg}");
     fs::write(folder.join("fine_label_names.txt"), fine_names()).unwrap();
     fs::write(folder.join("train.bin"), b"").unwrap();
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));

@@ -68,11 +68,7 @@ fn serve(
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
-    let target = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("")
-        .to_string();
+    let target = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
     let mut range = None;
     loop {
         let mut line = String::new();
@@ -85,18 +81,11 @@ fn serve(
             range = Some(v.trim().to_string());
         }
     }
-    seen.lock().unwrap().push(Seen {
-        path: target.clone(),
-        range: range.clone(),
-    });
+    seen.lock().unwrap().push(Seen { path: target.clone(), range: range.clone() });
     let mut out = stream;
     if target != path {
         let msg = b"not here";
-        write!(
-            out,
-            "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            msg.len()
-        )?;
+        write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", msg.len())?;
         out.write_all(msg)?;
         return out.flush();
     }
@@ -115,14 +104,9 @@ fn serve(
             )?;
             return out.flush();
         }
-        Some(s) => (
-            format!(
-                "206 Partial Content\r\nContent-Range: bytes {s}-{}/{}",
-                body.len() - 1,
-                body.len()
-            ),
-            &body[s..],
-        ),
+        Some(s) => {
+            (format!("206 Partial Content\r\nContent-Range: bytes {s}-{}/{}", body.len() - 1, body.len()), &body[s..])
+        }
         None => ("200 OK".to_string(), body),
     };
     write!(
@@ -155,17 +139,8 @@ fn archive() -> Vec<u8> {
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("train.bin", record_file(60)),
         ("test.bin", record_file(10)),
-        (
-            "fine_label_names.txt",
-            data_support::fine_names().into_bytes(),
-        ),
-        (
-            "coarse_label_names.txt",
-            (0..20)
-                .map(|i| format!("c{i}\n"))
-                .collect::<String>()
-                .into_bytes(),
-        ),
+        ("fine_label_names.txt", data_support::fine_names().into_bytes()),
+        ("coarse_label_names.txt", (0..20).map(|i| format!("c{i}\n")).collect::<String>().into_bytes()),
     ];
     tar_gz("cifar-100-binary", &files)
 }
@@ -178,31 +153,24 @@ fn tar_gz(folder: &str, files: &[(&str, Vec<u8>)]) -> Vec<u8> {
     dir.set_mode(0o755);
     dir.set_size(0);
     dir.set_cksum();
-    tar.append_data(&mut dir, format!("{folder}/"), std::io::empty())
-        .unwrap();
+    tar.append_data(&mut dir, format!("{folder}/"), std::io::empty()).unwrap();
     for (name, bytes) in files {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        tar.append_data(&mut h, format!("{folder}/{name}"), bytes.as_slice())
-            .unwrap();
+        tar.append_data(&mut h, format!("{folder}/{name}"), bytes.as_slice()).unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap()
 }
 
 fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match fs::read_dir(dir) {
-        Ok(rd) => rd
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect(),
+        Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
     };
     v.sort();
@@ -234,18 +202,11 @@ fn full_download_then_nothing_to_do() {
     let url = format!("{}/{NAME}", server.base);
     let folder = fetch_from(DatasetKind::Cifar100, &dir, &url, &md5_hex(&body)).unwrap();
     assert_eq!(folder, dir.join("cifar-100-binary"));
-    assert_eq!(
-        entries(&dir),
-        ["cifar-100-binary"],
-        "archive, .part and temporary folders are gone"
-    );
+    assert_eq!(entries(&dir), ["cifar-100-binary"], "archive, .part and temporary folders are gone");
     check_data_set(&dir);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        (seen[0].path.as_str(), seen[0].range.as_deref()),
-        ("/cifar-100-binary.tar.gz", None)
-    );
+    assert_eq!((seen[0].path.as_str(), seen[0].range.as_deref()), ("/cifar-100-binary.tar.gz", None));
     // Already there: no request at all.
     fetch_from(DatasetKind::Cifar100, &dir, &url, &md5_hex(&body)).unwrap();
     fetch::fetch(DatasetKind::Cifar100, &dir, Some(&server.base)).unwrap();
@@ -256,15 +217,7 @@ fn full_download_then_nothing_to_do() {
 fn a_cut_connection_is_resumed_with_range() {
     let body = archive();
     let cut = body.len() * 2 / 5;
-    let server = Server::start(
-        NAME,
-        body.clone(),
-        Behaviour {
-            cuts: 2,
-            cut_after: cut,
-            ..Default::default()
-        },
-    );
+    let server = Server::start(NAME, body.clone(), Behaviour { cuts: 2, cut_after: cut, ..Default::default() });
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("{}/{NAME}", server.base);
     fetch_from(DatasetKind::Cifar100, tmp.path(), &url, &md5_hex(&body)).unwrap();
@@ -273,14 +226,7 @@ fn a_cut_connection_is_resumed_with_range() {
     // First request whole, cut after `cut` bytes; the second asks for the rest, is cut again after `cut`
     // more; the third completes it.
     let ranges: Vec<Option<String>> = server.seen().into_iter().map(|s| s.range).collect();
-    assert_eq!(
-        ranges,
-        [
-            None,
-            Some(format!("bytes={cut}-")),
-            Some(format!("bytes={}-", 2 * cut))
-        ]
-    );
+    assert_eq!(ranges, [None, Some(format!("bytes={cut}-")), Some(format!("bytes={}-", 2 * cut))]);
 }
 
 #[test]
@@ -290,55 +236,26 @@ fn a_partial_file_from_an_earlier_run_is_resumed() {
     let tmp = tempfile::tempdir().unwrap();
     let k = body.len() / 3;
     fs::write(tmp.path().join(format!("{NAME}.part")), &body[..k]).unwrap();
-    fetch_from(
-        DatasetKind::Cifar100,
-        tmp.path(),
-        &format!("{}/{NAME}", server.base),
-        &md5_hex(&body),
-    )
-    .unwrap();
+    fetch_from(DatasetKind::Cifar100, tmp.path(), &format!("{}/{NAME}", server.base), &md5_hex(&body)).unwrap();
     check_data_set(tmp.path());
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        seen[0].range.as_deref(),
-        Some(format!("bytes={k}-").as_str())
-    );
+    assert_eq!(seen[0].range.as_deref(), Some(format!("bytes={k}-").as_str()));
 }
 
 #[test]
 fn a_server_that_ignores_range_restarts_the_download() {
     let body = archive();
     let cut = body.len() / 2;
-    let server = Server::start(
-        NAME,
-        body.clone(),
-        Behaviour {
-            ignore_range: true,
-            cuts: 1,
-            cut_after: cut,
-        },
-    );
+    let server = Server::start(NAME, body.clone(), Behaviour { ignore_range: true, cuts: 1, cut_after: cut });
     let tmp = tempfile::tempdir().unwrap();
     // A stale partial file with wrong bytes: appending to it would break the checksum.
     fs::write(tmp.path().join(format!("{NAME}.part")), vec![0xAB; 1000]).unwrap();
-    fetch_from(
-        DatasetKind::Cifar100,
-        tmp.path(),
-        &format!("{}/{NAME}", server.base),
-        &md5_hex(&body),
-    )
-    .unwrap();
+    fetch_from(DatasetKind::Cifar100, tmp.path(), &format!("{}/{NAME}", server.base), &md5_hex(&body)).unwrap();
     check_data_set(tmp.path());
     assert_eq!(entries(tmp.path()), ["cifar-100-binary"]);
     let ranges: Vec<Option<String>> = server.seen().into_iter().map(|s| s.range).collect();
-    assert_eq!(
-        ranges,
-        [
-            Some("bytes=1000-".to_string()),
-            Some(format!("bytes={cut}-"))
-        ]
-    );
+    assert_eq!(ranges, [Some("bytes=1000-".to_string()), Some(format!("bytes={cut}-"))]);
 }
 
 #[test]
@@ -347,13 +264,7 @@ fn a_complete_partial_file_is_accepted_after_416() {
     let server = Server::start(NAME, body.clone(), Behaviour::default());
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join(format!("{NAME}.part")), &body).unwrap();
-    fetch_from(
-        DatasetKind::Cifar100,
-        tmp.path(),
-        &format!("{}/{NAME}", server.base),
-        &md5_hex(&body),
-    )
-    .unwrap();
+    fetch_from(DatasetKind::Cifar100, tmp.path(), &format!("{}/{NAME}", server.base), &md5_hex(&body)).unwrap();
     check_data_set(tmp.path());
     assert_eq!(server.seen().len(), 1);
 }
@@ -365,28 +276,15 @@ fn checksum_mismatch_leaves_nothing_behind() {
     let url = format!("{}/{NAME}", server.base);
     // Into an existing folder: it is left as it was (empty).
     let tmp = tempfile::tempdir().unwrap();
-    let msg = format!(
-        "{:#}",
-        fetch_from(DatasetKind::Cifar100, tmp.path(), &url, &"0".repeat(32)).unwrap_err()
-    );
-    assert!(
-        msg.contains("checksum mismatch") && msg.contains(&md5_hex(&body)),
-        "{msg}"
-    );
-    assert!(
-        entries(tmp.path()).is_empty(),
-        "left behind: {:?}",
-        entries(tmp.path())
-    );
+    let msg = format!("{:#}", fetch_from(DatasetKind::Cifar100, tmp.path(), &url, &"0".repeat(32)).unwrap_err());
+    assert!(msg.contains("checksum mismatch") && msg.contains(&md5_hex(&body)), "{msg}");
+    assert!(entries(tmp.path()).is_empty(), "left behind: {:?}", entries(tmp.path()));
     // Into a folder that did not exist: not even the folder remains.
     let dir = tmp.path().join("new");
     fetch_from(DatasetKind::Cifar100, &dir, &url, &"0".repeat(32)).unwrap_err();
     assert!(!dir.exists());
     // The production entry point checks the published checksum, which our small archive cannot match.
-    let msg = format!(
-        "{:#}",
-        fetch::fetch(DatasetKind::Cifar100, &dir, Some(&server.base)).unwrap_err()
-    );
+    let msg = format!("{:#}", fetch::fetch(DatasetKind::Cifar100, &dir, Some(&server.base)).unwrap_err());
     assert!(msg.contains(CIFAR100_ARCHIVE.md5), "{msg}");
     assert!(!dir.exists());
 }
@@ -399,26 +297,15 @@ fn http_errors_and_bad_archives_leave_nothing_behind() {
     let dir = tmp.path().join("d");
     let msg = format!(
         "{:#}",
-        fetch_from(
-            DatasetKind::Cifar100,
-            &dir,
-            &format!("{}/missing.tar.gz", server.base),
-            &md5_hex(&body)
-        )
-        .unwrap_err()
+        fetch_from(DatasetKind::Cifar100, &dir, &format!("{}/missing.tar.gz", server.base), &md5_hex(&body))
+            .unwrap_err()
     );
     assert!(msg.contains("404"), "{msg}");
     assert!(!dir.exists());
     // An archive with the right checksum but the wrong layout (CIFAR-10 asked for).
     let msg = format!(
         "{:#}",
-        fetch_from(
-            DatasetKind::Cifar10,
-            &dir,
-            &format!("{}/{NAME}", server.base),
-            &md5_hex(&body)
-        )
-        .unwrap_err()
+        fetch_from(DatasetKind::Cifar10, &dir, &format!("{}/{NAME}", server.base), &md5_hex(&body)).unwrap_err()
     );
     assert!(msg.contains("cifar-10-batches-bin"), "{msg}");
     assert!(!dir.exists(), "left behind: {:?}", entries(&dir));
@@ -434,13 +321,7 @@ fn an_incomplete_data_set_is_replaced() {
     let stale = tmp.path().join("cifar-100-binary");
     fs::create_dir_all(&stale).unwrap();
     fs::write(stale.join("train.bin"), b"half").unwrap();
-    fetch_from(
-        DatasetKind::Cifar100,
-        tmp.path(),
-        &format!("{}/{NAME}", server.base),
-        &md5_hex(&body),
-    )
-    .unwrap();
+    fetch_from(DatasetKind::Cifar100, tmp.path(), &format!("{}/{NAME}", server.base), &md5_hex(&body)).unwrap();
     check_data_set(tmp.path());
     assert_eq!(entries(tmp.path()), ["cifar-100-binary"]);
     assert_eq!(server.seen().len(), 1);

@@ -26,9 +26,7 @@ fn not_found_server() -> (String, mpsc::Receiver<String>) {
                 }
             }
             let _ = tx.send(line.split_whitespace().nth(1).unwrap_or("").to_string());
-            let _ = stream.write_all(
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         }
     });
     (base, rx)
@@ -42,10 +40,7 @@ fn mirror_from_env_and_argument() {
     // SAFETY: the only test in this binary; no other thread reads the environment concurrently.
     unsafe { std::env::set_var(MIRROR_ENV, format!("{base}/mirror/")) };
     let msg = format!("{:#}", fetch(DatasetKind::Cifar10, &dir, None).unwrap_err());
-    assert!(
-        msg.contains("404") && msg.contains("/mirror/cifar-10-binary.tar.gz"),
-        "{msg}"
-    );
+    assert!(msg.contains("404") && msg.contains("/mirror/cifar-10-binary.tar.gz"), "{msg}");
     assert_eq!(seen.recv().unwrap(), "/mirror/cifar-10-binary.tar.gz");
     // The argument wins over the environment.
     fetch(DatasetKind::Cifar100, &dir, Some(&format!("{base}/arg"))).unwrap_err();

@@ -32,16 +32,8 @@ fn flat(w: u32, h: u32, c: [u8; 3]) -> RgbImage {
 fn save(img: &RgbImage, path: &Path) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     // Format from the extension, whatever its case.
-    let ext = path
-        .extension()
-        .unwrap()
-        .to_string_lossy()
-        .to_ascii_lowercase();
-    let format = if ext == "png" {
-        image::ImageFormat::Png
-    } else {
-        image::ImageFormat::Jpeg
-    };
+    let ext = path.extension().unwrap().to_string_lossy().to_ascii_lowercase();
+    let format = if ext == "png" { image::ImageFormat::Png } else { image::ImageFormat::Jpeg };
     img.save_with_format(path, format).unwrap();
 }
 
@@ -53,11 +45,7 @@ fn splits(root: &Path, cfg: &DataConfig) -> BTreeMap<String, &'static str> {
     for (split, src) in [("train", &ds.train), ("val", &ds.val)] {
         for i in 0..src.len() {
             let path = PathBuf::from(src.item_name(i));
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
             assert_eq!(is_validation(&rel, cfg.data_seed), split == "val", "{rel}");
             assert!(map.insert(rel, split).is_none());
         }
@@ -84,10 +72,7 @@ fn scans_classes_extensions_and_sizes() {
     let root = tmp.path();
     save(&flat(40, 30, [250, 10, 10]), &root.join("red/a.PNG"));
     save(&flat(30, 40, [250, 10, 10]), &root.join("red/b.Jpg"));
-    save(
-        &flat(30, 40, [250, 10, 10]),
-        &root.join("red/nested/c.jpeg"),
-    );
+    save(&flat(30, 40, [250, 10, 10]), &root.join("red/nested/c.jpeg"));
     save(&flat(17, 17, [10, 10, 250]), &root.join("blue/x.png"));
     fs::write(root.join("blue/notes.txt"), "not an image").unwrap();
     fs::write(root.join("blue/.hidden.png"), "hidden, skipped").unwrap();
@@ -104,12 +89,7 @@ fn scans_classes_extensions_and_sizes() {
             assert_eq!(img.len(), 3 * 16 * 16);
             let mean_r = img[..256].iter().map(|&v| v as f32).sum::<f32>() / 256.0;
             let expect_red = src.label(i) == 1;
-            assert_eq!(
-                mean_r > 128.0,
-                expect_red,
-                "image {i} label {}",
-                src.label(i)
-            );
+            assert_eq!(mean_r > 128.0, expect_red, "image {i} label {}", src.label(i));
         }
     }
     // Limits pick a deterministic subset.
@@ -118,12 +98,8 @@ fn scans_classes_extensions_and_sizes() {
     let b = data::open(&cfg).unwrap();
     assert_eq!(a.train.len(), 2.min(ds.train.len()));
     assert_eq!(
-        (0..a.train.len())
-            .map(|i| read(a.train.as_ref(), i).unwrap())
-            .collect::<Vec<_>>(),
-        (0..b.train.len())
-            .map(|i| read(b.train.as_ref(), i).unwrap())
-            .collect::<Vec<_>>()
+        (0..a.train.len()).map(|i| read(a.train.as_ref(), i).unwrap()).collect::<Vec<_>>(),
+        (0..b.train.len()).map(|i| read(b.train.as_ref(), i).unwrap()).collect::<Vec<_>>()
     );
 }
 
@@ -151,10 +127,7 @@ fn hash_split_is_about_ten_percent_and_stable_when_files_are_added() {
     // Another seed gives another split.
     let mut other = cfg.clone();
     other.data_seed = 99;
-    let moved = before
-        .keys()
-        .filter(|p| is_validation(p, 99) != is_validation(p, 0))
-        .count();
+    let moved = before.keys().filter(|p| is_validation(p, 99) != is_validation(p, 0)).count();
     assert!(moved > 10, "seed changes the split ({moved} moved)");
     let _ = data::open(&other).unwrap();
 }
@@ -164,14 +137,8 @@ fn explicit_train_and_val_folders_are_used() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     for i in 0..5 {
-        save(
-            &flat(8, 8, [200, 0, 0]),
-            &root.join(format!("train/cat/{i}.png")),
-        );
-        save(
-            &flat(8, 8, [0, 200, 0]),
-            &root.join(format!("train/dog/{i}.png")),
-        );
+        save(&flat(8, 8, [200, 0, 0]), &root.join(format!("train/cat/{i}.png")));
+        save(&flat(8, 8, [0, 200, 0]), &root.join(format!("train/dog/{i}.png")));
     }
     save(&flat(8, 8, [0, 200, 0]), &root.join("val/dog/v.png"));
     let ds = data::open(&config(root, 8)).unwrap();
@@ -189,20 +156,10 @@ fn gray_rgba_and_16_bit_images_become_rgb8() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     fs::create_dir_all(root.join("c")).unwrap();
-    ImageBuffer::<Luma<u8>, _>::from_pixel(10, 10, Luma([77]))
-        .save(root.join("c/gray.png"))
-        .unwrap();
-    ImageBuffer::<Rgba<u8>, _>::from_pixel(10, 10, Rgba([10, 20, 30, 128]))
-        .save(root.join("c/rgba.png"))
-        .unwrap();
-    ImageBuffer::<Rgb<u16>, _>::from_pixel(10, 10, Rgb([65535, 32896, 0]))
-        .save(root.join("c/deep.png"))
-        .unwrap();
-    let files = vec![
-        (root.join("c/gray.png"), 0),
-        (root.join("c/rgba.png"), 0),
-        (root.join("c/deep.png"), 0),
-    ];
+    ImageBuffer::<Luma<u8>, _>::from_pixel(10, 10, Luma([77])).save(root.join("c/gray.png")).unwrap();
+    ImageBuffer::<Rgba<u8>, _>::from_pixel(10, 10, Rgba([10, 20, 30, 128])).save(root.join("c/rgba.png")).unwrap();
+    ImageBuffer::<Rgb<u16>, _>::from_pixel(10, 10, Rgb([65535, 32896, 0])).save(root.join("c/deep.png")).unwrap();
+    let files = vec![(root.join("c/gray.png"), 0), (root.join("c/rgba.png"), 0), (root.join("c/deep.png"), 0)];
     let src = FolderSource::new(files, 6);
     let px = |i| {
         let img = read(&src, i).unwrap();
@@ -217,13 +174,7 @@ fn gray_rgba_and_16_bit_images_become_rgb8() {
 fn centre_crop_keeps_the_middle() {
     let tmp = tempfile::tempdir().unwrap();
     // 90x30: left and right thirds black, middle third white -> the square crop is all white.
-    let img = RgbImage::from_fn(90, 30, |x, _| {
-        if (30..60).contains(&x) {
-            Rgb([255; 3])
-        } else {
-            Rgb([0; 3])
-        }
-    });
+    let img = RgbImage::from_fn(90, 30, |x, _| if (30..60).contains(&x) { Rgb([255; 3]) } else { Rgb([0; 3]) });
     save(&img, &tmp.path().join("c/wide.png"));
     let src = FolderSource::new(vec![(tmp.path().join("c/wide.png"), 0)], 12);
     assert!(read(&src, 0).unwrap().iter().all(|&v| v >= 250));
@@ -234,23 +185,13 @@ fn corrupt_images_are_errors_naming_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let good = root.join("c/good.jpg");
-    save(
-        &RgbImage::from_fn(64, 64, |x, y| Rgb([x as u8 * 4, y as u8 * 4, 128])),
-        &good,
-    );
+    save(&RgbImage::from_fn(64, 64, |x, y| Rgb([x as u8 * 4, y as u8 * 4, 128])), &good);
     let truncated = root.join("c/truncated.jpg");
     let bytes = fs::read(&good).unwrap();
     fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
     let garbage = root.join("c/garbage.JPG");
     fs::write(&garbage, b"this is not a JPEG at all").unwrap();
-    let src = FolderSource::new(
-        vec![
-            (good.clone(), 0),
-            (truncated.clone(), 0),
-            (garbage.clone(), 0),
-        ],
-        16,
-    );
+    let src = FolderSource::new(vec![(good.clone(), 0), (truncated.clone(), 0), (garbage.clone(), 0)], 16);
     read(&src, 0).unwrap();
     for (i, path) in [(1, &truncated), (2, &garbage)] {
         let msg = format!("{:#}", read(&src, i).unwrap_err());
@@ -258,10 +199,7 @@ fn corrupt_images_are_errors_naming_the_file() {
         assert!(msg.contains("decode") || msg.contains("format"), "{msg}");
     }
     // Through prepare as well: the batch fails, naming the file.
-    let msg = format!(
-        "{:#}",
-        data::prepare(&src, &[0, 2], sweep::color::ColorSpace::Lab).unwrap_err()
-    );
+    let msg = format!("{:#}", data::prepare(&src, &[0, 2], sweep::color::ColorSpace::Lab).unwrap_err());
     assert!(msg.contains("garbage.JPG"), "{msg}");
 }
 
@@ -271,15 +209,9 @@ fn bad_roots_are_errors() {
     let root = tmp.path();
     let err = |cfg: &DataConfig| format!("{:#}", data::open(cfg).unwrap_err());
     let msg = err(&config(&root.join("missing"), 8));
-    assert!(
-        msg.contains("missing") && msg.contains("does not exist"),
-        "{msg}"
-    );
+    assert!(msg.contains("missing") && msg.contains("does not exist"), "{msg}");
     let msg = err(&config(root, 8));
-    assert!(
-        msg.contains("empty") && msg.contains(&root.display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains("empty") && msg.contains(&root.display().to_string()), "{msg}");
     fs::write(root.join("file.png"), b"x").unwrap();
     let msg = err(&config(&root.join("file.png"), 8));
     assert!(msg.contains("not a folder"), "{msg}");
@@ -326,13 +258,7 @@ fn real_photos_load_at_64() {
     let batch_means: Vec<[f64; 3]> = all
         .iter()
         .map(|img| {
-            std::array::from_fn(|c| {
-                img[c * 4096..(c + 1) * 4096]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-                    / 4096.0
-            })
+            std::array::from_fn(|c| img[c * 4096..(c + 1) * 4096].iter().map(|&v| v as f64).sum::<f64>() / 4096.0)
         })
         .collect();
     for f in &files {
@@ -348,13 +274,7 @@ fn real_photos_load_at_64() {
             }
         }
         m.iter_mut().for_each(|v| *v /= (s * s) as f64);
-        let close = batch_means
-            .iter()
-            .any(|b| (0..3).all(|c| (b[c] - m[c]).abs() < 3.0));
-        assert!(
-            close,
-            "{}: no 64px image has its mean colour {m:?}",
-            f.display()
-        );
+        let close = batch_means.iter().any(|b| (0..3).all(|c| (b[c] - m[c]).abs() < 3.0));
+        assert!(close, "{}: no 64px image has its mean colour {m:?}", f.display());
     }
 }

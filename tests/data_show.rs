@@ -53,10 +53,7 @@ fn contact_sheet_pairs_colour_and_gray_upscaled() {
     for y in 0..32 {
         for x in 0..32 {
             let g = gray_at(x, y);
-            assert!(
-                g[0].abs_diff(g[1]) <= 1 && g[1].abs_diff(g[2]) <= 1,
-                "gray pixel {g:?} is not neutral"
-            );
+            assert!(g[0].abs_diff(g[1]) <= 1 && g[1].abs_diff(g[2]) <= 1, "gray pixel {g:?} is not neutral");
         }
     }
     let (mut dark, mut bright) = ((0, 0), (0, 0));
@@ -70,9 +67,7 @@ fn contact_sheet_pairs_colour_and_gray_upscaled() {
             }
         }
     }
-    assert!(
-        gray_at(dark.0 as u32, dark.1 as u32)[0] < gray_at(bright.0 as u32, bright.1 as u32)[0]
-    );
+    assert!(gray_at(dark.0 as u32, dark.1 as u32)[0] < gray_at(bright.0 as u32, bright.1 as u32)[0]);
 }
 
 #[test]
@@ -86,49 +81,22 @@ fn contact_sheet_in_every_space_and_size_and_errors() {
             assert!(w > 2 * size as u32 && h > size as u32);
         }
     }
-    let msg = format!(
-        "{:#}",
-        contact_sheet(
-            &synthetic(8, 3),
-            ColorSpace::Lab,
-            0,
-            &tmp.path().join("x.png")
-        )
-        .unwrap_err()
-    );
+    let msg =
+        format!("{:#}", contact_sheet(&synthetic(8, 3), ColorSpace::Lab, 0, &tmp.path().join("x.png")).unwrap_err());
     assert!(msg.contains("no images"), "{msg}");
     // Writing into a path whose parent is a file fails with an error, not a panic.
     std::fs::write(tmp.path().join("file"), b"").unwrap();
-    assert!(
-        contact_sheet(
-            &synthetic(8, 3),
-            ColorSpace::Lab,
-            2,
-            &tmp.path().join("file/x.png")
-        )
-        .is_err()
-    );
+    assert!(contact_sheet(&synthetic(8, 3), ColorSpace::Lab, 2, &tmp.path().join("file/x.png")).is_err());
 }
 
 #[test]
 fn describe_counts_per_split_and_class() {
     let text = describe(&synthetic(16, 12));
-    assert!(
-        text.starts_with(
-            "synthetic: 8 classes, 16x16 pixels, 16 training and 12 validation images"
-        ),
-        "{text}"
-    );
+    assert!(text.starts_with("synthetic: 8 classes, 16x16 pixels, 16 training and 12 validation images"), "{text}");
     let balloon = text.lines().find(|l| l.contains("balloon")).unwrap();
-    assert_eq!(
-        balloon.split_whitespace().collect::<Vec<_>>(),
-        ["5", "balloon", "2", "1"]
-    );
+    assert_eq!(balloon.split_whitespace().collect::<Vec<_>>(), ["5", "balloon", "2", "1"]);
     let total = text.lines().last().unwrap();
-    assert_eq!(
-        total.split_whitespace().collect::<Vec<_>>(),
-        ["total", "16", "12"]
-    );
+    assert_eq!(total.split_whitespace().collect::<Vec<_>>(), ["total", "16", "12"]);
     // Columns line up: every table row has the same length.
     let rows: Vec<&str> = text.lines().skip(1).collect();
     assert!(rows.iter().all(|r| r.len() == rows[0].len()), "{text}");
@@ -147,9 +115,6 @@ fn describe_counts_per_split_and_class() {
     let text = describe(&ds);
     assert_eq!(text.lines().count(), 1 + 2 + 100 + 2);
     let row = text.lines().find(|l| l.contains("fine_7 ")).unwrap();
-    assert_eq!(
-        row.split_whitespace().collect::<Vec<_>>(),
-        ["7", "fine_7", "3", "1"]
-    );
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["7", "fine_7", "3", "1"]);
     assert_eq!(ds.train.len(), 300);
 }

@@ -39,14 +39,8 @@ fn defaults_and_labels() {
     let mut per_class = [0; 8];
     (0..40).for_each(|i| per_class[ds.train.label(i)] += 1);
     assert_eq!(per_class, [5; 8]);
-    assert!(
-        ds.train.read_rgb(40, &mut [0; 3 * 16 * 16]).is_err(),
-        "out of range index is an error"
-    );
-    assert!(
-        ds.train.read_rgb(0, &mut [0; 10]).is_err(),
-        "wrong buffer size is an error"
-    );
+    assert!(ds.train.read_rgb(40, &mut [0; 3 * 16 * 16]).is_err(), "out of range index is an error");
+    assert!(ds.train.read_rgb(0, &mut [0; 10]).is_err(), "wrong buffer size is an error");
 }
 
 #[test]
@@ -77,11 +71,7 @@ fn renders_at_any_size() {
             let img = image(&src, i);
             assert_eq!(img.len(), 3 * side * side);
             let (min, max) = (img.iter().min().unwrap(), img.iter().max().unwrap());
-            assert!(
-                max - min > 40,
-                "class {} at {side}px has almost no contrast ({min}..{max})",
-                class
-            );
+            assert!(max - min > 40, "class {} at {side}px has almost no contrast ({min}..{max})", class);
         }
     }
 }
@@ -108,21 +98,12 @@ fn the_same_scene_at_two_sizes_looks_alike() {
             }
         }
         let mean = err / (3.0 * 256.0);
-        assert!(
-            mean < 20.0,
-            "class {}: 16px and 64px renderings differ by {mean:.1} levels on average",
-            class
-        );
+        assert!(mean < 20.0, "class {}: 16px and 64px renderings differ by {mean:.1} levels on average", class);
     }
 }
 
 /// Mean (L, a, b) of rows `rows` over the images of `class` among the first `n` (Lab, 32 px).
-fn mean_lab(
-    src: &dyn ImageSource,
-    class: usize,
-    n: usize,
-    rows: std::ops::Range<usize>,
-) -> (f32, f32, f32) {
+fn mean_lab(src: &dyn ImageSource, class: usize, n: usize, rows: std::ops::Range<usize>) -> (f32, f32, f32) {
     let side = src.side();
     let hw = side * side;
     let idx: Vec<usize> = (0..n).filter(|&i| src.label(i) == class).collect();
@@ -149,10 +130,7 @@ fn determined_classes_have_their_colours() {
     let (_, _, sky_b) = mean_lab(&src, 0, 320, 0..4);
     let (_, grass_a, grass_b) = mean_lab(&src, 0, 320, 28..32);
     assert!(sky_b < -20.0, "landscape sky b = {sky_b}");
-    assert!(
-        grass_a < -15.0 && grass_b > 15.0,
-        "landscape grass a, b = {grass_a}, {grass_b}"
-    );
+    assert!(grass_a < -15.0 && grass_b > 15.0, "landscape grass a, b = {grass_a}, {grass_b}");
     // Sunset: warm sky (a > 0, b > 0), dark ground.
     let (_, sa, sb) = mean_lab(&src, 1, 320, 0..12);
     let (ground_l, _, _) = mean_lab(&src, 1, 320, 30..32);
@@ -162,16 +140,10 @@ fn determined_classes_have_their_colours() {
     let (_, _, water_b) = mean_lab(&src, 2, 320, 16..20);
     let (sand_l, _, sand_b) = mean_lab(&src, 2, 320, 30..32);
     assert!(water_b < -20.0, "sea water b = {water_b}");
-    assert!(
-        sand_b > 10.0 && sand_l > 60.0,
-        "sand L, b = {sand_l}, {sand_b}"
-    );
+    assert!(sand_b > 10.0 && sand_l > 60.0, "sand L, b = {sand_l}, {sand_b}");
     // Brick wall: red (a > 0) overall.
     let (_, brick_a, brick_b) = mean_lab(&src, 3, 320, 0..32);
-    assert!(
-        brick_a > 15.0 && brick_b > 10.0,
-        "brick a, b = {brick_a}, {brick_b}"
-    );
+    assert!(brick_a > 15.0 && brick_b > 10.0, "brick a, b = {brick_a}, {brick_b}");
     // Forest: green (a < 0) overall.
     let (_, forest_a, _) = mean_lab(&src, 4, 320, 0..24);
     assert!(forest_a < -5.0, "forest a = {forest_a}");
@@ -185,19 +157,11 @@ fn instance_chromas(src: &dyn ImageSource, class: usize, n: usize) -> Vec<(f32, 
     let batch = prepare(src, &idx, ColorSpace::Lab).unwrap();
     (0..idx.len())
         .map(|k| {
-            let mut px: Vec<(f32, f32)> = (0..hw)
-                .map(|p| {
-                    (
-                        batch.chroma[k * 2 * hw + p],
-                        batch.chroma[k * 2 * hw + hw + p],
-                    )
-                })
-                .collect();
+            let mut px: Vec<(f32, f32)> =
+                (0..hw).map(|p| (batch.chroma[k * 2 * hw + p], batch.chroma[k * 2 * hw + hw + p])).collect();
             px.sort_by(|x, y| y.0.hypot(y.1).total_cmp(&x.0.hypot(x.1)));
             let top = &px[..hw / 10];
-            let sum = top
-                .iter()
-                .fold((0.0, 0.0), |acc, c| (acc.0 + c.0, acc.1 + c.1));
+            let sum = top.iter().fold((0.0, 0.0), |acc, c| (acc.0 + c.0, acc.1 + c.1));
             (sum.0 / top.len() as f32, sum.1 / top.len() as f32)
         })
         .collect()
@@ -211,18 +175,12 @@ fn instance_hsv_hues(src: &dyn ImageSource, class: usize, n: usize) -> Vec<f32> 
     let batch = prepare(src, &idx, ColorSpace::Hsv).unwrap();
     (0..idx.len())
         .map(|k| {
-            let mut px: Vec<(f32, f32)> = (0..hw)
-                .map(|p| {
-                    (
-                        batch.chroma[k * 2 * hw + p],
-                        batch.chroma[k * 2 * hw + hw + p],
-                    )
-                })
-                .collect();
+            let mut px: Vec<(f32, f32)> =
+                (0..hw).map(|p| (batch.chroma[k * 2 * hw + p], batch.chroma[k * 2 * hw + hw + p])).collect();
             px.sort_by(|x, y| y.1.total_cmp(&x.1));
-            let (x, y) = px[..hw / 10].iter().fold((0.0f32, 0.0f32), |acc, &(h, _)| {
-                (acc.0 + h.to_radians().cos(), acc.1 + h.to_radians().sin())
-            });
+            let (x, y) = px[..hw / 10]
+                .iter()
+                .fold((0.0f32, 0.0f32), |acc, &(h, _)| (acc.0 + h.to_radians().cos(), acc.1 + h.to_radians().sin()));
             y.atan2(x)
         })
         .collect()
@@ -252,38 +210,20 @@ fn ambiguous_classes_have_random_hues_determined_ones_do_not() {
             sectors[((h / (PI / 3.0)) as usize).min(5)] += 1;
         }
         eprintln!("{}: R = {r}, sectors {sectors:?}", CLASSES[class]);
-        assert!(
-            r < 0.3,
-            "{}: hues too concentrated (R = {r})",
-            CLASSES[class]
-        );
-        assert!(
-            sectors.iter().all(|&s| s >= 3),
-            "{}: hue sectors {sectors:?}",
-            CLASSES[class]
-        );
+        assert!(r < 0.3, "{}: hues too concentrated (R = {r})", CLASSES[class]);
+        assert!(sectors.iter().all(|&s| s >= 3), "{}: hue sectors {sectors:?}", CLASSES[class]);
         // The regression optimum (the mean over instances) is washed out compared with each instance.
         let chromas = instance_chromas(&src, class, n);
-        let mean = chromas
-            .iter()
-            .fold((0.0, 0.0), |acc, c| (acc.0 + c.0, acc.1 + c.1));
+        let mean = chromas.iter().fold((0.0, 0.0), |acc, c| (acc.0 + c.0, acc.1 + c.1));
         let mean_mag = (mean.0 / chromas.len() as f32).hypot(mean.1 / chromas.len() as f32);
         let inst_mag = chromas.iter().map(|c| c.0.hypot(c.1)).sum::<f32>() / chromas.len() as f32;
-        assert!(
-            mean_mag < 0.3 * inst_mag,
-            "{}: mean chroma {mean_mag} vs per instance {inst_mag}",
-            CLASSES[class]
-        );
+        assert!(mean_mag < 0.3 * inst_mag, "{}: mean chroma {mean_mag} vs per instance {inst_mag}", CLASSES[class]);
     }
     // Classes with one dominant colour (landscape and sea have two regions; see the row tests above).
     for class in [1, 3, 4] {
         let r = hue_concentration(&instance_chromas(&src, class, n));
         eprintln!("{}: R = {r}", CLASSES[class]);
-        assert!(
-            r > 0.9,
-            "{}: hue should be consistent (R = {r})",
-            CLASSES[class]
-        );
+        assert!(r > 0.9, "{}: hue should be consistent (R = {r})", CLASSES[class]);
     }
 }
 
@@ -294,9 +234,8 @@ fn gray_features(gray: &[f32], side: usize) -> Vec<f32> {
     let block = side / 4;
     for by in 0..4 {
         for bx in 0..4 {
-            let vals: Vec<f32> = (0..block * block)
-                .map(|k| gray[(by * block + k / block) * side + bx * block + k % block])
-                .collect();
+            let vals: Vec<f32> =
+                (0..block * block).map(|k| gray[(by * block + k / block) * side + bx * block + k % block]).collect();
             let m = vals.iter().sum::<f32>() / vals.len() as f32;
             let v = vals.iter().map(|x| (x - m).powi(2)).sum::<f32>() / vals.len() as f32;
             f.push(m);
@@ -337,8 +276,7 @@ fn classes_are_distinguishable_in_gray() {
             let f = gray_features(&vb.gray[k * hw..(k + 1) * hw], side);
             let best = (0..8)
                 .min_by(|&a, &b| {
-                    let d =
-                        |c: &Vec<f32>| c.iter().zip(&f).map(|(c, f)| (c - f).powi(2)).sum::<f32>();
+                    let d = |c: &Vec<f32>| c.iter().zip(&f).map(|(c, f)| (c - f).powi(2)).sum::<f32>();
                     d(&centroids[a]).total_cmp(&d(&centroids[b]))
                 })
                 .unwrap();

@@ -1,11 +1,32 @@
-//! `sweep data fetch` and `sweep data show`.
+//! `sweep data fetch` (download, verify, unpack) and `sweep data show` (contact sheet and counts).
 
-use super::{CmdResult, FetchArgs, ShowArgs};
+use std::path::Path;
 
-pub fn fetch(_args: FetchArgs) -> CmdResult {
-    Err(anyhow::anyhow!("data fetch lands with the data module").into())
+use super::{CmdResult, FetchArgs, FetchName, ShowArgs};
+use crate::data::DatasetKind;
+use crate::spec::{Spec, plan};
+
+pub fn fetch(args: FetchArgs) -> CmdResult {
+    let kind = match args.name {
+        FetchName::Cifar10 => DatasetKind::Cifar10,
+        FetchName::Cifar100 => DatasetKind::Cifar100,
+    };
+    let mirror = args.mirror.or_else(|| std::env::var("SWEEP_CIFAR_MIRROR").ok());
+    let folder = crate::data::fetch::fetch(kind, &args.dir, mirror.as_deref())?;
+    println!("{} is ready in {}", kind.name(), folder.display());
+    println!("use it with: --set dataset={} --set data_dir={}", kind.name(), args.dir.display());
+    Ok(())
 }
 
-pub fn show(_args: ShowArgs) -> CmdResult {
-    Err(anyhow::anyhow!("data show lands with the data module").into())
+pub fn show(args: ShowArgs) -> CmdResult {
+    // The data keys go through the spec machinery, so they are typed and checked like a spec's.
+    let text = format!("[sweep]\nname = \"data\"\n[base]\ndataset = {}\n", toml::Value::String(args.dataset.clone()));
+    let spec = Spec::from_str(Path::new("<command line>"), text)?;
+    let plan = plan(&spec, &args.overrides)?;
+    let cfg = &plan.runs[0].config;
+    let data = crate::data::open(&cfg.data_config())?;
+    print!("{}", crate::data::show::describe(&data));
+    crate::data::show::contact_sheet(&data, cfg.color_space(), args.count, &args.output)?;
+    println!("contact sheet (colour | gray, {}): {}", cfg.text("color_space"), args.output.display());
+    Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod data_cmd;
 mod plan_cmd;
+mod run_cmd;
 pub mod table;
 
 use std::path::PathBuf;
@@ -136,6 +137,9 @@ pub struct ExecArgs {
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// No progress bar or log lines on stdout (log.txt still gets them); what the executors use.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -263,9 +267,9 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "sweep", &mut std::io::stdout());
             Ok(())
         }
-        Command::Run(_) => not_yet("run", 3),
-        Command::Exec(_) => not_yet("exec", 3),
-        Command::Status(_) => not_yet("status", 4),
+        Command::Run(args) => run_cmd::run(args),
+        Command::Exec(args) => run_cmd::exec(args),
+        Command::Status(args) => run_cmd::status(args),
         Command::Report(_) => not_yet("report", 5),
         Command::Colorize(_) => not_yet("colorize", 7),
         Command::Eval(_) => not_yet("eval", 7),

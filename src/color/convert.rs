@@ -26,11 +26,8 @@ use rayon::prelude::*;
 use std::sync::LazyLock;
 
 /// Linear sRGB -> CIE XYZ (D65), IEC 61966-2-1 primaries, as tabulated by Bruce Lindbloom.
-const RGB_TO_XYZ: [[f64; 3]; 3] = [
-    [0.4124564, 0.3575761, 0.1804375],
-    [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
-];
+const RGB_TO_XYZ: [[f64; 3]; 3] =
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]];
 
 /// Rows divided by their sums (the white point): linear sRGB -> XYZ / white.
 const RGB_TO_XYZN: [[f64; 3]; 3] = normalise_rows(RGB_TO_XYZ);
@@ -80,21 +77,9 @@ const fn invert(m: [[f64; 3]; 3]) -> [[f64; 3]; 3] {
     let c02 = m[1][0] * m[2][1] - m[1][1] * m[2][0];
     let det = m[0][0] * c00 + m[0][1] * c01 + m[0][2] * c02;
     [
-        [
-            c00 / det,
-            (m[0][2] * m[2][1] - m[0][1] * m[2][2]) / det,
-            (m[0][1] * m[1][2] - m[0][2] * m[1][1]) / det,
-        ],
-        [
-            c01 / det,
-            (m[0][0] * m[2][2] - m[0][2] * m[2][0]) / det,
-            (m[0][2] * m[1][0] - m[0][0] * m[1][2]) / det,
-        ],
-        [
-            c02 / det,
-            (m[0][1] * m[2][0] - m[0][0] * m[2][1]) / det,
-            (m[0][0] * m[1][1] - m[0][1] * m[1][0]) / det,
-        ],
+        [c00 / det, (m[0][2] * m[2][1] - m[0][1] * m[2][2]) / det, (m[0][1] * m[1][2] - m[0][2] * m[1][1]) / det],
+        [c01 / det, (m[0][0] * m[2][2] - m[0][2] * m[2][0]) / det, (m[0][2] * m[1][0] - m[0][0] * m[1][2]) / det],
+        [c02 / det, (m[0][1] * m[2][0] - m[0][0] * m[2][1]) / det, (m[0][0] * m[1][1] - m[0][1] * m[1][0]) / det],
     ]
 }
 
@@ -186,36 +171,20 @@ impl ColorSpace {
 }
 
 fn srgb_to_linear(c: f64) -> f64 {
-    if c <= 0.04045 {
-        c / 12.92
-    } else {
-        ((c + 0.055) / 1.055).powf(2.4)
-    }
+    if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
 }
 
 fn linear_to_srgb(l: f64) -> f64 {
-    if l <= 0.0031308 {
-        l * 12.92
-    } else {
-        1.055 * l.powf(1.0 / 2.4) - 0.055
-    }
+    if l <= 0.0031308 { l * 12.92 } else { 1.055 * l.powf(1.0 / 2.4) - 0.055 }
 }
 
 fn lab_f(t: f64) -> f64 {
-    if t > LAB_EPSILON {
-        t.cbrt()
-    } else {
-        (LAB_KAPPA * t + 16.0) / 116.0
-    }
+    if t > LAB_EPSILON { t.cbrt() } else { (LAB_KAPPA * t + 16.0) / 116.0 }
 }
 
 fn lab_f_inv(f: f64) -> f64 {
     let cube = f * f * f;
-    if cube > LAB_EPSILON {
-        cube
-    } else {
-        (116.0 * f - 16.0) / LAB_KAPPA
-    }
+    if cube > LAB_EPSILON { cube } else { (116.0 * f - 16.0) / LAB_KAPPA }
 }
 
 fn mat_vec(m: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
@@ -279,30 +248,15 @@ const BLOCK: usize = 256;
 ///
 /// `rgb` is `[n][3][hw]` (per image: all R, all G, all B), `luma01` is `[n][hw]`, `chroma` is `[n][2][hw]`.
 /// Rayon parallelises over images. Panics if the lengths disagree (`rgb.len()` must be a multiple of `3 * hw`).
-pub fn encode_u8_planar(
-    space: ColorSpace,
-    rgb: &[u8],
-    hw: usize,
-    luma01: &mut [f32],
-    chroma: &mut [f32],
-) {
+pub fn encode_u8_planar(space: ColorSpace, rgb: &[u8], hw: usize, luma01: &mut [f32], chroma: &mut [f32]) {
     let Some(n) = image_count(rgb.len(), 3, hw) else {
-        assert!(
-            luma01.is_empty() && chroma.is_empty(),
-            "hw == 0 needs empty buffers"
-        );
+        assert!(luma01.is_empty() && chroma.is_empty(), "hw == 0 needs empty buffers");
         return;
     };
     assert_eq!(luma01.len(), n * hw, "luma01 must hold n * hw values");
-    assert_eq!(
-        chroma.len(),
-        2 * n * hw,
-        "chroma must hold 2 * n * hw values"
-    );
-    rgb.par_chunks(3 * hw)
-        .zip(luma01.par_chunks_mut(hw))
-        .zip(chroma.par_chunks_mut(2 * hw))
-        .for_each(|((src, luma), chroma)| {
+    assert_eq!(chroma.len(), 2 * n * hw, "chroma must hold 2 * n * hw values");
+    rgb.par_chunks(3 * hw).zip(luma01.par_chunks_mut(hw)).zip(chroma.par_chunks_mut(2 * hw)).for_each(
+        |((src, luma), chroma)| {
             let (r, rest) = src.split_at(hw);
             let (g, b) = rest.split_at(hw);
             let (c1, c2) = chroma.split_at_mut(hw);
@@ -319,7 +273,8 @@ pub fn encode_u8_planar(
                     ColorSpace::Hsv => encode_block_hsv([r, g, b], luma, c1, c2),
                 }
             }
-        });
+        },
+    );
 }
 
 /// Number of images in a planar buffer of `len` values with `channels` planes of `hw`; None when hw == 0.
@@ -328,11 +283,7 @@ pub(super) fn image_count(len: usize, channels: usize, hw: usize) -> Option<usiz
         assert_eq!(len, 0, "hw == 0 needs empty buffers");
         return None;
     }
-    assert_eq!(
-        len % (channels * hw),
-        0,
-        "buffer length must be a multiple of {channels} * hw"
-    );
+    assert_eq!(len % (channels * hw), 0, "buffer length must be a multiple of {channels} * hw");
     Some(len / (channels * hw))
 }
 
@@ -376,11 +327,7 @@ fn encode_block_yuv([r, g, b]: [&[u8]; 3], luma: &mut [f32], c1: &mut [f32], c2:
     let (r, g, b, c1, c2) = (&r[..n], &g[..n], &b[..n], &mut c1[..n], &mut c2[..n]);
     for i in 0..n {
         // Y/255 on [0, 255] inputs is the weighted sum divided by 255: luma01 and the chroma both use y in [0, 1].
-        let (r, g, b) = (
-            f32::from(r[i]) / 255.0,
-            f32::from(g[i]) / 255.0,
-            f32::from(b[i]) / 255.0,
-        );
+        let (r, g, b) = (f32::from(r[i]) / 255.0, f32::from(g[i]) / 255.0, f32::from(b[i]) / 255.0);
         let y = kr * r + kg * g + kb * b;
         luma[i] = y;
         c1[i] = 255.0 * su * (b - y);
@@ -403,32 +350,16 @@ fn encode_block_hsv([r, g, b]: [&[u8]; 3], luma: &mut [f32], c1: &mut [f32], c2:
 /// Gray input plus chroma -> planar RGB in [0, 1] (clamped): `luma01` is `[n][hw]` in [0, 1] (times
 /// [`ColorSpace::luma_max`]), `chroma` is `[n][2][hw]` in natural units, `rgb` is `[n][3][hw]`.
 /// Rayon parallelises over images. Panics if the lengths disagree.
-pub fn decode_planar(
-    space: ColorSpace,
-    luma01: &[f32],
-    chroma: &[f32],
-    hw: usize,
-    rgb: &mut [f32],
-) {
+pub fn decode_planar(space: ColorSpace, luma01: &[f32], chroma: &[f32], hw: usize, rgb: &mut [f32]) {
     let Some(n) = image_count(luma01.len(), 1, hw) else {
-        assert!(
-            chroma.is_empty() && rgb.is_empty(),
-            "hw == 0 needs empty buffers"
-        );
+        assert!(chroma.is_empty() && rgb.is_empty(), "hw == 0 needs empty buffers");
         return;
     };
-    assert_eq!(
-        chroma.len(),
-        2 * n * hw,
-        "chroma must hold 2 * n * hw values"
-    );
+    assert_eq!(chroma.len(), 2 * n * hw, "chroma must hold 2 * n * hw values");
     assert_eq!(rgb.len(), 3 * n * hw, "rgb must hold 3 * n * hw values");
     let luma_max = space.luma_max();
-    luma01
-        .par_chunks(hw)
-        .zip(chroma.par_chunks(2 * hw))
-        .zip(rgb.par_chunks_mut(3 * hw))
-        .for_each(|((luma, chroma), out)| {
+    luma01.par_chunks(hw).zip(chroma.par_chunks(2 * hw)).zip(rgb.par_chunks_mut(3 * hw)).for_each(
+        |((luma, chroma), out)| {
             let (c1, c2) = chroma.split_at(hw);
             let (r, rest) = out.split_at_mut(hw);
             let (g, b) = rest.split_at_mut(hw);
@@ -436,7 +367,8 @@ pub fn decode_planar(
                 let p = space.to_srgb([luma[i] * luma_max, c1[i], c2[i]]);
                 [r[i], g[i], b[i]] = p.map(|v| v.clamp(0.0, 1.0));
             }
-        });
+        },
+    );
 }
 
 #[cfg(test)]
@@ -450,10 +382,7 @@ mod tests {
 
     fn assert_close(got: [f32; 3], want: [f32; 3], tol: f32, what: &str) {
         for c in 0..3 {
-            assert!(
-                (got[c] - want[c]).abs() <= tol,
-                "{what}: got {got:?}, want {want:?} (tolerance {tol})"
-            );
+            assert!((got[c] - want[c]).abs() <= tol, "{what}: got {got:?}, want {want:?} (tolerance {tol})");
         }
     }
 
@@ -469,20 +398,10 @@ mod tests {
             ([0.0, 0.0, 1.0], [32.2970, 79.1875, -107.8602]),
         ];
         for (rgb, lab) in cases {
-            assert_close(
-                ColorSpace::Lab.from_srgb(rgb),
-                lab,
-                0.05,
-                &format!("Lab of {rgb:?}"),
-            );
+            assert_close(ColorSpace::Lab.from_srgb(rgb), lab, 0.05, &format!("Lab of {rgb:?}"));
         }
         // Mid gray 0.5: linear 0.214041, L = 116 * 0.214041^(1/3) - 16 = 53.389.
-        assert_close(
-            ColorSpace::Lab.from_srgb([0.5; 3]),
-            [53.389, 0.0, 0.0],
-            1e-3,
-            "Lab of gray",
-        );
+        assert_close(ColorSpace::Lab.from_srgb([0.5; 3]), [53.389, 0.0, 0.0], 1e-3, "Lab of gray");
     }
 
     #[test]
@@ -491,19 +410,9 @@ mod tests {
         assert_close(yuv([1.0, 1.0, 1.0]), [255.0, 0.0, 0.0], 1e-4, "white");
         // Red: Y = 255 * 0.299 = 76.245, U = 255 * 0.492 * (0 - 0.299) = -37.51254,
         // V = 255 * 0.877 * (1 - 0.299) = 156.768135.
-        assert_close(
-            yuv([1.0, 0.0, 0.0]),
-            [76.245, -37.51254, 156.76814],
-            1e-3,
-            "red",
-        );
+        assert_close(yuv([1.0, 0.0, 0.0]), [76.245, -37.51254, 156.76814], 1e-3, "red");
         // Blue: Y = 255 * 0.114 = 29.07, U = 255 * 0.492 * 0.886 = 111.15756, V = 255 * 0.877 * -0.114.
-        assert_close(
-            yuv([0.0, 0.0, 1.0]),
-            [29.07, 111.15756, -25.49439],
-            1e-3,
-            "blue",
-        );
+        assert_close(yuv([0.0, 0.0, 1.0]), [29.07, 111.15756, -25.49439], 1e-3, "blue");
     }
 
     #[test]
@@ -516,12 +425,7 @@ mod tests {
         assert_close(hsv([0.0, 0.0, 1.0]), [100.0, 240.0, 100.0], 1e-4, "blue");
         assert_close(hsv([1.0, 0.0, 1.0]), [100.0, 300.0, 100.0], 1e-4, "magenta");
         // (0.5, 0.25, 0.5): max 0.5, min 0.25, S = 50, hue sector of R: (g - b) / d = -1 -> 300.
-        assert_close(
-            hsv([0.5, 0.25, 0.5]),
-            [50.0, 300.0, 50.0],
-            1e-4,
-            "dark magenta",
-        );
+        assert_close(hsv([0.5, 0.25, 0.5]), [50.0, 300.0, 50.0], 1e-4, "dark magenta");
         assert_close(hsv([0.5, 0.5, 0.5]), [50.0, 0.0, 0.0], 1e-6, "gray");
         assert_close(hsv([0.0, 0.0, 0.0]), [0.0, 0.0, 0.0], 0.0, "black");
     }
@@ -542,25 +446,12 @@ mod tests {
     fn to_srgb_inverts_outside_the_gamut_and_wraps_hue() {
         // Not clamped: Lab (50, 100, 100) is outside sRGB, yet it must come back from its own RGB values.
         let rgb = ColorSpace::Lab.to_srgb([50.0, 100.0, 100.0]);
-        assert!(
-            rgb[1] < 0.0,
-            "expected an out-of-gamut green channel, got {rgb:?}"
-        );
+        assert!(rgb[1] < 0.0, "expected an out-of-gamut green channel, got {rgb:?}");
         let lab = ColorSpace::Lab.from_srgb(rgb);
         assert_close(lab, [50.0, 100.0, 100.0], 1e-3, "Lab outside the gamut");
         let hsv = ColorSpace::Hsv;
-        assert_close(
-            hsv.to_srgb([100.0, 360.0 + 120.0, 100.0]),
-            [0.0, 1.0, 0.0],
-            1e-5,
-            "hue 480 == 120",
-        );
-        assert_close(
-            hsv.to_srgb([100.0, -60.0, 100.0]),
-            [1.0, 0.0, 1.0],
-            1e-5,
-            "hue -60 == 300",
-        );
+        assert_close(hsv.to_srgb([100.0, 360.0 + 120.0, 100.0]), [0.0, 1.0, 0.0], 1e-5, "hue 480 == 120");
+        assert_close(hsv.to_srgb([100.0, -60.0, 100.0]), [1.0, 0.0, 1.0], 1e-5, "hue -60 == 300");
     }
 
     #[test]
@@ -580,10 +471,7 @@ mod tests {
                         let p = space.from_srgb(rgb);
                         for c in 0..2 {
                             let (lo, hi) = bounds[c];
-                            assert!(
-                                p[c + 1] >= lo && p[c + 1] <= hi,
-                                "{space:?} {rgb:?} -> {p:?}"
-                            );
+                            assert!(p[c + 1] >= lo && p[c + 1] <= hi, "{space:?} {rgb:?} -> {p:?}");
                         }
                     }
                 }
@@ -602,10 +490,7 @@ mod tests {
         assert!((yuv([1.0, 0.0, 0.0])[2] - v_hi).abs() < 1e-3);
         assert_eq!(ColorSpace::Hsv.hue_channel(), Some(0));
         assert_eq!(ColorSpace::Lab.hue_channel(), None);
-        assert_eq!(
-            ColorSpace::ALL.map(ColorSpace::luma_max),
-            [100.0, 255.0, 100.0]
-        );
+        assert_eq!(ColorSpace::ALL.map(ColorSpace::luma_max), [100.0, 255.0, 100.0]);
     }
 
     #[test]
@@ -645,22 +530,14 @@ mod tests {
                         chroma[(img * 2) * hw + i],
                         chroma[(img * 2 + 1) * hw + i],
                     ];
-                    assert_close(
-                        got,
-                        space.from_srgb(src),
-                        1e-4,
-                        &format!("{space:?} pixel {src:?}"),
-                    );
+                    assert_close(got, space.from_srgb(src), 1e-4, &format!("{space:?} pixel {src:?}"));
                 }
             }
             let mut back = vec![0.0; 3 * n * hw];
             decode_planar(space, &luma, &chroma, hw, &mut back);
             for (j, (&b, &a)) in back.iter().zip(&rgb).enumerate() {
                 let a = f32::from(a) / 255.0;
-                assert!(
-                    (b - a).abs() <= 1e-4,
-                    "{space:?} value {j}: {a} came back as {b}"
-                );
+                assert!((b - a).abs() <= 1e-4, "{space:?} value {j}: {a} came back as {b}");
             }
         }
     }
@@ -672,10 +549,7 @@ mod tests {
         let mut rgb = [0.0; 3];
         decode_planar(ColorSpace::Lab, &luma, &chroma, 1, &mut rgb);
         assert!(rgb.iter().all(|v| (0.0..=1.0).contains(v)), "{rgb:?}");
-        assert!(
-            rgb.contains(&0.0) || rgb.contains(&1.0),
-            "{rgb:?} should hit a bound"
-        );
+        assert!(rgb.contains(&0.0) || rgb.contains(&1.0), "{rgb:?} should hit a bound");
     }
 
     #[test]
@@ -701,8 +575,7 @@ mod tests {
                 }
                 encode_u8_planar(space, &planar, HW, &mut luma, &mut chroma);
                 for i in 0..HW {
-                    let want =
-                        space.from_srgb([0, 1, 2].map(|c| f32::from(planar[c * HW + i]) / 255.0));
+                    let want = space.from_srgb([0, 1, 2].map(|c| f32::from(planar[c * HW + i]) / 255.0));
                     let got = [luma[i] * space.luma_max(), chroma[i], chroma[HW + i]];
                     for c in 0..3 {
                         worst[c] = worst[c].max((got[c] - want[c]).abs());
@@ -730,10 +603,7 @@ mod tests {
             let start = std::time::Instant::now();
             encode_u8_planar(space, &rgb, hw, &mut luma, &mut chroma);
             let secs = start.elapsed().as_secs_f64();
-            eprintln!(
-                "{space:?}: {n} images of {hw} px in {secs:.3} s ({:.1} Mpx/s)",
-                (n * hw) as f64 / secs / 1e6
-            );
+            eprintln!("{space:?}: {n} images of {hw} px in {secs:.3} s ({:.1} Mpx/s)", (n * hw) as f64 / secs / 1e6);
         }
     }
 }

@@ -42,11 +42,7 @@ impl Axis {
     fn cell(&self, v: f32) -> i64 {
         // A float -> int `as` cast saturates (NaN gives 0).
         let k = (v / self.step).round() as i64;
-        if self.circular {
-            k.rem_euclid(self.count as i64)
-        } else {
-            k
-        }
+        if self.circular { k.rem_euclid(self.count as i64) } else { k }
     }
 
     /// Table position of `v`, None outside the table.
@@ -85,11 +81,7 @@ impl Axis {
     /// circle), and whether it is the whole axis.
     fn window(&self, slot: usize, r: usize) -> (usize, usize, bool) {
         if self.circular {
-            if 2 * r + 1 >= self.count {
-                (0, self.count, true)
-            } else {
-                (slot + self.count - r, 2 * r + 1, false)
-            }
+            if 2 * r + 1 >= self.count { (0, self.count, true) } else { (slot + self.count - r, 2 * r + 1, false) }
         } else {
             let lo = slot.saturating_sub(r);
             let hi = (slot + r).min(self.count - 1);
@@ -153,11 +145,7 @@ impl ChromaBins {
         static CACHE: OnceLock<Cache> = OnceLock::new();
         let cache = CACHE.get_or_init(Cache::default);
         let key = (space, bin_size.to_bits());
-        if let Some(bins) = cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(bins) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Arc::clone(bins);
         }
         // Built without holding the lock: the build uses rayon, and a worker thread that steals a task calling
@@ -176,24 +164,14 @@ impl ChromaBins {
         let grid_axis = |channel: usize, values: &[f32]| {
             if space.hue_channel() == Some(channel) {
                 let count = (HUE_PERIOD / bin_size).round().max(1.0) as usize;
-                return Axis {
-                    step: HUE_PERIOD / count as f32,
-                    first: 0,
-                    count,
-                    circular: true,
-                };
+                return Axis { step: HUE_PERIOD / count as f32, first: 0, count, circular: true };
             }
             // The table spans the sampled cells plus the margin.
             let (lo, hi) = values.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &v| {
                 let k = (v / bin_size).round() as i64;
                 (lo.min(k), hi.max(k))
             });
-            Axis {
-                step: bin_size,
-                first: lo - MARGIN,
-                count: (hi - lo + 1 + 2 * MARGIN) as usize,
-                circular: false,
-            }
+            Axis { step: bin_size, first: lo - MARGIN, count: (hi - lo + 1 + 2 * MARGIN) as usize, circular: false }
         };
         let axes = [grid_axis(0, &chroma[0]), grid_axis(1, &chroma[1])];
         let [a0, a1] = axes;
@@ -210,15 +188,8 @@ impl ChromaBins {
             cell_bin[cell] = centers.len() as u32;
             centers.push([a0.center(cell / a1.count), a1.center(cell % a1.count)]);
         }
-        let mut bins = ChromaBins {
-            space,
-            bin_size,
-            centers,
-            axes,
-            cell_bin,
-            cand_start: Vec::new(),
-            candidates: Vec::new(),
-        };
+        let mut bins =
+            ChromaBins { space, bin_size, centers, axes, cell_bin, cand_start: Vec::new(), candidates: Vec::new() };
         bins.build_candidates();
         bins
     }
@@ -259,20 +230,10 @@ impl ChromaBins {
             }
             let center = [a0.center(cell / a1.count), a1.center(cell % a1.count)];
             dist.clear();
-            dist.extend(
-                boundary
-                    .iter()
-                    .map(|&b| self.distance(center, self.centers[b as usize])),
-            );
+            dist.extend(boundary.iter().map(|&b| self.distance(center, self.centers[b as usize])));
             let reach = dist.iter().fold(f32::INFINITY, |m, &d| m.min(d)) + 2.0 * half_diagonal;
             // The small slack keeps a bin whose bound is met with equality despite rounding.
-            candidates.extend(
-                boundary
-                    .iter()
-                    .zip(&dist)
-                    .filter(|(_, d)| **d <= reach * 1.0001)
-                    .map(|(&b, _)| b),
-            );
+            candidates.extend(boundary.iter().zip(&dist).filter(|(_, d)| **d <= reach * 1.0001).map(|(&b, _)| b));
         }
         cand_start.push(candidates.len() as u32);
         self.cand_start = cand_start;
@@ -319,11 +280,7 @@ impl ChromaBins {
             }
             None => return self.nearest_of(0..self.centers.len() as u32, c),
         };
-        if let [only] = candidates {
-            *only as usize
-        } else {
-            self.nearest_of(candidates.iter().copied(), c)
-        }
+        if let [only] = candidates { *only as usize } else { self.nearest_of(candidates.iter().copied(), c) }
     }
 
     fn nearest_of(&self, candidates: impl Iterator<Item = u32>, c: [f32; 2]) -> usize {
@@ -354,11 +311,7 @@ impl ChromaBins {
     ///
     /// Panics unless `1 <= k <= self.len()` and `out.len() == k`.
     pub fn soft_encode(&self, c: [f32; 2], k: usize, sigma: f32, out: &mut [(u32, f32)]) {
-        assert!(
-            (1..=self.len()).contains(&k),
-            "k must be in 1..={}, got {k}",
-            self.len()
-        );
+        assert!((1..=self.len()).contains(&k), "k must be in 1..={}, got {k}", self.len());
         assert_eq!(out.len(), k, "out must hold k pairs");
         if k == 1 {
             out[0] = (self.nearest(c) as u32, 1.0);
@@ -372,11 +325,7 @@ impl ChromaBins {
         let mut sum = 0.0;
         for (_, w) in out.iter_mut() {
             let excess = *w - d2_min;
-            *w = if excess > 0.0 {
-                (excess * scale).exp()
-            } else {
-                1.0
-            };
+            *w = if excess > 0.0 { (excess * scale).exp() } else { 1.0 };
             sum += *w;
         }
         for (_, w) in out.iter_mut() {
@@ -407,12 +356,7 @@ impl ChromaBins {
                 for t1 in (start1..start1 + len1).map(|t| t % a1.count) {
                     let b = self.cell_bin[t0 * a1.count + t1];
                     if b != NO_BIN {
-                        insert_sorted(
-                            out,
-                            &mut filled,
-                            b,
-                            self.distance2(c, self.centers[b as usize]),
-                        );
+                        insert_sorted(out, &mut filled, b, self.distance2(c, self.centers[b as usize]));
                     }
                 }
             }
@@ -427,28 +371,22 @@ impl ChromaBins {
     /// Soft-encoded targets for a batch: `chroma` is `[n][2][hw]`, the result is dense `[n][Q][hw]` with the
     /// weights of [`ChromaBins::soft_encode`] (one-hot when `k == 1`) and zeros elsewhere. Rayon over images.
     pub fn encode_batch(&self, chroma: &[f32], hw: usize, k: usize, sigma: f32) -> Vec<f32> {
-        assert!(
-            (1..=self.len()).contains(&k),
-            "k must be in 1..={}, got {k}",
-            self.len()
-        );
+        assert!((1..=self.len()).contains(&k), "k must be in 1..={}, got {k}", self.len());
         let Some(n) = image_count(chroma.len(), 2, hw) else {
             return Vec::new();
         };
         let q = self.len();
         let mut out = vec![0.0; n * q * hw];
-        out.par_chunks_mut(q * hw)
-            .zip(chroma.par_chunks(2 * hw))
-            .for_each(|(dst, src)| {
-                let (c1, c2) = src.split_at(hw);
-                let mut pairs = vec![(0u32, 0.0f32); k];
-                for (p, (&v1, &v2)) in c1.iter().zip(c2).enumerate() {
-                    self.soft_encode([v1, v2], k, sigma, &mut pairs);
-                    for &(b, w) in &pairs {
-                        dst[b as usize * hw + p] = w;
-                    }
+        out.par_chunks_mut(q * hw).zip(chroma.par_chunks(2 * hw)).for_each(|(dst, src)| {
+            let (c1, c2) = src.split_at(hw);
+            let mut pairs = vec![(0u32, 0.0f32); k];
+            for (p, (&v1, &v2)) in c1.iter().zip(c2).enumerate() {
+                self.soft_encode([v1, v2], k, sigma, &mut pairs);
+                for &(b, w) in &pairs {
+                    dst[b as usize * hw + p] = w;
                 }
-            });
+            }
+        });
         out
     }
 
@@ -491,12 +429,8 @@ impl ChromaBins {
                 .into_par_iter()
                 .map(|i| {
                     let ci = self.centers[i];
-                    let kernel =
-                        |j: usize| (scale * f64::from(self.distance2(ci, self.centers[j]))).exp();
-                    (0..q)
-                        .filter(|&j| p[j] > 0.0)
-                        .map(|j| p[j] * kernel(j))
-                        .sum()
+                    let kernel = |j: usize| (scale * f64::from(self.distance2(ci, self.centers[j]))).exp();
+                    (0..q).filter(|&j| p[j] > 0.0).map(|j| p[j] * kernel(j)).sum()
                 })
                 .collect()
         } else {
@@ -511,10 +445,7 @@ impl ChromaBins {
     /// T = 1 is the plain mean, T -> 0 the mode (T == 0 is accepted and gives the mode exactly; ties share it).
     /// Returns chroma `[n][2][hw]`. Rayon over images. Panics if T is negative or NaN.
     pub fn annealed_mean(&self, logits: &[f32], hw: usize, temperature: f32) -> Vec<f32> {
-        assert!(
-            temperature >= 0.0,
-            "temperature must be >= 0, got {temperature}"
-        );
+        assert!(temperature >= 0.0, "temperature must be >= 0, got {temperature}");
         let q = self.len();
         let Some(n) = image_count(logits.len(), q, hw) else {
             return Vec::new();
@@ -534,51 +465,40 @@ impl ChromaBins {
             .collect();
         let inv_t = 1.0 / temperature;
         let mut out = vec![0.0; 2 * n * hw];
-        out.par_chunks_mut(2 * hw)
-            .zip(logits.par_chunks(q * hw))
-            .for_each(|(dst, z)| {
-                let mut max = vec![f32::NEG_INFINITY; hw];
-                for row in z.chunks_exact(hw) {
-                    max.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v));
-                }
-                let mut acc = [
-                    vec![0.0f32; hw],
-                    vec![0.0; hw],
-                    vec![0.0; hw],
-                    vec![0.0; hw],
-                ];
-                let [sum, f0, f1, f2] = &mut acc;
-                for (row, feat) in z.chunks_exact(hw).zip(&features) {
-                    for p in 0..hw {
-                        // The maximum gets weight exactly 1 (exp(0)); with T == 0 the others get exp(-inf) = 0.
-                        let excess = row[p] - max[p];
-                        let w = if excess < 0.0 {
-                            (excess * inv_t).exp()
-                        } else {
-                            1.0
-                        };
-                        sum[p] += w;
-                        f0[p] += w * feat[0];
-                        f1[p] += w * feat[1];
-                        f2[p] += w * feat[2];
-                    }
-                }
-                let (d0, d1) = dst.split_at_mut(hw);
+        out.par_chunks_mut(2 * hw).zip(logits.par_chunks(q * hw)).for_each(|(dst, z)| {
+            let mut max = vec![f32::NEG_INFINITY; hw];
+            for row in z.chunks_exact(hw) {
+                max.iter_mut().zip(row).for_each(|(m, &v)| *m = m.max(v));
+            }
+            let mut acc = [vec![0.0f32; hw], vec![0.0; hw], vec![0.0; hw], vec![0.0; hw]];
+            let [sum, f0, f1, f2] = &mut acc;
+            for (row, feat) in z.chunks_exact(hw).zip(&features) {
                 for p in 0..hw {
-                    let (m0, m1, m2) = (f0[p] / sum[p], f1[p] / sum[p], f2[p] / sum[p]);
-                    let mean = match hue {
-                        None => [m0, m1],
-                        Some(h) => {
-                            let angle = m1.atan2(m0).to_degrees().rem_euclid(HUE_PERIOD);
-                            // rem_euclid can round up to the period itself.
-                            let mut mean = [m2; 2];
-                            mean[h] = if angle >= HUE_PERIOD { 0.0 } else { angle };
-                            mean
-                        }
-                    };
-                    [d0[p], d1[p]] = mean;
+                    // The maximum gets weight exactly 1 (exp(0)); with T == 0 the others get exp(-inf) = 0.
+                    let excess = row[p] - max[p];
+                    let w = if excess < 0.0 { (excess * inv_t).exp() } else { 1.0 };
+                    sum[p] += w;
+                    f0[p] += w * feat[0];
+                    f1[p] += w * feat[1];
+                    f2[p] += w * feat[2];
                 }
-            });
+            }
+            let (d0, d1) = dst.split_at_mut(hw);
+            for p in 0..hw {
+                let (m0, m1, m2) = (f0[p] / sum[p], f1[p] / sum[p], f2[p] / sum[p]);
+                let mean = match hue {
+                    None => [m0, m1],
+                    Some(h) => {
+                        let angle = m1.atan2(m0).to_degrees().rem_euclid(HUE_PERIOD);
+                        // rem_euclid can round up to the period itself.
+                        let mut mean = [m2; 2];
+                        mean[h] = if angle >= HUE_PERIOD { 0.0 } else { angle };
+                        mean
+                    }
+                };
+                [d0[p], d1[p]] = mean;
+            }
+        });
         out
     }
 }
@@ -680,11 +600,7 @@ pub fn rebalance_weights(prior: &[f32], lambda: f32) -> Vec<f32> {
             if mix > 0.0 { 1.0 / mix } else { 0.0 }
         })
         .collect();
-    let expected: f64 = prior
-        .iter()
-        .zip(&raw)
-        .map(|(&p, &w)| f64::from(p) * w)
-        .sum();
+    let expected: f64 = prior.iter().zip(&raw).map(|(&p, &w)| f64::from(p) * w).sum();
     let scale = if expected > 0.0 { 1.0 / expected } else { 1.0 };
     raw.iter().map(|&w| (w * scale) as f32).collect()
 }
@@ -695,19 +611,13 @@ mod tests {
     use crate::rng::Rng;
 
     fn brute_nearest(bins: &ChromaBins, c: [f32; 2]) -> f32 {
-        bins.centers()
-            .iter()
-            .map(|&b| bins.distance(c, b))
-            .fold(f32::INFINITY, f32::min)
+        bins.centers().iter().map(|&b| bins.distance(c, b)).fold(f32::INFINITY, f32::min)
     }
 
     /// A random chroma value in the space's bounds widened by `widen` on each side.
     fn random_chroma(rng: &mut Rng, space: ColorSpace, widen: f32) -> [f32; 2] {
         let [(lo0, hi0), (lo1, hi1)] = space.chroma_bounds();
-        [
-            rng.range(lo0 - widen, hi0 + widen),
-            rng.range(lo1 - widen, hi1 + widen),
-        ]
+        [rng.range(lo0 - widen, hi0 + widen), rng.range(lo1 - widen, hi1 + widen)]
     }
 
     #[test]
@@ -717,22 +627,13 @@ mod tests {
         assert_eq!(ChromaBins::new(ColorSpace::Yuv, 10.0).len(), 549);
         let hsv = ChromaBins::new(ColorSpace::Hsv, 10.0);
         assert_eq!(hsv.len(), 396);
-        let hues: Vec<f32> = hsv
-            .centers()
-            .iter()
-            .filter(|c| c[1] == 0.0)
-            .map(|c| c[0])
-            .collect();
+        let hues: Vec<f32> = hsv.centers().iter().filter(|c| c[1] == 0.0).map(|c| c[0]).collect();
         assert_eq!(hues, (0..36).map(|h| h as f32 * 10.0).collect::<Vec<_>>());
         // Lab centres are multiples of 10 inside the extremes of the gamut's cells.
         let lab = ChromaBins::new(ColorSpace::Lab, 10.0);
         let (a, b): (Vec<f32>, Vec<f32>) = lab.centers().iter().map(|c| (c[0], c[1])).unzip();
-        let range = |v: &[f32]| {
-            (
-                v.iter().copied().fold(f32::MAX, f32::min),
-                v.iter().copied().fold(f32::MIN, f32::max),
-            )
-        };
+        let range =
+            |v: &[f32]| (v.iter().copied().fold(f32::MAX, f32::min), v.iter().copied().fold(f32::MIN, f32::max));
         assert_eq!(range(&a), (-90.0, 100.0));
         assert_eq!(range(&b), (-110.0, 90.0));
         assert!(lab.centers().contains(&[0.0, 0.0]));
@@ -744,11 +645,7 @@ mod tests {
         let start = std::time::Instant::now();
         let second = ChromaBins::new(ColorSpace::Lab, 10.0);
         assert!(Arc::ptr_eq(&first, &second));
-        assert!(
-            start.elapsed().as_millis() < 50,
-            "a cached lookup took {:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed().as_millis() < 50, "a cached lookup took {:?}", start.elapsed());
         assert_eq!(second.space(), ColorSpace::Lab);
         assert_eq!(second.bin_size(), 10.0);
         assert!(!second.is_empty());
@@ -766,10 +663,7 @@ mod tests {
                 // Within half a cell on each axis: the colour's own cell, not a neighbour.
                 let d0 = bins.axes[0].diff(c1, center[0]);
                 let d1 = (c2 - center[1]).abs();
-                assert!(
-                    d0 <= 5.001 && d1 <= 5.001,
-                    "{space:?} {rgb:?} -> ({c1}, {c2}) in bin {center:?}"
-                );
+                assert!(d0 <= 5.001 && d1 <= 5.001, "{space:?} {rgb:?} -> ({c1}, {c2}) in bin {center:?}");
             }
         }
     }
@@ -785,20 +679,14 @@ mod tests {
                     let c = random_chroma(&mut rng, space, 60.0);
                     let got = bins.distance(c, bins.centers()[bins.nearest(c)]);
                     let want = brute_nearest(&bins, c);
-                    assert!(
-                        got <= want + 1e-4,
-                        "{space:?}/{bin_size} {c:?}: {got} vs brute force {want}"
-                    );
+                    assert!(got <= want + 1e-4, "{space:?}/{bin_size} {c:?}: {got} vs brute force {want}");
                 }
             }
         }
         // Far away (the full search outside the table) and non-finite input: no panic, an answer in range.
         let lab = ChromaBins::new(ColorSpace::Lab, 10.0);
         for c in [[300.0, 0.0], [-1e4, 3.0], [20.0, 1e5]] {
-            assert_eq!(
-                lab.distance(c, lab.centers()[lab.nearest(c)]),
-                brute_nearest(&lab, c)
-            );
+            assert_eq!(lab.distance(c, lab.centers()[lab.nearest(c)]), brute_nearest(&lab, c));
         }
         assert!(lab.nearest([f32::NAN, f32::INFINITY]) < lab.len());
     }
@@ -814,24 +702,13 @@ mod tests {
                 bins.soft_encode(c, 5, 5.0, &mut out);
                 let sum: f32 = out.iter().map(|p| p.1).sum();
                 assert!((sum - 1.0).abs() < 1e-5, "weights sum to {sum}");
-                let mut all: Vec<f32> = bins
-                    .centers()
-                    .iter()
-                    .map(|&b| bins.distance(c, b))
-                    .collect();
+                let mut all: Vec<f32> = bins.centers().iter().map(|&b| bins.distance(c, b)).collect();
                 all.sort_by(f32::total_cmp);
                 for (i, &(b, _)) in out.iter().enumerate() {
                     let d = bins.distance(c, bins.centers()[b as usize]);
-                    assert!(
-                        (d - all[i]).abs() < 1e-3,
-                        "{space:?} {c:?}: neighbour {i} at {d}, brute force {}",
-                        all[i]
-                    );
+                    assert!((d - all[i]).abs() < 1e-3, "{space:?} {c:?}: neighbour {i} at {d}, brute force {}", all[i]);
                 }
-                assert!(
-                    out.windows(2).all(|w| w[0].1 >= w[1].1),
-                    "weights must decrease with distance"
-                );
+                assert!(out.windows(2).all(|w| w[0].1 >= w[1].1), "weights must decrease with distance");
             }
         }
         // By hand: Lab (3, 0) has bins (0, 0) at 3 and (10, 0) at 7; sigma 5 -> ratio exp(-(49 - 9) / 50) = e^-0.8,
@@ -839,21 +716,12 @@ mod tests {
         let lab = ChromaBins::new(ColorSpace::Lab, 10.0);
         let mut out = [(0u32, 0.0f32); 2];
         lab.soft_encode([3.0, 0.0], 2, 5.0, &mut out);
-        assert_eq!(
-            out.map(|(b, _)| lab.centers()[b as usize]),
-            [[0.0, 0.0], [10.0, 0.0]]
-        );
-        assert!(
-            (out[0].1 - 0.689974).abs() < 1e-5 && (out[1].1 - 0.310026).abs() < 1e-5,
-            "{out:?}"
-        );
+        assert_eq!(out.map(|(b, _)| lab.centers()[b as usize]), [[0.0, 0.0], [10.0, 0.0]]);
+        assert!((out[0].1 - 0.689974).abs() < 1e-5 && (out[1].1 - 0.310026).abs() < 1e-5, "{out:?}");
         // k = 1 and sigma = 0 are hard assignments.
         let mut one = [(0u32, 0.0f32)];
         lab.soft_encode([3.0, 0.0], 1, 5.0, &mut one);
-        assert_eq!(
-            (lab.centers()[one[0].0 as usize], one[0].1),
-            ([0.0, 0.0], 1.0)
-        );
+        assert_eq!((lab.centers()[one[0].0 as usize], one[0].1), ([0.0, 0.0], 1.0));
         lab.soft_encode([3.0, 0.0], 2, 0.0, &mut out);
         assert_eq!(out.map(|p| p.1), [1.0, 0.0]);
     }
@@ -868,14 +736,8 @@ mod tests {
         // weights 1 / (1 + e^-1.6) = 0.832018 and 0.167982.
         let mut out = [(0u32, 0.0f32); 2];
         hsv.soft_encode([359.0, 50.0], 2, 5.0, &mut out);
-        assert_eq!(
-            out.map(|(b, _)| hsv.centers()[b as usize]),
-            [[0.0, 50.0], [350.0, 50.0]]
-        );
-        assert!(
-            (out[0].1 - 0.832018).abs() < 1e-5 && (out[1].1 - 0.167982).abs() < 1e-5,
-            "{out:?}"
-        );
+        assert_eq!(out.map(|(b, _)| hsv.centers()[b as usize]), [[0.0, 50.0], [350.0, 50.0]]);
+        assert!((out[0].1 - 0.832018).abs() < 1e-5 && (out[1].1 - 0.167982).abs() < 1e-5, "{out:?}");
     }
 
     #[test]
@@ -911,23 +773,14 @@ mod tests {
         let bins = ChromaBins::new(ColorSpace::Lab, 10.0);
         let hw = 64;
         // Two images, every pixel at (1, -2): bin (0, 0).
-        let chroma: Vec<f32> = (0..2)
-            .flat_map(|_| [vec![1.0; hw], vec![-2.0; hw]])
-            .flatten()
-            .collect();
+        let chroma: Vec<f32> = (0..2).flat_map(|_| [vec![1.0; hw], vec![-2.0; hw]]).flatten().collect();
         let at = |c: [f32; 2]| bins.centers().iter().position(|&b| b == c).unwrap();
         let raw = bins.prior(&chroma, hw, 0.0);
         assert_eq!(raw[at([0.0, 0.0])], 1.0);
         assert_eq!(raw.iter().sum::<f32>(), 1.0);
         let smooth = bins.prior(&chroma, hw, 5.0);
         assert!((smooth.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-        let peak = smooth
-            .iter()
-            .copied()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap()
-            .0;
+        let peak = smooth.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0;
         assert_eq!(peak, at([0.0, 0.0]));
         // A neighbour 10 away gets exp(-100 / (2 * 25)) = e^-2 of the peak.
         let ratio = smooth[at([10.0, 0.0])] / smooth[at([0.0, 0.0])];
@@ -949,11 +802,7 @@ mod tests {
         }
         assert!((expect(&w) - 1.0).abs() < 1e-6);
         // lambda = 1: constant Q, normalised to 1.
-        assert!(
-            rebalance_weights(&prior, 1.0)
-                .iter()
-                .all(|&w| (w - 1.0).abs() < 1e-6)
-        );
+        assert!(rebalance_weights(&prior, 1.0).iter().all(|&w| (w - 1.0).abs() < 1e-6));
         // lambda = 0: 1 / (Q p) = (2/3, 10/9, 5/3).
         let w = rebalance_weights(&prior, 0.0);
         for (got, want) in w.iter().zip([2.0 / 3.0, 10.0 / 9.0, 5.0 / 3.0]) {
@@ -980,23 +829,10 @@ mod tests {
             let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
             let total: f64 = e.iter().sum();
             for ch in 0..2 {
-                let want: f64 = e
-                    .iter()
-                    .zip(bins.centers())
-                    .map(|(w, c)| w * f64::from(c[ch]))
-                    .sum::<f64>()
-                    / total;
-                assert!(
-                    (f64::from(mean[ch * hw + p]) - want).abs() < 1e-3,
-                    "T = 1, channel {ch}"
-                );
+                let want: f64 = e.iter().zip(bins.centers()).map(|(w, c)| w * f64::from(c[ch])).sum::<f64>() / total;
+                assert!((f64::from(mean[ch * hw + p]) - want).abs() < 1e-3, "T = 1, channel {ch}");
             }
-            let argmax = z
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .unwrap()
-                .0;
+            let argmax = z.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
             for ch in 0..2 {
                 assert_eq!(mode[ch * hw + p], bins.centers()[argmax][ch]);
                 assert!((cold[ch * hw + p] - bins.centers()[argmax][ch]).abs() < 1e-2);
@@ -1014,10 +850,7 @@ mod tests {
         logits[at([350.0, 50.0])] = 2.0;
         logits[at([10.0, 50.0])] = 2.0;
         let mean = bins.annealed_mean(&logits, 1, 1.0);
-        assert!(
-            bins.distance([mean[0], mean[1]], [0.0, 50.0]) < 1e-3,
-            "{mean:?}"
-        );
+        assert!(bins.distance([mean[0], mean[1]], [0.0, 50.0]) < 1e-3, "{mean:?}");
         assert!((0.0..360.0).contains(&mean[0]));
     }
 
@@ -1037,19 +870,13 @@ mod tests {
                 let (mut luma, mut chroma) = (vec![0.0; HW], vec![0.0; 2 * HW]);
                 for r in 0..=255u8 {
                     for i in 0..HW {
-                        [planar[i], planar[HW + i], planar[2 * HW + i]] =
-                            [r, (i >> 8) as u8, i as u8];
+                        [planar[i], planar[HW + i], planar[2 * HW + i]] = [r, (i >> 8) as u8, i as u8];
                     }
                     encode_u8_planar(space, &planar, HW, &mut luma, &mut chroma);
                     for i in 0..HW {
-                        let (s0, s1) = bins
-                            .table_cell([chroma[i], chroma[HW + i]])
-                            .expect("in the table");
+                        let (s0, s1) = bins.table_cell([chroma[i], chroma[HW + i]]).expect("in the table");
                         let cell = s0 * a1.count + s1;
-                        assert_ne!(
-                            bins.cell_bin[cell], NO_BIN,
-                            "{space:?}/{bin_size}: colour ({r}, {i}) missed"
-                        );
+                        assert_ne!(bins.cell_bin[cell], NO_BIN, "{space:?}/{bin_size}: colour ({r}, {i}) missed");
                         seen[cell] = true;
                     }
                 }

@@ -54,13 +54,7 @@ pub struct Layout {
 pub const CIFAR10: Layout = Layout {
     kind: DatasetKind::Cifar10,
     folder: "cifar-10-batches-bin",
-    train: &[
-        "data_batch_1.bin",
-        "data_batch_2.bin",
-        "data_batch_3.bin",
-        "data_batch_4.bin",
-        "data_batch_5.bin",
-    ],
+    train: &["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"],
     test: &["test_batch.bin"],
     names: "batches.meta.txt",
     extra: &[],
@@ -103,11 +97,7 @@ impl Layout {
     }
 
     fn fetch_hint(&self, dir: &Path) -> String {
-        format!(
-            "run `sweep data fetch {} --dir {}` to download it",
-            self.kind.name(),
-            dir.display()
-        )
+        format!("run `sweep data fetch {} --dir {}` to download it", self.kind.name(), dir.display())
     }
 
     /// Checks that `folder` holds every file of the layout, data files with a non-zero size that is a
@@ -116,8 +106,7 @@ impl Layout {
     pub fn check_folder(&self, folder: &Path) -> anyhow::Result<()> {
         for name in self.files() {
             let path = folder.join(name);
-            let meta =
-                fs::metadata(&path).with_context(|| format!("missing file {}", path.display()))?;
+            let meta = fs::metadata(&path).with_context(|| format!("missing file {}", path.display()))?;
             if name.ends_with(".bin") {
                 check_size(&path, meta.len(), self.record)?;
             }
@@ -127,11 +116,7 @@ impl Layout {
 }
 
 fn check_size(path: &Path, size: u64, record: usize) -> anyhow::Result<()> {
-    ensure!(
-        size > 0,
-        "{} is empty (0 bytes): it holds no {record}-byte records",
-        path.display()
-    );
+    ensure!(size > 0, "{} is empty (0 bytes): it holds no {record}-byte records", path.display());
     ensure!(
         size.is_multiple_of(record as u64),
         "{} has {size} bytes, which is not a multiple of the record size {record} ({} whole records and {} \
@@ -153,30 +138,14 @@ pub fn locate(layout: &Layout, dir: &Path) -> anyhow::Result<PathBuf> {
         return Ok(dir.to_path_buf());
     }
     if !dir.exists() {
-        bail!(
-            "data folder {} does not exist: {}",
-            dir.display(),
-            layout.fetch_hint(dir)
-        );
+        bail!("data folder {} does not exist: {}", dir.display(), layout.fetch_hint(dir));
     }
     if !dir.is_dir() {
-        bail!(
-            "{} is not a folder: point `dir` at the folder holding {}/",
-            dir.display(),
-            layout.folder
-        );
+        bail!("{} is not a folder: point `dir` at the folder holding {}/", dir.display(), layout.folder);
     }
-    let other = if layout.kind == DatasetKind::Cifar10 {
-        &CIFAR100
-    } else {
-        &CIFAR10
-    };
+    let other = if layout.kind == DatasetKind::Cifar10 { &CIFAR100 } else { &CIFAR10 };
     let mixup = if dir.join(other.folder).is_dir() || dir.join(other.train[0]).is_file() {
-        format!(
-            " ({} holds {} instead; check the data set kind)",
-            dir.display(),
-            other.kind.name()
-        )
+        format!(" ({} holds {} instead; check the data set kind)", dir.display(), other.kind.name())
     } else {
         String::new()
     };
@@ -194,20 +163,10 @@ pub fn locate(layout: &Layout, dir: &Path) -> anyhow::Result<PathBuf> {
 pub fn read_class_names(layout: &Layout, folder: &Path, dir: &Path) -> anyhow::Result<Vec<String>> {
     let path = folder.join(layout.names);
     if !path.is_file() {
-        bail!(
-            "missing file {}: {}",
-            path.display(),
-            layout.fetch_hint(dir)
-        );
+        bail!("missing file {}: {}", path.display(), layout.fetch_hint(dir));
     }
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     ensure!(
         names.len() == layout.classes,
         "{} lists {} class names, {} has {}",
@@ -239,10 +198,7 @@ impl std::fmt::Debug for CifarSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CifarSource")
             .field("kind", &self.layout.kind)
-            .field(
-                "files",
-                &self.chunks.iter().map(|c| &c.path).collect::<Vec<_>>(),
-            )
+            .field("files", &self.chunks.iter().map(|c| &c.path).collect::<Vec<_>>())
             .field("len", &self.len)
             .field("side", &self.side)
             .finish()
@@ -269,35 +225,17 @@ impl CifarSource {
             }
             let path = folder.join(name);
             if !path.is_file() {
-                bail!(
-                    "missing file {}: {}",
-                    path.display(),
-                    layout.fetch_hint(dir)
-                );
+                bail!("missing file {}: {}", path.display(), layout.fetch_hint(dir));
             }
-            let bytes =
-                fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
             check_size(&path, bytes.len() as u64, layout.record)?;
             let count = bytes.len() / layout.record;
             validate_labels(layout, &path, &bytes)?;
-            let records = if limit > 0 {
-                count.min(limit - len)
-            } else {
-                count
-            };
+            let records = if limit > 0 { count.min(limit - len) } else { count };
             len += records;
-            chunks.push(Chunk {
-                path,
-                bytes,
-                records,
-            });
+            chunks.push(Chunk { path, bytes, records });
         }
-        Ok(CifarSource {
-            chunks,
-            layout,
-            len,
-            side,
-        })
+        Ok(CifarSource { chunks, layout, len, side })
     }
 
     fn record(&self, mut index: usize) -> anyhow::Result<(&Chunk, &[u8])> {
@@ -313,13 +251,11 @@ impl CifarSource {
 }
 
 fn validate_labels(layout: &Layout, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let checks = std::iter::once((layout.label_offset, layout.classes, "label"))
-        .chain(layout.other_labels.iter().copied());
+    let checks =
+        std::iter::once((layout.label_offset, layout.classes, "label")).chain(layout.other_labels.iter().copied());
     for (offset, count, what) in checks {
-        if let Some((i, rec)) = bytes
-            .chunks_exact(layout.record)
-            .enumerate()
-            .find(|(_, rec)| rec[offset] as usize >= count)
+        if let Some((i, rec)) =
+            bytes.chunks_exact(layout.record).enumerate().find(|(_, rec)| rec[offset] as usize >= count)
         {
             bail!(
                 "{}: record {i} (byte offset {}) has {what} {}, out of range for {} (0..={}): the file is \
@@ -346,9 +282,7 @@ impl ImageSource for CifarSource {
     }
 
     fn label(&self, index: usize) -> usize {
-        self.record(index)
-            .map(|(_, rec)| rec[self.layout.label_offset] as usize)
-            .unwrap_or(0)
+        self.record(index).map(|(_, rec)| rec[self.layout.label_offset] as usize).unwrap_or(0)
     }
 
     fn item_name(&self, index: usize) -> String {
@@ -380,33 +314,10 @@ pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
     for name in layout.extra {
         let path = folder.join(name);
         if !path.is_file() {
-            bail!(
-                "missing file {}: {}",
-                path.display(),
-                layout.fetch_hint(&cfg.dir)
-            );
+            bail!("missing file {}: {}", path.display(), layout.fetch_hint(&cfg.dir));
         }
     }
-    let train = CifarSource::load(
-        layout,
-        &folder,
-        layout.train,
-        cfg.train_images,
-        cfg.image_size,
-        &cfg.dir,
-    )?;
-    let val = CifarSource::load(
-        layout,
-        &folder,
-        layout.test,
-        cfg.val_images,
-        cfg.image_size,
-        &cfg.dir,
-    )?;
-    Ok(DataSet {
-        name: layout.kind.name().to_string(),
-        classes,
-        train: Arc::new(train),
-        val: Arc::new(val),
-    })
+    let train = CifarSource::load(layout, &folder, layout.train, cfg.train_images, cfg.image_size, &cfg.dir)?;
+    let val = CifarSource::load(layout, &folder, layout.test, cfg.val_images, cfg.image_size, &cfg.dir)?;
+    Ok(DataSet { name: layout.kind.name().to_string(), classes, train: Arc::new(train), val: Arc::new(val) })
 }

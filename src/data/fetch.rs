@@ -77,10 +77,7 @@ pub fn archive(kind: DatasetKind) -> Option<&'static Archive> {
 fn downloadable(kind: DatasetKind) -> anyhow::Result<(&'static Archive, &'static Layout)> {
     match (archive(kind), cifar::layout(kind)) {
         (Some(a), Some(l)) => Ok((a, l)),
-        _ => bail!(
-            "only cifar10 and cifar100 can be downloaded, not {}",
-            kind.name()
-        ),
+        _ => bail!("only cifar10 and cifar100 can be downloaded, not {}", kind.name()),
     }
 }
 
@@ -88,18 +85,9 @@ fn downloadable(kind: DatasetKind) -> anyhow::Result<(&'static Archive, &'static
 /// official host).
 pub fn archive_url(kind: DatasetKind, base_url: Option<&str>) -> anyhow::Result<String> {
     let (archive, _) = downloadable(kind)?;
-    let env = std::env::var(MIRROR_ENV)
-        .ok()
-        .filter(|s| !s.trim().is_empty());
-    let base = base_url
-        .map(str::to_string)
-        .or(env)
-        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-    Ok(format!(
-        "{}/{}",
-        base.trim().trim_end_matches('/'),
-        archive.file_name
-    ))
+    let env = std::env::var(MIRROR_ENV).ok().filter(|s| !s.trim().is_empty());
+    let base = base_url.map(str::to_string).or(env).unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+    Ok(format!("{}/{}", base.trim().trim_end_matches('/'), archive.file_name))
 }
 
 /// Downloads and unpacks CIFAR-10 or CIFAR-100 into `dir` (see the module doc) and returns the unpacked
@@ -111,12 +99,7 @@ pub fn fetch(kind: DatasetKind, dir: &Path, base_url: Option<&str>) -> anyhow::R
 }
 
 /// [`fetch`] with an explicit archive URL and expected MD5 (lower- or upper-case hex).
-pub fn fetch_from(
-    kind: DatasetKind,
-    dir: &Path,
-    url: &str,
-    md5_hex: &str,
-) -> anyhow::Result<PathBuf> {
+pub fn fetch_from(kind: DatasetKind, dir: &Path, url: &str, md5_hex: &str) -> anyhow::Result<PathBuf> {
     let (archive, layout) = downloadable(kind)?;
     let expected = md5_hex.trim().to_ascii_lowercase();
     if expected.len() != 32 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -171,31 +154,21 @@ pub fn md5_file(path: &Path) -> anyhow::Result<String> {
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn progress_bar() -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
+    let target =
+        if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
     let bar = ProgressBar::with_draw_target(None, target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -219,9 +192,7 @@ fn download(url: &str, part: &Path, expected_md5: &str) -> anyhow::Result<()> {
         .into();
     let bar = progress_bar();
     bar.set_message(
-        part.file_name()
-            .map(|n| n.to_string_lossy().trim_end_matches(".part").to_string())
-            .unwrap_or_default(),
+        part.file_name().map(|n| n.to_string_lossy().trim_end_matches(".part").to_string()).unwrap_or_default(),
     );
     let mut last = None;
     for attempt in 0..ATTEMPTS {
@@ -240,16 +211,11 @@ fn download(url: &str, part: &Path, expected_md5: &str) -> anyhow::Result<()> {
     let e = last.unwrap_or_else(|| anyhow!("no attempt made"));
     let kept = fs::metadata(part).map(|m| m.len()).unwrap_or(0);
     let resume = if kept > 0 {
-        format!(
-            "; the {kept} bytes received are kept in {} and the next run resumes from there",
-            part.display()
-        )
+        format!("; the {kept} bytes received are kept in {} and the next run resumes from there", part.display())
     } else {
         String::new()
     };
-    Err(e.context(format!(
-        "download of {url} failed after {ATTEMPTS} attempts{resume}"
-    )))
+    Err(e.context(format!("download of {url} failed after {ATTEMPTS} attempts{resume}")))
 }
 
 fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
@@ -258,15 +224,7 @@ fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<
 
 /// Start offset of a `Content-Range: bytes START-END/TOTAL` header.
 fn content_range_start(value: &str) -> Option<u64> {
-    value
-        .trim()
-        .strip_prefix("bytes")?
-        .trim()
-        .split('-')
-        .next()?
-        .trim()
-        .parse()
-        .ok()
+    value.trim().strip_prefix("bytes")?.trim().split('-').next()?.trim().parse().ok()
 }
 
 fn download_once(
@@ -284,9 +242,7 @@ fn download_once(
     let resp = match request.call() {
         Ok(resp) => resp,
         Err(e) => {
-            return Ok(Attempt::Retry(
-                anyhow!(e).context(format!("cannot reach {url}")),
-            ));
+            return Ok(Attempt::Retry(anyhow!(e).context(format!("cannot reach {url}"))));
         }
     };
     let status = resp.status().as_u16();
@@ -295,11 +251,8 @@ fn download_once(
         206 if offset > 0 => {
             if header(&resp, "content-range").and_then(content_range_start) != Some(offset) {
                 // The server sent some other range: start over rather than guess.
-                fs::remove_file(part)
-                    .with_context(|| format!("cannot remove {}", part.display()))?;
-                return Ok(Attempt::Retry(anyhow!(
-                    "{url}: the server answered a different byte range than asked"
-                )));
+                fs::remove_file(part).with_context(|| format!("cannot remove {}", part.display()))?;
+                return Ok(Attempt::Retry(anyhow!("{url}: the server answered a different byte range than asked")));
             }
             let file = OpenOptions::new()
                 .append(true)
@@ -309,10 +262,7 @@ fn download_once(
         }
         200 | 206 => {
             // A fresh download, or a server that ignores Range: (re)write from the start.
-            (
-                File::create(part).with_context(|| format!("cannot create {}", part.display()))?,
-                0,
-            )
+            (File::create(part).with_context(|| format!("cannot create {}", part.display()))?, 0)
         }
         416 if offset > 0 => {
             // Nothing past our offset: either the file is complete already, or it is longer than the
@@ -321,9 +271,7 @@ fn download_once(
                 return Ok(Attempt::Complete);
             }
             fs::remove_file(part).with_context(|| format!("cannot remove {}", part.display()))?;
-            return Ok(Attempt::Retry(anyhow!(
-                "{url}: the partial download was longer than the file; starting over"
-            )));
+            return Ok(Attempt::Retry(anyhow!("{url}: the partial download was longer than the file; starting over")));
         }
         500..=599 => return Ok(Attempt::Retry(anyhow!("{url}: server error HTTP {status}"))),
         _ => bail!("download of {url} failed: HTTP {status}"),
@@ -340,25 +288,20 @@ fn download_once(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 file.flush().ok();
-                return Ok(Attempt::Retry(anyhow!(e).context(format!(
-                    "connection to {url} lost after {} bytes",
-                    start + received
-                ))));
+                return Ok(Attempt::Retry(
+                    anyhow!(e).context(format!("connection to {url} lost after {} bytes", start + received)),
+                ));
             }
         };
-        file.write_all(&buf[..n])
-            .with_context(|| format!("cannot write {}", part.display()))?;
+        file.write_all(&buf[..n]).with_context(|| format!("cannot write {}", part.display()))?;
         received += n as u64;
         bar.set_position(start + received);
     }
-    file.sync_all()
-        .with_context(|| format!("cannot write {}", part.display()))?;
+    file.sync_all().with_context(|| format!("cannot write {}", part.display()))?;
     if let Some(len) = length
         && received < len
     {
-        return Ok(Attempt::Retry(anyhow!(
-            "connection to {url} closed after {received} of {len} bytes"
-        )));
+        return Ok(Attempt::Retry(anyhow!("connection to {url} closed after {received} of {len} bytes")));
     }
     Ok(Attempt::Complete)
 }
@@ -372,33 +315,20 @@ fn unpack(layout: &Layout, archive: &Path, dir: &Path, final_dir: &Path) -> anyh
             fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
         }
         fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let file =
-            File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
-        let mut tar =
-            tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
-        tar.unpack(&tmp)
-            .with_context(|| format!("cannot unpack {}", archive.display()))?;
+        let file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+        tar.unpack(&tmp).with_context(|| format!("cannot unpack {}", archive.display()))?;
         let unpacked = tmp.join(layout.folder);
-        layout.check_folder(&unpacked).with_context(|| {
-            format!(
-                "{} does not hold the expected {}/ folder",
-                archive.display(),
-                layout.folder
-            )
-        })?;
+        layout
+            .check_folder(&unpacked)
+            .with_context(|| format!("{} does not hold the expected {}/ folder", archive.display(), layout.folder))?;
         if final_dir.exists() {
             // An incomplete earlier copy: move it aside (one rename), move the new one in, delete the old.
             let old = tmp.join("previous");
-            fs::rename(final_dir, &old)
-                .with_context(|| format!("cannot move aside {}", final_dir.display()))?;
+            fs::rename(final_dir, &old).with_context(|| format!("cannot move aside {}", final_dir.display()))?;
         }
-        fs::rename(&unpacked, final_dir).with_context(|| {
-            format!(
-                "cannot rename {} to {}",
-                unpacked.display(),
-                final_dir.display()
-            )
-        })?;
+        fs::rename(&unpacked, final_dir)
+            .with_context(|| format!("cannot rename {} to {}", unpacked.display(), final_dir.display()))?;
         Ok(())
     })();
     let _ = fs::remove_dir_all(&tmp);

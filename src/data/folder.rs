@@ -32,16 +32,12 @@ const SUBSET_STREAM: u64 = 0x5355_4253_4554_5F4E; // "SUBSET_N"
 
 /// Whether `path` has an image extension (case-insensitive).
 pub fn is_image_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// FNV-1a, 64 bit: a stable hash of a relative path (std's hasher is not stable across releases).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
-    })
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3))
 }
 
 fn path_key(rel: &str, seed: u64, stream: u64) -> u64 {
@@ -56,23 +52,16 @@ pub fn is_validation(rel: &str, data_seed: u64) -> bool {
 
 fn relative(path: &Path, root: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
 fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut entries = Vec::new();
-    for entry in
-        fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))?
-    {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list folder {}", dir.display()))?;
         let path = entry.path();
         if !is_hidden(&path) {
@@ -100,24 +89,12 @@ fn class_folders(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     if !root.exists() {
         bail!("data folder {} does not exist", root.display());
     }
-    ensure!(
-        root.is_dir(),
-        "{} is not a folder: `dir` must be a folder with one sub-folder per class",
-        root.display()
-    );
+    ensure!(root.is_dir(), "{} is not a folder: `dir` must be a folder with one sub-folder per class", root.display());
     let entries = sorted_entries(root)?;
     let classes: Vec<(String, PathBuf)> = entries
         .iter()
         .filter(|p| p.is_dir())
-        .map(|p| {
-            (
-                p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned(),
-                p.clone(),
-            )
-        })
+        .map(|p| (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), p.clone()))
         .collect();
     if classes.is_empty() {
         let loose = entries.iter().filter(|p| is_image_file(p)).count();
@@ -128,10 +105,7 @@ fn class_folders(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
                 root.display()
             );
         }
-        bail!(
-            "data folder {} is empty: expected one sub-folder per class holding JPEG or PNG images",
-            root.display()
-        );
+        bail!("data folder {} is empty: expected one sub-folder per class holding JPEG or PNG images", root.display());
     }
     Ok(classes)
 }
@@ -141,10 +115,7 @@ fn scan(root: &Path, classes: &[String]) -> anyhow::Result<Vec<(PathBuf, u32)>> 
     let mut files = Vec::new();
     for (name, path) in class_folders(root)? {
         let Some(label) = classes.iter().position(|c| *c == name) else {
-            bail!(
-                "class folder {} has no counterpart among the training classes",
-                path.display()
-            );
+            bail!("class folder {} has no counterpart among the training classes", path.display());
         };
         let before = files.len();
         let mut images = Vec::new();
@@ -161,20 +132,12 @@ fn scan(root: &Path, classes: &[String]) -> anyhow::Result<Vec<(PathBuf, u32)>> 
 }
 
 /// Keeps `limit` files (0 = all): those with the smallest hash of their relative path, in path order.
-fn subset(
-    mut files: Vec<(PathBuf, u32)>,
-    limit: usize,
-    root: &Path,
-    seed: u64,
-) -> Vec<(PathBuf, u32)> {
+fn subset(mut files: Vec<(PathBuf, u32)>, limit: usize, root: &Path, seed: u64) -> Vec<(PathBuf, u32)> {
     if limit == 0 || limit >= files.len() {
         return files;
     }
-    let mut keyed: Vec<(u64, usize)> = files
-        .iter()
-        .enumerate()
-        .map(|(i, (p, _))| (path_key(&relative(p, root), seed, SUBSET_STREAM), i))
-        .collect();
+    let mut keyed: Vec<(u64, usize)> =
+        files.iter().enumerate().map(|(i, (p, _))| (path_key(&relative(p, root), seed, SUBSET_STREAM), i)).collect();
     keyed.sort_unstable();
     let mut keep: Vec<usize> = keyed[..limit].iter().map(|&(_, i)| i).collect();
     keep.sort_unstable();
@@ -202,11 +165,7 @@ impl FolderSource {
     /// A source serving `files` (with `labels`) at `side x side`.
     pub fn new(files: Vec<(PathBuf, u32)>, side: usize) -> Self {
         let (files, labels) = files.into_iter().unzip();
-        FolderSource {
-            files,
-            labels,
-            side,
-        }
+        FolderSource { files, labels, side }
     }
 
     /// Path of image `index`.
@@ -218,19 +177,10 @@ impl FolderSource {
 /// Decodes the image file at `path` (format sniffed from its content) to 8-bit RGB. Errors name the file
 /// and carry the decoder's message.
 pub fn load_rgb8(path: &Path) -> anyhow::Result<image::RgbImage> {
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?;
-    let reader = reader
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = reader
-        .decode()
-        .map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
-    ensure!(
-        img.width() > 0 && img.height() > 0,
-        "image {} is empty (0 pixels)",
-        path.display()
-    );
+    let reader = image::ImageReader::open(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    let reader = reader.with_guessed_format().with_context(|| format!("cannot read image {}", path.display()))?;
+    let img = reader.decode().map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
+    ensure!(img.width() > 0 && img.height() > 0, "image {} is empty (0 pixels)", path.display());
     Ok(pixels::to_rgb8(img))
 }
 
@@ -248,18 +198,12 @@ impl ImageSource for FolderSource {
     }
 
     fn item_name(&self, index: usize) -> String {
-        self.files
-            .get(index)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| format!("image {index}"))
+        self.files.get(index).map(|p| p.display().to_string()).unwrap_or_else(|| format!("image {index}"))
     }
 
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()> {
         let Some(path) = self.files.get(index) else {
-            bail!(
-                "image index {index} is out of range ({} images)",
-                self.files.len()
-            );
+            bail!("image index {index} is out of range ({} images)", self.files.len());
         };
         ensure!(self.side > 0, "image side must be positive");
         let img = load_rgb8(path)?;
@@ -273,10 +217,7 @@ pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
     let root = &cfg.dir;
     let (train_dir, val_dir) = (root.join("train"), root.join("val"));
     let (classes, train, val) = if train_dir.is_dir() && val_dir.is_dir() {
-        let classes: Vec<String> = class_folders(&train_dir)?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let classes: Vec<String> = class_folders(&train_dir)?.into_iter().map(|(n, _)| n).collect();
         let train = scan(&train_dir, &classes)?;
         let val = scan(&val_dir, &classes)?;
         (
@@ -286,9 +227,8 @@ pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
         )
     } else {
         let classes: Vec<String> = class_folders(root)?.into_iter().map(|(n, _)| n).collect();
-        let (val, train): (Vec<_>, Vec<_>) = scan(root, &classes)?
-            .into_iter()
-            .partition(|(p, _)| is_validation(&relative(p, root), cfg.data_seed));
+        let (val, train): (Vec<_>, Vec<_>) =
+            scan(root, &classes)?.into_iter().partition(|(p, _)| is_validation(&relative(p, root), cfg.data_seed));
         (
             classes,
             subset(train, cfg.train_images, root, cfg.data_seed),

@@ -45,12 +45,8 @@ pub enum DatasetKind {
 
 impl DatasetKind {
     /// Every kind, in the order the documentation lists them.
-    pub const ALL: [DatasetKind; 4] = [
-        DatasetKind::Synthetic,
-        DatasetKind::Cifar10,
-        DatasetKind::Cifar100,
-        DatasetKind::Folder,
-    ];
+    pub const ALL: [DatasetKind; 4] =
+        [DatasetKind::Synthetic, DatasetKind::Cifar10, DatasetKind::Cifar100, DatasetKind::Folder];
 
     /// The lower-case name used in specs and on the command line.
     pub fn name(self) -> &'static str {
@@ -145,10 +141,7 @@ impl fmt::Debug for DataSet {
 /// the path and what is wrong with it.
 pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
     if cfg.image_size == 0 || cfg.image_size > MAX_IMAGE_SIZE {
-        bail!(
-            "image_size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {}",
-            cfg.image_size
-        );
+        bail!("image_size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {}", cfg.image_size);
     }
     match cfg.kind {
         DatasetKind::Synthetic => Ok(synthetic::open(cfg)),

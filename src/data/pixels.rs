@@ -14,12 +14,7 @@ pub const RESIZE_FILTER: FilterType = FilterType::CatmullRom;
 /// `3 * width * height` bytes.
 pub fn rgb_image_to_planar(img: &RgbImage, out: &mut [u8]) -> anyhow::Result<()> {
     let hw = img.width() as usize * img.height() as usize;
-    ensure!(
-        out.len() == 3 * hw,
-        "output buffer holds {} bytes, the image needs {}",
-        out.len(),
-        3 * hw
-    );
+    ensure!(out.len() == 3 * hw, "output buffer holds {} bytes, the image needs {}", out.len(), 3 * hw);
     let (r, rest) = out.split_at_mut(hw);
     let (g, b) = rest.split_at_mut(hw);
     for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
@@ -33,18 +28,12 @@ pub fn rgb_image_to_planar(img: &RgbImage, out: &mut [u8]) -> anyhow::Result<()>
 /// Builds an interleaved RGB image from a planar `side x side` one.
 pub fn planar_to_rgb_image(planar: &[u8], side: usize) -> anyhow::Result<RgbImage> {
     let hw = side * side;
-    ensure!(
-        planar.len() == 3 * hw,
-        "planar image holds {} bytes, {side}x{side} needs {}",
-        planar.len(),
-        3 * hw
-    );
+    ensure!(planar.len() == 3 * hw, "planar image holds {} bytes, {side}x{side} needs {}", planar.len(), 3 * hw);
     let mut raw = Vec::with_capacity(3 * hw);
     for i in 0..hw {
         raw.extend_from_slice(&[planar[i], planar[hw + i], planar[2 * hw + i]]);
     }
-    RgbImage::from_raw(side as u32, side as u32, raw)
-        .context("planar_to_rgb_image: bad buffer size")
+    RgbImage::from_raw(side as u32, side as u32, raw).context("planar_to_rgb_image: bad buffer size")
 }
 
 /// Centre-crops `img` to a square (the shorter side) and resizes it to `side x side` with
@@ -58,11 +47,7 @@ pub fn square_resize(img: &RgbImage, side: usize) -> RgbImage {
         return img.clone();
     }
     let cropped = imageops::crop_imm(img, x0, y0, s, s).to_image();
-    if s == side {
-        cropped
-    } else {
-        imageops::resize(&cropped, side, side, RESIZE_FILTER)
-    }
+    if s == side { cropped } else { imageops::resize(&cropped, side, side, RESIZE_FILTER) }
 }
 
 /// Converts any decoded image (gray, gray+alpha, RGBA, 16-bit, float) to 8-bit RGB. Alpha is dropped
@@ -77,12 +62,7 @@ pub fn to_rgb8(img: DynamicImage) -> RgbImage {
 /// Resizes a planar `from x from` RGB image to planar `to x to` with [`RESIZE_FILTER`].
 pub fn resize_planar(planar: &[u8], from: usize, to: usize, out: &mut [u8]) -> anyhow::Result<()> {
     if from == to {
-        ensure!(
-            out.len() == planar.len(),
-            "output buffer holds {} bytes, expected {}",
-            out.len(),
-            planar.len()
-        );
+        ensure!(out.len() == planar.len(), "output buffer holds {} bytes, expected {}", out.len(), planar.len());
         out.copy_from_slice(planar);
         return Ok(());
     }
@@ -107,13 +87,8 @@ mod tests {
     #[test]
     fn square_resize_crops_the_centre() {
         // 6x2 image: left and right thirds red, middle third green; centre crop 2x2 is all green.
-        let img = RgbImage::from_fn(6, 2, |x, _| {
-            if (2..4).contains(&x) {
-                [0, 255, 0].into()
-            } else {
-                [255, 0, 0].into()
-            }
-        });
+        let img =
+            RgbImage::from_fn(6, 2, |x, _| if (2..4).contains(&x) { [0, 255, 0].into() } else { [255, 0, 0].into() });
         let out = square_resize(&img, 2);
         assert!(out.pixels().all(|p| p.0 == [0, 255, 0]));
         let out = square_resize(&img, 8);

@@ -29,6 +29,18 @@ pub struct ColorBatch {
 
 impl ColorBatch {
     /// Pixels per image (`side * side`).
+    /// A copy of images `range` of the batch.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> ColorBatch {
+        let hw = self.side * self.side;
+        ColorBatch {
+            n: range.len(),
+            side: self.side,
+            gray: self.gray[range.start * hw..range.end * hw].to_vec(),
+            chroma: self.chroma[2 * range.start * hw..2 * range.end * hw].to_vec(),
+            labels: self.labels[range].to_vec(),
+        }
+    }
+
     pub fn hw(&self) -> usize {
         self.side * self.side
     }
@@ -37,11 +49,7 @@ impl ColorBatch {
 /// Reads the images `indices` of `source` (in parallel) and converts them to gray input and chroma target
 /// in `space`. Indices may repeat and come in any order; an index out of range or an unreadable image is
 /// an error naming it.
-pub fn prepare(
-    source: &dyn ImageSource,
-    indices: &[usize],
-    space: ColorSpace,
-) -> anyhow::Result<ColorBatch> {
+pub fn prepare(source: &dyn ImageSource, indices: &[usize], space: ColorSpace) -> anyhow::Result<ColorBatch> {
     let n = indices.len();
     let side = source.side();
     let hw = side * side;
@@ -62,20 +70,12 @@ pub fn prepare(
             .try_for_each_init(Vec::new, |rgb: &mut Vec<u8>, ((idx, gray), chroma)| {
                 rgb.resize(idx.len() * 3 * hw, 0);
                 for (out, &i) in rgb.chunks_exact_mut(3 * hw).zip(idx) {
-                    source
-                        .read_rgb(i, out)
-                        .with_context(|| format!("reading image {i}"))?;
+                    source.read_rgb(i, out).with_context(|| format!("reading image {i}"))?;
                 }
                 encode_u8_planar(space, rgb, hw, gray, chroma);
                 anyhow::Ok(())
             })?;
     }
     let labels = indices.iter().map(|&i| source.label(i) as u32).collect();
-    Ok(ColorBatch {
-        n,
-        side,
-        gray,
-        chroma,
-        labels,
-    })
+    Ok(ColorBatch { n, side, gray, chroma, labels })
 }

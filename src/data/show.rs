@@ -27,17 +27,8 @@ const MIN_TILE: usize = 96;
 /// the colour original, then what the model sees (the luminance of `space` rendered as gray, i.e. decoded
 /// with zero chroma), separated by a 2-pixel gap. Small images are upscaled with nearest neighbour so that
 /// 32-pixel images are visible (to at least 96 pixels).
-pub fn contact_sheet(
-    ds: &DataSet,
-    space: ColorSpace,
-    count: usize,
-    out: &Path,
-) -> anyhow::Result<()> {
-    let source: &dyn ImageSource = if ds.val.is_empty() {
-        ds.train.as_ref()
-    } else {
-        ds.val.as_ref()
-    };
+pub fn contact_sheet(ds: &DataSet, space: ColorSpace, count: usize, out: &Path) -> anyhow::Result<()> {
+    let source: &dyn ImageSource = if ds.val.is_empty() { ds.train.as_ref() } else { ds.val.as_ref() };
     let len = source.len();
     let count = count.min(len);
     if count == 0 {
@@ -53,11 +44,7 @@ pub fn contact_sheet(
     let mut rgb = vec![0u8; count * 3 * hw];
     rgb.par_chunks_mut(3 * hw)
         .zip(indices.par_iter())
-        .try_for_each(|(buf, &i)| {
-            source
-                .read_rgb(i, buf)
-                .with_context(|| format!("reading image {i}"))
-        })?;
+        .try_for_each(|(buf, &i)| source.read_rgb(i, buf).with_context(|| format!("reading image {i}")))?;
     let batch = prepare(source, &indices, space)?;
     let zero_chroma = vec![0f32; count * 2 * hw];
     let mut gray_rgb = vec![0f32; count * 3 * hw];
@@ -72,10 +59,7 @@ pub fn contact_sheet(
     let height = rows * tile + (rows + 1) * MARGIN;
     let mut sheet = vec![BACKGROUND; width * height * 3];
     for k in 0..count {
-        let (x0, y0) = (
-            MARGIN + (k % cols) * (pair_w + MARGIN),
-            MARGIN + (k / cols) * (tile + MARGIN),
-        );
+        let (x0, y0) = (MARGIN + (k % cols) * (pair_w + MARGIN), MARGIN + (k / cols) * (tile + MARGIN));
         let colour = &rgb[k * 3 * hw..(k + 1) * 3 * hw];
         let gray = &gray_rgb[k * 3 * hw..(k + 1) * 3 * hw];
         for y in 0..tile {
@@ -92,15 +76,9 @@ pub fn contact_sheet(
     }
     let mut png = Vec::new();
     PngEncoder::new(&mut png)
-        .write_image(
-            &sheet,
-            width as u32,
-            height as u32,
-            image::ExtendedColorType::Rgb8,
-        )
+        .write_image(&sheet, width as u32, height as u32, image::ExtendedColorType::Rgb8)
         .context("cannot encode the contact sheet as PNG")?;
-    io::write_atomic(out, &png)
-        .with_context(|| format!("cannot write contact sheet {}", out.display()))
+    io::write_atomic(out, &png).with_context(|| format!("cannot write contact sheet {}", out.display()))
 }
 
 /// Counts of images per label in `source`.
@@ -128,43 +106,15 @@ pub fn describe(ds: &DataSet) -> String {
         ds.train.len(),
         ds.val.len()
     );
-    let name_w = ds
-        .classes
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let num_w = ds
-        .train
-        .len()
-        .max(ds.val.len())
-        .max(1)
-        .to_string()
-        .len()
-        .max(5);
+    let name_w = ds.classes.iter().map(|c| c.chars().count()).max().unwrap_or(0).max(5);
+    let num_w = ds.train.len().max(ds.val.len()).max(1).to_string().len().max(5);
     let label_w = ds.classes.len().saturating_sub(1).to_string().len().max(5);
-    let _ = writeln!(
-        s,
-        "{:>label_w$}  {:<name_w$}  {:>num_w$}  {:>num_w$}",
-        "label", "class", "train", "val"
-    );
+    let _ = writeln!(s, "{:>label_w$}  {:<name_w$}  {:>num_w$}  {:>num_w$}", "label", "class", "train", "val");
     let _ = writeln!(s, "{}", "-".repeat(label_w + name_w + 2 * num_w + 6));
     for (i, name) in ds.classes.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "{i:>label_w$}  {name:<name_w$}  {:>num_w$}  {:>num_w$}",
-            train[i], val[i]
-        );
+        let _ = writeln!(s, "{i:>label_w$}  {name:<name_w$}  {:>num_w$}  {:>num_w$}", train[i], val[i]);
     }
     let _ = writeln!(s, "{}", "-".repeat(label_w + name_w + 2 * num_w + 6));
-    let _ = writeln!(
-        s,
-        "{:>label_w$}  {:<name_w$}  {:>num_w$}  {:>num_w$}",
-        "",
-        "total",
-        ds.train.len(),
-        ds.val.len()
-    );
+    let _ = writeln!(s, "{:>label_w$}  {:<name_w$}  {:>num_w$}  {:>num_w$}", "", "total", ds.train.len(), ds.val.len());
     s
 }

@@ -44,16 +44,7 @@ use super::{DataConfig, DataSet, ImageSource};
 use crate::rng::Rng;
 
 /// Class names, indexed by label.
-pub const CLASSES: [&str; 8] = [
-    "landscape",
-    "sunset",
-    "sea",
-    "brick wall",
-    "forest",
-    "balloon",
-    "box",
-    "stripes",
-];
+pub const CLASSES: [&str; 8] = ["landscape", "sunset", "sea", "brick wall", "forest", "balloon", "box", "stripes"];
 
 /// Labels of the classes whose hue is random across instances (balloon, box, stripes).
 pub const AMBIGUOUS_CLASSES: [usize; 3] = [5, 6, 7];
@@ -92,11 +83,7 @@ pub struct SyntheticSource {
 impl SyntheticSource {
     /// The `split` of the data set seeded by `data_seed`, with `len` images of `side` pixels.
     pub fn new(data_seed: u64, split: Split, len: usize, side: usize) -> Self {
-        SyntheticSource {
-            split_seed: Rng::derive(data_seed, split.stream()).next_u64(),
-            len,
-            side,
-        }
+        SyntheticSource { split_seed: Rng::derive(data_seed, split.stream()).next_u64(), len, side }
     }
 }
 
@@ -114,17 +101,9 @@ impl ImageSource for SyntheticSource {
     }
 
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()> {
-        ensure!(
-            index < self.len,
-            "synthetic image {index} is out of range ({} images)",
-            self.len
-        );
+        ensure!(index < self.len, "synthetic image {index} is out of range ({} images)", self.len);
         let n = 3 * self.side * self.side;
-        ensure!(
-            out.len() == n,
-            "output buffer holds {} bytes, a {0}x{0} image needs {n}",
-            self.side
-        );
+        ensure!(out.len() == n, "output buffer holds {} bytes, a {0}x{0} image needs {n}", self.side);
         let mut rng = Rng::derive(self.split_seed, index as u64);
         render(self.label(index), &mut rng, self.side, out);
         Ok(())
@@ -133,31 +112,13 @@ impl ImageSource for SyntheticSource {
 
 /// Opens the synthetic data set a config describes (`train_images`/`val_images` 0 mean 5000/1000).
 pub fn open(cfg: &DataConfig) -> DataSet {
-    let train = if cfg.train_images == 0 {
-        DEFAULT_TRAIN_IMAGES
-    } else {
-        cfg.train_images
-    };
-    let val = if cfg.val_images == 0 {
-        DEFAULT_VAL_IMAGES
-    } else {
-        cfg.val_images
-    };
+    let train = if cfg.train_images == 0 { DEFAULT_TRAIN_IMAGES } else { cfg.train_images };
+    let val = if cfg.val_images == 0 { DEFAULT_VAL_IMAGES } else { cfg.val_images };
     DataSet {
         name: "synthetic".to_string(),
         classes: CLASSES.iter().map(|c| c.to_string()).collect(),
-        train: Arc::new(SyntheticSource::new(
-            cfg.data_seed,
-            Split::Train,
-            train,
-            cfg.image_size,
-        )),
-        val: Arc::new(SyntheticSource::new(
-            cfg.data_seed,
-            Split::Val,
-            val,
-            cfg.image_size,
-        )),
+        train: Arc::new(SyntheticSource::new(cfg.data_seed, Split::Train, train, cfg.image_size)),
+        val: Arc::new(SyntheticSource::new(cfg.data_seed, Split::Val, val, cfg.image_size)),
     }
 }
 
@@ -208,11 +169,7 @@ fn scene(class: usize, rng: &mut Rng) -> Scene {
 // Helpers
 
 fn lerp(a: Rgb, b: Rgb, t: f32) -> Rgb {
-    [
-        a[0] + (b[0] - a[0]) * t,
-        a[1] + (b[1] - a[1]) * t,
-        a[2] + (b[2] - a[2]) * t,
-    ]
+    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
 }
 
 fn scale(c: Rgb, s: f32) -> Rgb {
@@ -258,11 +215,7 @@ fn hsv(h: f32, s: f32, v: f32) -> Rgb {
 
 /// A random hue at a vivid saturation and value.
 fn random_vivid(rng: &mut Rng) -> Rgb {
-    hsv(
-        rng.range(0.0, 360.0),
-        rng.range(0.55, 0.95),
-        rng.range(0.65, 0.95),
-    )
+    hsv(rng.range(0.0, 360.0), rng.range(0.55, 0.95), rng.range(0.65, 0.95))
 }
 
 /// Smooth periodic value noise in [0, 1]: random values on an `n x n` lattice over the unit square,
@@ -274,10 +227,7 @@ struct ValueNoise {
 
 impl ValueNoise {
     fn new(rng: &mut Rng, n: usize) -> Self {
-        ValueNoise {
-            n,
-            values: (0..n * n).map(|_| rng.uniform()).collect(),
-        }
+        ValueNoise { n, values: (0..n * n).map(|_| rng.uniform()).collect() }
     }
 
     fn at(&self, u: f32, v: f32) -> f32 {
@@ -285,10 +235,7 @@ impl ValueNoise {
         let (x, y) = ((u * n).rem_euclid(n), (v * n).rem_euclid(n));
         let (x0, y0) = (x.floor() as usize % self.n, y.floor() as usize % self.n);
         let (x1, y1) = ((x0 + 1) % self.n, (y0 + 1) % self.n);
-        let (fx, fy) = (
-            smoothstep(0.0, 1.0, x.fract()),
-            smoothstep(0.0, 1.0, y.fract()),
-        );
+        let (fx, fy) = (smoothstep(0.0, 1.0, x.fract()), smoothstep(0.0, 1.0, y.fract()));
         let g = |i: usize, j: usize| self.values[j * self.n + i];
         let top = g(x0, y0) + (g(x1, y0) - g(x0, y0)) * fx;
         let bottom = g(x0, y1) + (g(x1, y1) - g(x0, y1)) * fx;
@@ -298,11 +245,7 @@ impl ValueNoise {
 
 /// A uniform value in [0, 1) attached to the integer cell `(a, b)` of a pattern (one brick).
 fn cell_random(seed: u64, a: i64, b: i64) -> f32 {
-    Rng::derive(
-        seed,
-        (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (b as u64),
-    )
-    .uniform()
+    Rng::derive(seed, (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (b as u64)).uniform()
 }
 
 /// A neutral (equal RGB) background: grey level in [0.35, 0.85] with a gentle vertical gradient.
@@ -343,16 +286,8 @@ fn convex_sd(p: (f32, f32), verts: &[(f32, f32)]) -> f32 {
 
 fn landscape(rng: &mut Rng) -> Scene {
     let h0 = rng.range(0.35, 0.6);
-    let (a1, f1, p1) = (
-        rng.range(0.02, 0.07),
-        rng.range(1.0, 2.5),
-        rng.range(0.0, TAU),
-    );
-    let (a2, f2, p2) = (
-        rng.range(0.005, 0.025),
-        rng.range(3.0, 6.0),
-        rng.range(0.0, TAU),
-    );
+    let (a1, f1, p1) = (rng.range(0.02, 0.07), rng.range(1.0, 2.5), rng.range(0.0, TAU));
+    let (a2, f2, p2) = (rng.range(0.005, 0.025), rng.range(3.0, 6.0), rng.range(0.0, TAU));
     let sky_top = jitter(rng, [0.20, 0.40, 0.85], 0.08);
     let sky_low = jitter(rng, [0.60, 0.76, 0.95], 0.05);
     let grass = jitter(rng, [0.24, 0.52, 0.13], 0.1);
@@ -375,11 +310,7 @@ fn landscape(rng: &mut Rng) -> Scene {
 
 fn sunset(rng: &mut Rng) -> Scene {
     let hg = rng.range(0.6, 0.78);
-    let (a, f, p) = (
-        rng.range(0.0, 0.04),
-        rng.range(0.5, 2.0),
-        rng.range(0.0, TAU),
-    );
+    let (a, f, p) = (rng.range(0.0, 0.04), rng.range(0.5, 2.0), rng.range(0.0, TAU));
     let top = jitter(rng, [0.55, 0.16, 0.20], 0.1);
     let mid = jitter(rng, [0.95, 0.42, 0.12], 0.06);
     let low = jitter(rng, [1.0, 0.74, 0.30], 0.04);
@@ -391,11 +322,7 @@ fn sunset(rng: &mut Rng) -> Scene {
     Box::new(move |u, v, aa| {
         let horizon = hg + a * (TAU * f * u + p).sin();
         let t = (v / hg).clamp(0.0, 1.0);
-        let mut c = if t < 0.5 {
-            lerp(top, mid, t * 2.0)
-        } else {
-            lerp(mid, low, t * 2.0 - 1.0)
-        };
+        let mut c = if t < 0.5 { lerp(top, mid, t * 2.0) } else { lerp(mid, low, t * 2.0 - 1.0) };
         let d = ((u - cx).powi(2) + (v - cy).powi(2)).sqrt();
         let glow = 0.35 * (-((d - r).max(0.0) / (2.0 * r)).powi(2)).exp();
         c = lerp(c, [1.0, 0.85, 0.5], glow);
@@ -408,22 +335,13 @@ fn sunset(rng: &mut Rng) -> Scene {
 fn sea(rng: &mut Rng) -> Scene {
     let hs = rng.range(0.3, 0.45);
     let tilt = rng.range(-0.02, 0.02);
-    let (s0, sa, sf, sp) = (
-        rng.range(0.68, 0.85),
-        rng.range(0.01, 0.04),
-        rng.range(0.7, 2.0),
-        rng.range(0.0, TAU),
-    );
+    let (s0, sa, sf, sp) = (rng.range(0.68, 0.85), rng.range(0.01, 0.04), rng.range(0.7, 2.0), rng.range(0.0, TAU));
     let sky_top = jitter(rng, [0.55, 0.75, 0.95], 0.05);
     let sky_low = [0.86, 0.92, 0.98];
     let sea_far = jitter(rng, [0.10, 0.30, 0.55], 0.08);
     let sea_near = jitter(rng, [0.14, 0.50, 0.68], 0.08);
     let sand = jitter(rng, [0.88, 0.78, 0.58], 0.04);
-    let (k, wobble, wp) = (
-        rng.range(9.0, 15.0),
-        rng.range(0.2, 0.6),
-        rng.range(0.0, TAU),
-    );
+    let (k, wobble, wp) = (rng.range(9.0, 15.0), rng.range(0.2, 0.6), rng.range(0.0, TAU));
     let grain = ValueNoise::new(rng, 64);
     Box::new(move |u, v, aa| {
         let horizon = hs + tilt * (u - 0.5);
@@ -452,30 +370,15 @@ fn brick_wall(rng: &mut Rng) -> Scene {
     Box::new(move |u, v, aa| {
         let row = ((v + oy) / bh).floor();
         let fy = (v + oy) - row * bh;
-        let shift = if (row as i64).rem_euclid(2) == 1 {
-            bw * 0.5
-        } else {
-            0.0
-        };
+        let shift = if (row as i64).rem_euclid(2) == 1 { bw * 0.5 } else { 0.0 };
         let col = ((u + ox + shift) / bw).floor();
         let fx = (u + ox + shift) - col * bw;
         // Distance to the nearest mortar line centre, minus half its width: negative inside mortar.
         let dist = fx.min(bw - fx).min(fy.min(bh - fy)) - mortar * 0.5;
-        let (r1, r2) = (
-            cell_random(seed, row as i64, col as i64),
-            cell_random(seed ^ 1, row as i64, col as i64),
-        );
-        let b = [
-            brick[0] * (0.75 + 0.4 * r1),
-            brick[1] * (0.7 + 0.45 * r2),
-            brick[2] * (0.75 + 0.4 * r1),
-        ];
+        let (r1, r2) = (cell_random(seed, row as i64, col as i64), cell_random(seed ^ 1, row as i64, col as i64));
+        let b = [brick[0] * (0.75 + 0.4 * r1), brick[1] * (0.7 + 0.45 * r2), brick[2] * (0.75 + 0.4 * r1)];
         let tex = 0.85 + 0.3 * texture.at(u, v);
-        lerp(
-            scale(b, tex),
-            scale(mortar_colour, 0.92 + 0.1 * tex),
-            coverage(dist, aa),
-        )
+        lerp(scale(b, tex), scale(mortar_colour, 0.92 + 0.1 * tex), coverage(dist, aa))
     })
 }
 
@@ -485,9 +388,7 @@ fn forest(rng: &mut Rng) -> Scene {
     let ground = jitter(rng, [0.30, 0.25, 0.12], 0.1);
     let bark = jitter(rng, [0.38, 0.24, 0.13], 0.08);
     let count = 3 + rng.below(4);
-    let mut trunks: Vec<(f32, f32)> = (0..count)
-        .map(|_| (rng.range(0.0, 1.0), rng.range(0.03, 0.08)))
-        .collect();
+    let mut trunks: Vec<(f32, f32)> = (0..count).map(|_| (rng.range(0.0, 1.0), rng.range(0.03, 0.08))).collect();
     trunks.sort_by(|a, b| a.1.total_cmp(&b.1)); // thin (far) first, wide (near) drawn over them
     let leaves = ValueNoise::new(rng, 10);
     let fine = ValueNoise::new(rng, 30);
@@ -495,11 +396,7 @@ fn forest(rng: &mut Rng) -> Scene {
     Box::new(move |u, v, aa| {
         let mottled = 0.5 + 0.45 * leaves.at(u, v) + 0.35 * fine.at(u, v);
         let mut c = scale(foliage, mottled);
-        c = lerp(
-            c,
-            scale(ground, 0.85 + 0.3 * fine.at(u * 2.0, v)),
-            coverage(ground_line - v, aa),
-        );
+        c = lerp(c, scale(ground, 0.85 + 0.3 * fine.at(u * 2.0, v)), coverage(ground_line - v, aa));
         for (i, &(x, w)) in trunks.iter().enumerate() {
             let half = w * 0.5;
             let t = ((u - x) / half).clamp(-1.0, 1.0);
@@ -564,18 +461,8 @@ fn boxed(rng: &mut Rng) -> Scene {
     let x0 = rng.range(0.08, 0.92 - w - dx);
     let y0 = rng.range(0.05 - dy, 0.92 - h);
     let front = [(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h)];
-    let top = [
-        (x0, y0),
-        (x0 + dx, y0 + dy),
-        (x0 + w + dx, y0 + dy),
-        (x0 + w, y0),
-    ];
-    let side = [
-        (x0 + w, y0),
-        (x0 + w + dx, y0 + dy),
-        (x0 + w + dx, y0 + h + dy),
-        (x0 + w, y0 + h),
-    ];
+    let top = [(x0, y0), (x0 + dx, y0 + dy), (x0 + w + dx, y0 + dy), (x0 + w, y0)];
+    let side = [(x0 + w, y0), (x0 + w + dx, y0 + dy), (x0 + w + dx, y0 + h + dy), (x0 + w, y0 + h)];
     let shadow = [
         (x0 + 0.03, y0 + h),
         (x0 + w + 0.03, y0 + h),
@@ -587,16 +474,8 @@ fn boxed(rng: &mut Rng) -> Scene {
         let mut c = background(v);
         c = scale(c, 1.0 - 0.35 * coverage(convex_sd(p, &shadow), 0.03));
         let shade_front = 0.88 - 0.12 * ((v - y0) / h).clamp(0.0, 1.0);
-        c = lerp(
-            c,
-            scale(colour, shade_front),
-            coverage(convex_sd(p, &front), aa),
-        );
-        c = lerp(
-            c,
-            lerp(colour, [1.0, 1.0, 1.0], 0.18),
-            coverage(convex_sd(p, &top), aa),
-        );
+        c = lerp(c, scale(colour, shade_front), coverage(convex_sd(p, &front), aa));
+        c = lerp(c, lerp(colour, [1.0, 1.0, 1.0], 0.18), coverage(convex_sd(p, &top), aa));
         c = lerp(c, scale(colour, 0.58), coverage(convex_sd(p, &side), aa));
         c
     })
@@ -618,11 +497,7 @@ fn stripes(rng: &mut Rng) -> Scene {
         let f = t - k;
         let own = stripe_colour(k as i64);
         // Blend with the neighbour across the nearest boundary over one pixel.
-        let (d, neighbour) = if f < 0.5 {
-            (f, k as i64 - 1)
-        } else {
-            (1.0 - f, k as i64 + 1)
-        };
+        let (d, neighbour) = if f < 0.5 { (f, k as i64 - 1) } else { (1.0 - f, k as i64 + 1) };
         let mix = (0.5 - d * period / aa).clamp(0.0, 0.5);
         lerp(own, stripe_colour(neighbour), mix)
     })

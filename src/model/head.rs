@@ -28,9 +28,7 @@ impl Head {
         let convs = widths
             .iter()
             .map(|&w| {
-                let conv = Conv2dConfig::new([in_ch, w], [3, 3])
-                    .with_padding(PaddingConfig2d::Same)
-                    .init(device);
+                let conv = Conv2dConfig::new([in_ch, w], [3, 3]).with_padding(PaddingConfig2d::Same).init(device);
                 in_ch = w;
                 conv
             })

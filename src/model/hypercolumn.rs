@@ -25,16 +25,9 @@ pub struct Hypercolumn {
 
 impl Hypercolumn {
     /// `local_channels` from the local branch, `stage_channels` of the stages in order.
-    pub fn new(
-        local_channels: usize,
-        stage_channels: &[usize],
-        dim: usize,
-        device: &Device,
-    ) -> Self {
+    pub fn new(local_channels: usize, stage_channels: &[usize], dim: usize, device: &Device) -> Self {
         let total = local_channels + stage_channels.iter().sum::<usize>();
-        Self {
-            fuse: Conv2dConfig::new([total, dim], [1, 1]).init(device),
-        }
+        Self { fuse: Conv2dConfig::new([total, dim], [1, 1]).init(device) }
     }
 
     /// `local`: `[N, C, h, w]`; `stages`: `[N, C_i, h_i, w_i]`. Returns `[N, dim, h, w]`.

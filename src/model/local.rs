@@ -46,13 +46,9 @@ impl LocalFeatures {
             .enumerate()
             .map(|(i, &out_ch)| {
                 let block = LocalBlock {
-                    conv: Conv2dConfig::new([in_ch, out_ch], [3, 3])
-                        .with_padding(PaddingConfig2d::Same)
-                        .init(device),
+                    conv: Conv2dConfig::new([in_ch, out_ch], [3, 3]).with_padding(PaddingConfig2d::Same).init(device),
                     bn: BatchNormConfig::new(out_ch).init(device),
-                    pool: pool_after
-                        .contains(&(i + 1))
-                        .then(|| MaxPool2dConfig::new([2, 2]).init()),
+                    pool: pool_after.contains(&(i + 1)).then(|| MaxPool2dConfig::new([2, 2]).init()),
                 };
                 in_ch = out_ch;
                 block

@@ -54,8 +54,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
 pub use backbone::{
-    BackboneConfig, BackboneFeatures, BackboneInput, BackboneNet, BackboneVariant,
-    resnet::Resnet18, vgg::Vgg16,
+    BackboneConfig, BackboneFeatures, BackboneInput, BackboneNet, BackboneVariant, resnet::Resnet18, vgg::Vgg16,
 };
 pub use fusion::Fusion;
 pub use head::Head;
@@ -203,30 +202,21 @@ impl fmt::Display for ModelError {
 impl std::error::Error for ModelError {}
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ModelError {
-    ModelError::InvalidConfig {
-        field,
-        message: message.into(),
-    }
+    ModelError::InvalidConfig { field, message: message.into() }
 }
 
 impl ModelConfig {
     /// Checks every field and their combinations; [`ModelConfig::init`] relies on this.
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.local_widths.is_empty() || self.local_widths.contains(&0) {
-            return Err(invalid(
-                "local_widths",
-                "needs at least one conv and no zero width",
-            ));
+            return Err(invalid("local_widths", "needs at least one conv and no zero width"));
         }
         let mut last = 0;
         for &i in &self.local_pool_after {
             if i == 0 || i > self.local_widths.len() {
                 return Err(invalid(
                     "local_pool_after",
-                    format!(
-                        "index {i} is not a local conv (1-based, 1..={})",
-                        self.local_widths.len()
-                    ),
+                    format!("index {i} is not a local conv (1-based, 1..={})", self.local_widths.len()),
                 ));
             }
             if i <= last {
@@ -241,26 +231,18 @@ impl ModelConfig {
         if self.image_size == 0 || !self.image_size.is_multiple_of(factor) {
             return Err(invalid(
                 "image_size",
-                format!(
-                    "{} is not a positive multiple of {factor} (2^number of local pools)",
-                    self.image_size
-                ),
+                format!("{} is not a positive multiple of {factor} (2^number of local pools)", self.image_size),
             ));
         }
         match (self.backbone, self.features) {
             (Backbone::None, FeatureMode::Local) => {}
             (Backbone::None, f) => {
-                return Err(invalid(
-                    "features",
-                    format!("{f:?} needs a backbone (vgg16 or resnet18)"),
-                ));
+                return Err(invalid("features", format!("{f:?} needs a backbone (vgg16 or resnet18)")));
             }
             (b, FeatureMode::Local) => {
                 return Err(invalid(
                     "features",
-                    format!(
-                        "Local uses no backbone, but backbone = {b:?}; use Fusion or Hypercolumn"
-                    ),
+                    format!("Local uses no backbone, but backbone = {b:?}; use Fusion or Hypercolumn"),
                 ));
             }
             _ => {}
@@ -269,10 +251,7 @@ impl ModelConfig {
             if !self.image_size.is_multiple_of(32) {
                 return Err(invalid(
                     "image_size",
-                    format!(
-                        "{} is not a multiple of 32, which the backbones need",
-                        self.image_size
-                    ),
+                    format!("{} is not a multiple of 32, which the backbones need", self.image_size),
                 ));
             }
             if !(self.backbone_width.is_finite() && self.backbone_width > 0.0) {
@@ -291,10 +270,7 @@ impl ModelConfig {
             return Err(invalid("output", "classification needs at least 2 bins"));
         }
         if self.num_classes > 0 && self.backbone == Backbone::None {
-            return Err(invalid(
-                "num_classes",
-                "a classifier sits on the backbone, and backbone = None",
-            ));
+            return Err(invalid("num_classes", "a classifier sits on the backbone, and backbone = None"));
         }
         Ok(())
     }
@@ -336,33 +312,18 @@ impl ModelConfig {
         if let Some(bb) = &backbone {
             match self.features {
                 FeatureMode::Fusion => {
-                    fusion = Some(Fusion::new(
-                        local.out_channels(),
-                        bb.global_dim(),
-                        self.fusion_dim,
-                        device,
-                    ));
+                    fusion = Some(Fusion::new(local.out_channels(), bb.global_dim(), self.fusion_dim, device));
                 }
                 FeatureMode::Hypercolumn => {
-                    hypercolumn = Some(Hypercolumn::new(
-                        local.out_channels(),
-                        &bb.stage_channels(),
-                        self.fusion_dim,
-                        device,
-                    ));
+                    hypercolumn =
+                        Some(Hypercolumn::new(local.out_channels(), &bb.stage_channels(), self.fusion_dim, device));
                 }
                 FeatureMode::Local => unreachable!("validated: Local has no backbone"),
             }
             mixed_channels = self.fusion_dim;
         }
         let head = Head::new(mixed_channels, &self.head_widths, self.output, device);
-        Ok(ColorizationNet {
-            local,
-            backbone,
-            fusion,
-            hypercolumn,
-            head,
-        })
+        Ok(ColorizationNet { local, backbone, fusion, hypercolumn, head })
     }
 
     /// Builds the network.
@@ -409,10 +370,7 @@ impl ColorizationNet {
             mixed
         } else {
             // Nearest, as in the seed: the head's 3x3 convs smooth the blocks out.
-            interpolate(
-                mixed,
-                InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]),
-            )
+            interpolate(mixed, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]))
         };
         self.head.forward(full)
     }
@@ -423,10 +381,7 @@ impl ColorizationNet {
     /// When the net has no backbone or was built with `num_classes = 0`; see
     /// [`ColorizationNet::has_classifier`].
     pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
-        self.backbone
-            .as_ref()
-            .expect("classify needs a backbone (backbone = None)")
-            .classify(gray)
+        self.backbone.as_ref().expect("classify needs a backbone (backbone = None)").classify(gray)
     }
 
     /// Whether [`ColorizationNet::classify`] can run.
@@ -535,14 +490,10 @@ pub(crate) fn param_shapes<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.out
-                .push((self.path.join("."), param.lazy_shape().to_vec()));
+            self.out.push((self.path.join("."), param.lazy_shape().to_vec()));
         }
     }
-    let mut v = Shapes {
-        path: Vec::new(),
-        out: Vec::new(),
-    };
+    let mut v = Shapes { path: Vec::new(), out: Vec::new() };
     module.visit(&mut v);
     v.out
 }

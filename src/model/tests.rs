@@ -9,12 +9,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use super::*;
 
 /// A narrow config: local 8-16-16, head 8, fusion 16, backbone width 1/8.
-fn small(
-    backbone: Backbone,
-    features: FeatureMode,
-    output: Output,
-    image_size: usize,
-) -> ModelConfig {
+fn small(backbone: Backbone, features: FeatureMode, output: Output, image_size: usize) -> ModelConfig {
     ModelConfig {
         image_size,
         local_widths: vec![8, 16, 16],
@@ -59,11 +54,7 @@ fn output_shapes_for_every_combination_at_32() {
         for output in OUTPUTS {
             let net = small(backbone, features, output, 32).init(&device);
             let y = net.forward(x.clone());
-            assert_eq!(
-                y.dims(),
-                [2, output.channels(), 32, 32],
-                "{backbone:?} {features:?} {output:?}"
-            );
+            assert_eq!(y.dims(), [2, output.channels(), 32, 32], "{backbone:?} {features:?} {output:?}");
         }
     }
 }
@@ -79,11 +70,7 @@ fn output_shapes_at_64_use_the_torchvision_variants() {
             assert_eq!(config.backbone_variant(), Some(BackboneVariant::Imagenet));
         }
         let net = config.init(&device);
-        assert_eq!(
-            net.forward(x.clone()).dims(),
-            [2, 5, 64, 64],
-            "{backbone:?} {features:?}"
-        );
+        assert_eq!(net.forward(x.clone()).dims(), [2, 5, 64, 64], "{backbone:?} {features:?}");
     }
 }
 
@@ -101,17 +88,8 @@ fn regression_activations_stay_in_range() {
     let device = Device::flex();
     // Inputs far outside [0, 1] push the pre-activations out to where tanh and sigmoid saturate.
     let x = gray(2, 32, &device).mul_scalar(200.0).sub_scalar(100.0);
-    for (act, lo, hi) in [
-        (Activation::Tanh, -1.0, 1.0),
-        (Activation::Sigmoid, 0.0, 1.0),
-    ] {
-        let net = small(
-            Backbone::Resnet18,
-            FeatureMode::Fusion,
-            Output::Regression(act),
-            32,
-        )
-        .init(&device);
+    for (act, lo, hi) in [(Activation::Tanh, -1.0, 1.0), (Activation::Sigmoid, 0.0, 1.0)] {
+        let net = small(Backbone::Resnet18, FeatureMode::Fusion, Output::Regression(act), 32).init(&device);
         let y = net.forward(x.clone());
         let min = y.clone().min().into_scalar::<f32>();
         let max = y.max().into_scalar::<f32>();
@@ -137,16 +115,11 @@ fn grad_presence(net: &ColorizationNet, grads: &burn::tensor::Gradients) -> Vec<
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             let path = self.path.join(".");
             if !is_running_stat(&path) {
-                self.out
-                    .push((path, param.val().grad(self.grads).is_some()));
+                self.out.push((path, param.val().grad(self.grads).is_some()));
             }
         }
     }
-    let mut v = V {
-        path: vec![],
-        grads,
-        out: vec![],
-    };
+    let mut v = V { path: vec![], grads, out: vec![] };
     net.visit(&mut v);
     v.out
 }
@@ -161,15 +134,8 @@ fn backward_reaches_every_parameter() {
             let grads = net.forward(x.clone()).powi_scalar(2).mean().backward();
             let presence = grad_presence(&net, &grads);
             assert!(presence.len() > 10);
-            let without: Vec<_> = presence
-                .iter()
-                .filter(|(_, g)| !g)
-                .map(|(p, _)| p)
-                .collect();
-            assert!(
-                without.is_empty(),
-                "{backbone:?} {features:?} {output:?}: no gradient for {without:?}"
-            );
+            let without: Vec<_> = presence.iter().filter(|(_, g)| !g).map(|(p, _)| p).collect();
+            assert!(without.is_empty(), "{backbone:?} {features:?} {output:?}: no gradient for {without:?}");
         }
     }
 }
@@ -179,17 +145,11 @@ fn frozen_backbone_gets_no_gradients_and_keeps_its_statistics() {
     let device = Device::flex().autodiff();
     let x = gray(2, 32, &device);
     for backbone in [Backbone::Vgg16, Backbone::Resnet18] {
-        let net = small(backbone, FeatureMode::Hypercolumn, OUTPUTS[0], 32)
-            .init(&device)
-            .freeze_backbone();
+        let net = small(backbone, FeatureMode::Hypercolumn, OUTPUTS[0], 32).init(&device).freeze_backbone();
         let stats_before = running_stats(&net.valid());
         let grads = net.forward(x.clone()).mean().backward();
         for (path, has_grad) in grad_presence(&net, &grads) {
-            assert_eq!(
-                has_grad,
-                !path.starts_with("backbone"),
-                "{backbone:?} {path}"
-            );
+            assert_eq!(has_grad, !path.starts_with("backbone"), "{backbone:?} {path}");
         }
         // Frozen batch norm runs on its running statistics and leaves them alone. `valid()`
         // syncs the running state: burn keeps a batch norm's latest update per thread and
@@ -201,19 +161,11 @@ fn frozen_backbone_gets_no_gradients_and_keeps_its_statistics() {
             }
         }
         // The local branch still trains its batch norms.
-        assert!(
-            stats_before
-                .iter()
-                .zip(&stats_after)
-                .any(|((p, b), (_, a))| p.starts_with("local") && b != a)
-        );
+        assert!(stats_before.iter().zip(&stats_after).any(|((p, b), (_, a))| p.starts_with("local") && b != a));
 
         let net = net.unfreeze_backbone();
         let grads = net.forward(x.clone()).mean().backward();
-        assert!(
-            grad_presence(&net, &grads).iter().all(|(_, g)| *g),
-            "{backbone:?}"
-        );
+        assert!(grad_presence(&net, &grads).iter().all(|(_, g)| *g), "{backbone:?}");
     }
 }
 
@@ -237,10 +189,7 @@ fn running_stats(net: &ColorizationNet) -> Vec<(String, Vec<f32>)> {
             }
         }
     }
-    let mut v = V {
-        path: vec![],
-        out: vec![],
-    };
+    let mut v = V { path: vec![], out: vec![] };
     net.visit(&mut v);
     v.out
 }
@@ -258,17 +207,9 @@ fn burnpack_round_trip_gives_identical_outputs() {
         let path = dir.path().join(format!("{backbone:?}-{features:?}.bpk"));
         net.save_file(&path).unwrap();
         let fresh = config.init(&device);
-        assert_ne!(
-            fresh.forward(x.clone()).into_data(),
-            before,
-            "fresh init should differ"
-        );
+        assert_ne!(fresh.forward(x.clone()).into_data(), before, "fresh init should differ");
         let loaded = fresh.load_file(&path);
-        assert_eq!(
-            loaded.forward(x.clone()).into_data(),
-            before,
-            "{backbone:?} {features:?}"
-        );
+        assert_eq!(loaded.forward(x.clone()).into_data(), before, "{backbone:?} {features:?}");
     }
 }
 
@@ -323,50 +264,20 @@ fn pretrained_backbone_moves_into_a_colorization_net() {
         pretrained.clone().save_file(&path).unwrap();
 
         // Same config: the classifier comes along.
-        let net = config
-            .init(&device)
-            .load_backbone_file(&path, false)
-            .unwrap();
-        assert_eq!(
-            net.backbone()
-                .unwrap()
-                .features(x.clone())
-                .global
-                .into_data(),
-            expected
-        );
+        let net = config.init(&device).load_backbone_file(&path, false).unwrap();
+        assert_eq!(net.backbone().unwrap().features(x.clone()).global.into_data(), expected);
 
         // A colorization net without classifier: only with the mismatch allowed.
         let mut no_cls = config.clone();
         no_cls.num_classes = 0;
-        let err = no_cls
-            .init(&device)
-            .load_backbone_file(&path, false)
-            .unwrap_err();
+        let err = no_cls.init(&device).load_backbone_file(&path, false).unwrap_err();
         assert!(matches!(err, ModelError::BackboneFile(_)), "{err}");
-        let net = no_cls
-            .init(&device)
-            .load_backbone_file(&path, true)
-            .unwrap();
-        assert_eq!(
-            net.backbone()
-                .unwrap()
-                .features(x.clone())
-                .global
-                .into_data(),
-            expected
-        );
+        let net = no_cls.init(&device).load_backbone_file(&path, true).unwrap();
+        assert_eq!(net.backbone().unwrap().features(x.clone()).global.into_data(), expected);
 
         // In memory.
         let net = config.init(&device).with_backbone(pretrained).unwrap();
-        assert_eq!(
-            net.backbone()
-                .unwrap()
-                .features(x.clone())
-                .global
-                .into_data(),
-            expected
-        );
+        assert_eq!(net.backbone().unwrap().features(x.clone()).global.into_data(), expected);
 
         // A backbone of another width does not fit.
         let mut wide = config.clone();
@@ -381,41 +292,11 @@ fn pretrained_backbone_moves_into_a_colorization_net() {
 fn invalid_configs_name_the_field() {
     let base = ModelConfig::default();
     let cases: Vec<(ModelConfig, &str)> = vec![
-        (
-            ModelConfig {
-                features: FeatureMode::Fusion,
-                ..base.clone()
-            },
-            "features",
-        ),
-        (
-            ModelConfig {
-                backbone: Backbone::Vgg16,
-                ..base.clone()
-            },
-            "features",
-        ),
-        (
-            ModelConfig {
-                local_pool_after: vec![4],
-                ..base.clone()
-            },
-            "local_pool_after",
-        ),
-        (
-            ModelConfig {
-                local_pool_after: vec![2, 2],
-                ..base.clone()
-            },
-            "local_pool_after",
-        ),
-        (
-            ModelConfig {
-                local_widths: vec![],
-                ..base.clone()
-            },
-            "local_widths",
-        ),
+        (ModelConfig { features: FeatureMode::Fusion, ..base.clone() }, "features"),
+        (ModelConfig { backbone: Backbone::Vgg16, ..base.clone() }, "features"),
+        (ModelConfig { local_pool_after: vec![4], ..base.clone() }, "local_pool_after"),
+        (ModelConfig { local_pool_after: vec![2, 2], ..base.clone() }, "local_pool_after"),
+        (ModelConfig { local_widths: vec![], ..base.clone() }, "local_widths"),
         (
             ModelConfig {
                 image_size: 48,
@@ -425,27 +306,9 @@ fn invalid_configs_name_the_field() {
             },
             "image_size",
         ),
-        (
-            ModelConfig {
-                image_size: 33,
-                ..base.clone()
-            },
-            "image_size",
-        ),
-        (
-            ModelConfig {
-                output: Output::Classification { bins: 1 },
-                ..base.clone()
-            },
-            "output",
-        ),
-        (
-            ModelConfig {
-                num_classes: 10,
-                ..base.clone()
-            },
-            "num_classes",
-        ),
+        (ModelConfig { image_size: 33, ..base.clone() }, "image_size"),
+        (ModelConfig { output: Output::Classification { bins: 1 }, ..base.clone() }, "output"),
+        (ModelConfig { num_classes: 10, ..base.clone() }, "num_classes"),
         (
             ModelConfig {
                 backbone: Backbone::Vgg16,

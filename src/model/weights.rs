@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{
-    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore,
-    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    ApplyError, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
 };
 use burn::tensor::DType;
 
@@ -89,21 +89,13 @@ impl fmt::Display for WeightError {
         const SHOWN: usize = 20;
         match self {
             WeightError::NoBackbone => write!(f, "the model has no backbone to load weights into"),
-            WeightError::UnknownFormat(p) => write!(
-                f,
-                "{}: unknown weight format (expected .pth, .pt, .bin or .safetensors)",
-                p.display()
-            ),
+            WeightError::UnknownFormat(p) => {
+                write!(f, "{}: unknown weight format (expected .pth, .pt, .bin or .safetensors)", p.display())
+            }
             WeightError::Read { path, message } => {
                 write!(f, "cannot read weights {}: {message}", path.display())
             }
-            WeightError::Mismatch {
-                path,
-                missing,
-                misshaped,
-                other,
-                hint,
-            } => {
+            WeightError::Mismatch { path, missing, misshaped, other, hint } => {
                 write!(f, "weights {} do not fit the backbone", path.display())?;
                 if !missing.is_empty() {
                     write!(f, "\n  {} key(s) missing from the file:", missing.len())?;
@@ -117,11 +109,7 @@ impl fmt::Display for WeightError {
                 if !misshaped.is_empty() {
                     write!(f, "\n  {} key(s) with the wrong shape:", misshaped.len())?;
                     for m in misshaped.iter().take(SHOWN) {
-                        write!(
-                            f,
-                            "\n    {}: file has {:?}, backbone needs {:?}",
-                            m.key, m.found, m.expected
-                        )?;
+                        write!(f, "\n    {}: file has {:?}, backbone needs {:?}", m.key, m.found, m.expected)?;
                     }
                     if misshaped.len() > SHOWN {
                         write!(f, "\n    ... and {} more", misshaped.len() - SHOWN)?;
@@ -183,10 +171,7 @@ pub(crate) fn load_torchvision<M: Module>(
     path: &Path,
     options: &LoadOptions,
 ) -> Result<LoadReport, WeightError> {
-    let read_err = |message: String| WeightError::Read {
-        path: path.to_path_buf(),
-        message,
-    };
+    let read_err = |message: String| WeightError::Read { path: path.to_path_buf(), message };
     let format = format_of(path).ok_or_else(|| WeightError::UnknownFormat(path.to_path_buf()))?;
     let remapper = match &options.strip_prefix {
         Some(p) if !p.is_empty() => Some(
@@ -205,9 +190,7 @@ pub(crate) fn load_torchvision<M: Module>(
             if let Some(r) = remapper {
                 store = store.remap(r);
             }
-            let all = store
-                .get_all_tensors()
-                .map_err(|e| read_err(e.to_string()))?;
+            let all = store.get_all_tensors().map_err(|e| read_err(e.to_string()))?;
             all.values().cloned().collect()
         }
         Format::Safetensors => {
@@ -215,54 +198,36 @@ pub(crate) fn load_torchvision<M: Module>(
             if let Some(r) = remapper {
                 store = store.remap(r);
             }
-            let all = store
-                .get_all_tensors()
-                .map_err(|e| read_err(e.to_string()))?;
+            let all = store.get_all_tensors().map_err(|e| read_err(e.to_string()))?;
             all.values().cloned().collect()
         }
     };
 
     // PyTorch layout and names to burn's, then any float dtype (f16/bf16 checkpoints) to f32.
-    let adapter: Box<dyn ModuleAdapter> =
-        Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+    let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
     let mut candidate = module.clone();
     let result = candidate.apply(tensors, None, Some(adapter), true);
 
-    let missing: Vec<String> = result
-        .missing
-        .iter()
-        .map(|(p, _)| torchvision_key(p))
-        .collect();
+    let missing: Vec<String> = result.missing.iter().map(|(p, _)| torchvision_key(p)).collect();
     let mut misshaped = Vec::new();
     let mut other = Vec::new();
     for e in &result.errors {
         match e {
-            ApplyError::ShapeMismatch {
-                path,
-                expected,
-                found,
-            } => {
+            ApplyError::ShapeMismatch { path, expected, found } => {
                 let (mut expected, mut found) = (expected.to_vec(), found.to_vec());
                 // Only linear weights are 2-D here; show them in PyTorch's [out, in] layout.
                 if expected.len() == 2 && found.len() == 2 {
                     expected.reverse();
                     found.reverse();
                 }
-                misshaped.push(Misshaped {
-                    key: torchvision_key(path),
-                    expected,
-                    found,
-                });
+                misshaped.push(Misshaped { key: torchvision_key(path), expected, found });
             }
             other_error => other.push(other_error.to_string()),
         }
     }
     if missing.is_empty() && misshaped.is_empty() && other.is_empty() {
         *module = candidate;
-        return Ok(LoadReport {
-            loaded: result.applied.len(),
-            unused: result.unused,
-        });
+        return Ok(LoadReport { loaded: result.applied.len(), unused: result.unused });
     }
     let hint = if result.applied.is_empty() && !result.unused.is_empty() {
         Some(format!(
@@ -274,20 +239,12 @@ pub(crate) fn load_torchvision<M: Module>(
     } else {
         first_conv_hint(&misshaped)
     };
-    Err(WeightError::Mismatch {
-        path: path.to_path_buf(),
-        missing,
-        misshaped,
-        other,
-        hint,
-    })
+    Err(WeightError::Mismatch { path: path.to_path_buf(), missing, misshaped, other, hint })
 }
 
 /// Recognises the usual reasons a torchvision checkpoint does not fit from the first conv.
 fn first_conv_hint(misshaped: &[Misshaped]) -> Option<String> {
-    let m = misshaped
-        .iter()
-        .find(|m| m.key == "conv1.weight" || m.key == "features.0.weight")?;
+    let m = misshaped.iter().find(|m| m.key == "conv1.weight" || m.key == "features.0.weight")?;
     if m.expected.len() != 4 || m.found.len() != 4 {
         return None;
     }
@@ -399,18 +356,11 @@ pub(crate) mod test_support {
         };
         global(&mut pkl, "collections", "OrderedDict");
         pkl.extend_from_slice(b")R(");
-        let mut entries: Vec<(String, Vec<u8>)> =
-            vec![("archive/byteorder".into(), b"little".to_vec())];
+        let mut entries: Vec<(String, Vec<u8>)> = vec![("archive/byteorder".into(), b"little".to_vec())];
         for (i, (name, shape, data)) in tensors.iter().enumerate() {
             let (storage, bytes): (&str, Vec<u8>) = match data {
-                Data::F32(v) => (
-                    "FloatStorage",
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                ),
-                Data::I64(v) => (
-                    "LongStorage",
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                ),
+                Data::F32(v) => ("FloatStorage", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                Data::I64(v) => ("LongStorage", v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             };
             let numel = shape.iter().product::<usize>();
             let mut strides = vec![1; shape.len()];
@@ -447,19 +397,11 @@ pub(crate) mod test_support {
         for (i, t) in table.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             }
             *t = c;
         }
-        let crc32 = |data: &[u8]| {
-            !data.iter().fold(!0u32, |c, &b| {
-                table[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8)
-            })
-        };
+        let crc32 = |data: &[u8]| !data.iter().fold(!0u32, |c, &b| table[((c ^ b as u32) & 0xFF) as usize] ^ (c >> 8));
         let mut out = Vec::new();
         let mut central = Vec::new();
         // version needed 2.0, no flags, stored, time 00:00, date 1980-01-01
@@ -512,9 +454,7 @@ mod tests {
 
     use super::test_support::{Data, write_pth, write_safetensors};
     use super::*;
-    use crate::model::{
-        Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant, Resnet18, Vgg16,
-    };
+    use crate::model::{Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant, Resnet18, Vgg16};
     use burn::tensor::{Device, Tensor};
 
     type Key = (String, Vec<usize>);
@@ -624,20 +564,9 @@ mod tests {
         t.into_data().try_to_vec::<f32>().unwrap()
     }
 
-    fn backbone(
-        arch: Backbone,
-        width: f32,
-        variant: BackboneVariant,
-        classes: usize,
-    ) -> BackboneNet {
-        BackboneConfig {
-            arch,
-            width,
-            variant,
-            input: BackboneInput::ImagenetRgb,
-            num_classes: classes,
-        }
-        .init(&Device::flex())
+    fn backbone(arch: Backbone, width: f32, variant: BackboneVariant, classes: usize) -> BackboneNet {
+        BackboneConfig { arch, width, variant, input: BackboneInput::ImagenetRgb, num_classes: classes }
+            .init(&Device::flex())
     }
 
     fn resnet(net: &BackboneNet) -> &Resnet18 {
@@ -668,28 +597,16 @@ mod tests {
         write(&path, &keys);
 
         let mut net = backbone(Backbone::Resnet18, 1.0, BackboneVariant::Imagenet, 1000);
-        let report = net
-            .load_torchvision(&path, &LoadOptions::default())
-            .unwrap();
-        let unused: Vec<_> = report
-            .unused
-            .iter()
-            .filter(|k| !k.ends_with("num_batches_tracked"))
-            .collect();
+        let report = net.load_torchvision(&path, &LoadOptions::default()).unwrap();
+        let unused: Vec<_> = report.unused.iter().filter(|k| !k.ends_with("num_batches_tracked")).collect();
         assert!(unused.is_empty(), "unused: {unused:?}");
         assert_eq!(report.loaded, keys.len() - report.unused.len());
 
         let r = resnet(&net);
         let t = index_of(&keys, "conv1.weight");
-        assert_eq!(
-            values(r.conv1.weight.val())[..5],
-            (0..5).map(|i| value(t, i)).collect::<Vec<_>>()[..]
-        );
+        assert_eq!(values(r.conv1.weight.val())[..5], (0..5).map(|i| value(t, i)).collect::<Vec<_>>()[..]);
         let t = index_of(&keys, "bn1.weight");
-        assert_eq!(
-            values(r.bn1.gamma.val()),
-            (0..64).map(|i| value(t, i)).collect::<Vec<_>>()
-        );
+        assert_eq!(values(r.bn1.gamma.val()), (0..64).map(|i| value(t, i)).collect::<Vec<_>>());
         let t = index_of(&keys, "layer4.0.downsample.1.running_var");
         let ds = r.layer4[0].downsample.as_ref().unwrap();
         let crate::model::backbone::resnet::DownsampleLayer::Norm(bn) = &ds[1] else {
@@ -715,9 +632,7 @@ mod tests {
         write(&path, &keys);
         for variant in [BackboneVariant::Imagenet, BackboneVariant::Small] {
             let mut net = backbone(Backbone::Vgg16, 1.0, variant, 0);
-            let report = net
-                .load_torchvision(&path, &LoadOptions::default())
-                .unwrap();
+            let report = net.load_torchvision(&path, &LoadOptions::default()).unwrap();
             assert_eq!((report.loaded, report.unused.len()), (26, 0));
             let v = vgg(&net);
             let crate::model::backbone::vgg::VggFeature::Conv(c) = &v.features[28] else {
@@ -735,9 +650,7 @@ mod tests {
         let keys = vgg16_keys(0.125, 10);
         write(&path, &keys);
         let mut net = backbone(Backbone::Vgg16, 0.125, BackboneVariant::Imagenet, 10);
-        let report = net
-            .load_torchvision(&path, &LoadOptions::default())
-            .unwrap();
+        let report = net.load_torchvision(&path, &LoadOptions::default()).unwrap();
         assert_eq!((report.loaded, report.unused.len()), (32, 0));
         let v = vgg(&net);
         let crate::model::backbone::vgg::VggClassifierLayer::Linear(l) = &v.classifier[3] else {
@@ -747,11 +660,7 @@ mod tests {
         let w = values(l.weight.val()); // burn [in, out] = [512, 512]
         let (row, col) = (5, 300);
         assert_eq!(w[col * 512 + row], value(t, row * 512 + col));
-        assert_eq!(
-            net.classify(Tensor::zeros([2, 1, 64, 64], &Device::flex()))
-                .dims(),
-            [2, 10]
-        );
+        assert_eq!(net.classify(Tensor::zeros([2, 1, 64, 64], &Device::flex())).dims(), [2, 10]);
     }
 
     #[test]
@@ -768,33 +677,15 @@ mod tests {
         write(&path, &keys);
         let mut net = backbone(Backbone::Resnet18, 1.0, BackboneVariant::Imagenet, 1000);
         let before = values(resnet(&net).conv1.weight.val());
-        let err = net
-            .load_torchvision(&path, &LoadOptions::default())
-            .unwrap_err();
-        let WeightError::Mismatch {
-            missing, misshaped, ..
-        } = &err
-        else {
-            panic!("{err}")
-        };
-        assert_eq!(
-            missing,
-            &["layer2.0.conv1.weight", "layer3.1.bn2.running_var"]
-        );
+        let err = net.load_torchvision(&path, &LoadOptions::default()).unwrap_err();
+        let WeightError::Mismatch { missing, misshaped, .. } = &err else { panic!("{err}") };
+        assert_eq!(missing, &["layer2.0.conv1.weight", "layer3.1.bn2.running_var"]);
         assert_eq!(
             misshaped,
-            &[Misshaped {
-                key: "fc.weight".into(),
-                expected: vec![1000, 512],
-                found: vec![1000, 256],
-            }]
+            &[Misshaped { key: "fc.weight".into(), expected: vec![1000, 512], found: vec![1000, 256] }]
         );
         let text = err.to_string();
-        for k in [
-            "layer2.0.conv1.weight",
-            "layer3.1.bn2.running_var",
-            "fc.weight",
-        ] {
+        for k in ["layer2.0.conv1.weight", "layer3.1.bn2.running_var", "fc.weight"] {
             assert!(text.contains(k), "{text}");
         }
         // All or nothing: conv1 was in the file but the backbone kept its own values.
@@ -808,12 +699,9 @@ mod tests {
         write(&path, &resnet18_keys(1.0, 0));
         // CIFAR-style stem.
         let mut small = backbone(Backbone::Resnet18, 1.0, BackboneVariant::Small, 0);
-        let err = small
-            .load_torchvision(&path, &LoadOptions::default())
-            .unwrap_err();
+        let err = small.load_torchvision(&path, &LoadOptions::default()).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("conv1.weight: file has [64, 3, 7, 7], backbone needs [64, 3, 3, 3]"),
+            err.to_string().contains("conv1.weight: file has [64, 3, 7, 7], backbone needs [64, 3, 3, 3]"),
             "{err}"
         );
         assert!(err.to_string().contains("CIFAR-style"), "{err}");
@@ -826,9 +714,7 @@ mod tests {
             num_classes: 0,
         }
         .init(&Device::flex());
-        let err = gray
-            .load_torchvision(&path, &LoadOptions::default())
-            .unwrap_err();
+        let err = gray.load_torchvision(&path, &LoadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("ImagenetRgb"), "{err}");
     }
 
@@ -836,20 +722,12 @@ mod tests {
     fn prefixed_keys_load_with_strip_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("dp.safetensors");
-        let keys: Vec<Key> = vgg16_keys(0.125, 0)
-            .into_iter()
-            .map(|(k, s)| (format!("module.{k}"), s))
-            .collect();
+        let keys: Vec<Key> = vgg16_keys(0.125, 0).into_iter().map(|(k, s)| (format!("module.{k}"), s)).collect();
         write(&path, &keys);
         let mut net = backbone(Backbone::Vgg16, 0.125, BackboneVariant::Small, 0);
-        let err = net
-            .load_torchvision(&path, &LoadOptions::default())
-            .unwrap_err();
+        let err = net.load_torchvision(&path, &LoadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("no key matched"), "{err}");
-        let options = LoadOptions {
-            strip_prefix: Some("module.".into()),
-            ..LoadOptions::default()
-        };
+        let options = LoadOptions { strip_prefix: Some("module.".into()), ..LoadOptions::default() };
         assert_eq!(net.load_torchvision(&path, &options).unwrap().loaded, 26);
     }
 
@@ -869,22 +747,11 @@ mod tests {
             write(&st, &keys);
             let mut from_pth = backbone(arch, 0.125, BackboneVariant::Imagenet, 10);
             let mut from_st = backbone(arch, 0.125, BackboneVariant::Imagenet, 10);
-            let report = from_pth
-                .load_torchvision(&pth, &LoadOptions::default())
-                .unwrap();
-            from_st
-                .load_torchvision(&st, &LoadOptions::default())
-                .unwrap();
-            let unused = report
-                .unused
-                .iter()
-                .filter(|k| !k.ends_with("num_batches_tracked"));
+            let report = from_pth.load_torchvision(&pth, &LoadOptions::default()).unwrap();
+            from_st.load_torchvision(&st, &LoadOptions::default()).unwrap();
+            let unused = report.unused.iter().filter(|k| !k.ends_with("num_batches_tracked"));
             assert_eq!(unused.count(), 0, "{arch:?}: {:?}", report.unused);
-            assert_eq!(
-                from_pth.classify(x.clone()).into_data(),
-                from_st.classify(x.clone()).into_data(),
-                "{arch:?}"
-            );
+            assert_eq!(from_pth.classify(x.clone()).into_data(), from_st.classify(x.clone()).into_data(), "{arch:?}");
         }
         // The .pth path names missing keys too, with torchvision's sparse indices.
         let mut keys = vgg16_keys(0.125, 0);
@@ -892,9 +759,7 @@ mod tests {
         let pth = dir.path().join("broken.pth");
         write_pth(&pth, &tensors(&keys));
         let mut net = backbone(Backbone::Vgg16, 0.125, BackboneVariant::Small, 0);
-        let err = net
-            .load_torchvision(&pth, &LoadOptions::default())
-            .unwrap_err();
+        let err = net.load_torchvision(&pth, &LoadOptions::default()).unwrap_err();
         assert!(
             matches!(&err, WeightError::Mismatch { missing, misshaped, .. }
                 if missing == &["features.17.bias"] && misshaped.is_empty()),
@@ -907,21 +772,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut net = backbone(Backbone::Resnet18, 0.125, BackboneVariant::Small, 0);
         let odd = dir.path().join("weights.h5");
-        assert!(matches!(
-            net.load_torchvision(&odd, &LoadOptions::default()),
-            Err(WeightError::UnknownFormat(_))
-        ));
+        assert!(matches!(net.load_torchvision(&odd, &LoadOptions::default()), Err(WeightError::UnknownFormat(_))));
         for name in ["missing.safetensors", "missing.pth"] {
-            let err = net
-                .load_torchvision(dir.path().join(name), &LoadOptions::default())
-                .unwrap_err();
+            let err = net.load_torchvision(dir.path().join(name), &LoadOptions::default()).unwrap_err();
             assert!(matches!(err, WeightError::Read { .. }), "{err}");
         }
         let garbage = dir.path().join("garbage.safetensors");
         std::fs::write(&garbage, b"not a safetensors file").unwrap();
-        let err = net
-            .load_torchvision(&garbage, &LoadOptions::default())
-            .unwrap_err();
+        let err = net.load_torchvision(&garbage, &LoadOptions::default()).unwrap_err();
         assert!(matches!(err, WeightError::Read { .. }), "{err}");
     }
 }

@@ -332,6 +332,15 @@ fn cross_check(flat: &Flat) -> Result<(), Vec<Diagnostic>> {
             .help(format!("use an image_size that is a multiple of {factor}")),
         );
     }
+    if arch != "none" && size % 32 != 0 {
+        errors.push(
+            Diagnostic::new(
+                format!("image_size = {size} does not suit backbone = \"{arch}\", which downsamples by 32"),
+                blame("image_size", "backbone.arch"),
+            )
+            .help("use an image_size that is a multiple of 32 (32 for CIFAR, 224 for ImageNet-style folders)"),
+        );
+    }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 

@@ -50,11 +50,8 @@ pub fn write_cifar100(parent: &Path, train: usize, test: usize) -> PathBuf {
     fs::write(dir.join("train.bin"), cifar100_bytes(train)).unwrap();
     fs::write(dir.join("test.bin"), cifar100_bytes(test)).unwrap();
     fs::write(dir.join("fine_label_names.txt"), fine_names()).unwrap();
-    fs::write(
-        dir.join("coarse_label_names.txt"),
-        (0..20).map(|i| format!("coarse_{i}\n")).collect::<String>(),
-    )
-    .unwrap();
+    fs::write(dir.join("coarse_label_names.txt"), (0..20).map(|i| format!("coarse_{i}\n")).collect::<String>())
+        .unwrap();
     dir
 }
 
@@ -64,25 +61,10 @@ pub fn write_cifar10(parent: &Path, per_batch: usize, test: usize) -> PathBuf {
     let dir = parent.join("cifar-10-batches-bin");
     fs::create_dir_all(&dir).unwrap();
     for b in 0..5 {
-        fs::write(
-            dir.join(format!("data_batch_{}.bin", b + 1)),
-            cifar10_bytes(b * per_batch, per_batch),
-        )
-        .unwrap();
+        fs::write(dir.join(format!("data_batch_{}.bin", b + 1)), cifar10_bytes(b * per_batch, per_batch)).unwrap();
     }
     fs::write(dir.join("test_batch.bin"), cifar10_bytes(0, test)).unwrap();
-    let names = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
+    let names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
     fs::write(dir.join("batches.meta.txt"), names.join("\n") + "\n\n").unwrap();
     dir
 }

@@ -43,11 +43,7 @@ pub enum BackboneVariant {
 impl BackboneVariant {
     /// `Small` below 64 pixels, `Imagenet` from 64 up.
     pub fn for_image_size(image_size: usize) -> Self {
-        if image_size < 64 {
-            BackboneVariant::Small
-        } else {
-            BackboneVariant::Imagenet
-        }
+        if image_size < 64 { BackboneVariant::Small } else { BackboneVariant::Imagenet }
     }
 }
 
@@ -166,10 +162,7 @@ impl BackboneNet {
     /// # Panics
     /// When built with `num_classes = 0` (see [`BackboneNet::has_classifier`]).
     pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
-        assert!(
-            self.has_classifier(),
-            "classify needs a classifier: build the model with num_classes > 0"
-        );
+        assert!(self.has_classifier(), "classify needs a classifier: build the model with num_classes > 0");
         match self {
             BackboneNet::Vgg16(n) => n.classify(gray),
             BackboneNet::Resnet18(n) => n.classify(gray),

@@ -13,9 +13,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::{
-    BackboneConfig, BackboneFeatures, BackboneInput, BackboneVariant, global_avg_pool, scaled,
-};
+use super::{BackboneConfig, BackboneFeatures, BackboneInput, BackboneVariant, global_avg_pool, scaled};
 
 /// One entry of a block's `downsample`.
 #[derive(Module, Debug)]
@@ -47,10 +45,7 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, dev: &Devi
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .with_bias(false)
         // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu").
-        .with_initializer(Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: true,
-        })
+        .with_initializer(Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: true })
         .init(dev)
 }
 
@@ -118,12 +113,7 @@ impl Resnet18 {
     /// Builds from a backbone config (its `arch` is not checked).
     pub fn new(config: &BackboneConfig, device: &Device) -> Self {
         let w = config.width;
-        let c = [
-            scaled(64, w),
-            scaled(128, w),
-            scaled(256, w),
-            scaled(512, w),
-        ];
+        let c = [scaled(64, w), scaled(128, w), scaled(256, w), scaled(512, w)];
         let (conv1, maxpool) = match config.variant {
             BackboneVariant::Imagenet => (
                 conv(config.input.channels(), c[0], 7, 2, 3, device),
@@ -137,10 +127,7 @@ impl Resnet18 {
             BackboneVariant::Small => (conv(config.input.channels(), c[0], 3, 1, 1, device), None),
         };
         let layer = |cin: usize, cout: usize, stride: usize| {
-            vec![
-                BasicBlock::new(cin, cout, stride, device),
-                BasicBlock::new(cout, cout, 1, device),
-            ]
+            vec![BasicBlock::new(cin, cout, stride, device), BasicBlock::new(cout, cout, 1, device)]
         };
         Self {
             conv1,
@@ -151,8 +138,7 @@ impl Resnet18 {
             layer3: layer(c[1], c[2], 2),
             layer4: layer(c[2], c[3], 2),
             // torchvision leaves fc at PyTorch's default init, which is burn's default too.
-            fc: (config.num_classes > 0)
-                .then(|| LinearConfig::new(c[3], config.num_classes).init(device)),
+            fc: (config.num_classes > 0).then(|| LinearConfig::new(c[3], config.num_classes).init(device)),
             variant: config.variant,
             input: config.input,
         }
@@ -182,10 +168,7 @@ impl Resnet18 {
 
     /// Channels of layers 2-4.
     pub fn stage_channels(&self) -> Vec<usize> {
-        [&self.layer2, &self.layer3, &self.layer4]
-            .iter()
-            .map(|l| l[1].conv2.weight.lazy_shape()[0])
-            .collect()
+        [&self.layer2, &self.layer3, &self.layer4].iter().map(|l| l[1].conv2.weight.lazy_shape()[0]).collect()
     }
 
     /// Class logits; the caller checks that `fc` is present.

@@ -14,9 +14,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::{
-    BackboneConfig, BackboneFeatures, BackboneInput, BackboneVariant, global_avg_pool, scaled,
-};
+use super::{BackboneConfig, BackboneFeatures, BackboneInput, BackboneVariant, global_avg_pool, scaled};
 
 /// torchvision's `cfgs["D"]`: conv widths, `None` = 2x2 max pool.
 const CFG_D: [Option<usize>; 18] = [
@@ -86,14 +84,8 @@ impl Vgg16 {
         let w = config.width;
         // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0, linears
         // N(0, 0.01). Matters for scratch training: VGG has no batch norm to rescue a poor init.
-        let conv_init = Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: true,
-        };
-        let linear_init = Initializer::Normal {
-            mean: 0.0,
-            std: 0.01,
-        };
+        let conv_init = Initializer::KaimingNormal { gain: std::f64::consts::SQRT_2, fan_out_only: true };
+        let linear_init = Initializer::Normal { mean: 0.0, std: 0.01 };
         let mut features = Vec::new();
         let mut in_ch = config.input.channels();
         let last = CFG_D.len() - 1;
@@ -116,9 +108,7 @@ impl Vgg16 {
         let mut classifier = Vec::new();
         if config.num_classes > 0 {
             let lin = |i: usize, o: usize| {
-                let l = LinearConfig::new(i, o)
-                    .with_initializer(linear_init.clone())
-                    .init(device);
+                let l = LinearConfig::new(i, o).with_initializer(linear_init.clone()).init(device);
                 VggClassifierLayer::Linear(zero_linear_bias(l, device))
             };
             match config.variant {
@@ -135,12 +125,7 @@ impl Vgg16 {
                 BackboneVariant::Small => classifier.push(lin(in_ch, config.num_classes)),
             }
         }
-        Self {
-            features,
-            classifier,
-            variant: config.variant,
-            input: config.input,
-        }
+        Self { features, classifier, variant: config.variant, input: config.input }
     }
 
     /// Outputs of the five conv blocks (after the last ReLU, before the pool) and the output of

@@ -1,0 +1,483 @@
+//! The training loop of one run (`sweep exec RUN_DIR`): data, model, optimizer, epochs, validation,
+//! metrics, checkpoints and resumption.
+//!
+//! What is burn's and what is ours: burn gives the model, autodiff, the optimizers (Adam, AdamW, SGD)
+//! and their state files, and the burnpack format. The loop itself is ours rather than burn-train's
+//! learner, because a run here must resume bit-for-bit from its last complete epoch, append exactly
+//! one row per epoch to `metrics.csv`, compute colorization metrics on decoded images, stop on a
+//! NaN with a reason in `status.json`, and be driven by the sweep's executors: the learner's own
+//! checkpointing, metric loggers and TUI do not fit those contracts. The learning-rate schedules are
+//! closed-form functions of the epoch (see [`learning_rate`]), so resuming needs no scheduler state.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
+    momentum::MomentumConfig,
+};
+use burn::tensor::{Device, Tensor};
+
+use super::checkpoint;
+use super::metrics_file::{MetricsFile, MetricsRow};
+use super::objective::{HostBatch, Objective};
+use super::pretrain;
+use super::samples;
+use crate::color::ColorSpace;
+use crate::color::convert::decode_planar;
+use crate::color::quantize::{ChromaBins, rebalance_weights};
+use crate::data::{ColorBatch, DataSet, prepare};
+use crate::metrics::{Accumulator, ClassWeights};
+use crate::model::{
+    Activation, Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output,
+};
+use crate::rng::Rng;
+use crate::runner::status::{RunStatus, State};
+use crate::spec::{Flat, RunPlan, SweepMeta, read_config};
+
+/// Images whose chroma estimates the class prior (for rebalancing and the rebalanced AuC).
+const PRIOR_IMAGES: usize = 5000;
+/// Validation images on `samples.png`.
+const SAMPLE_IMAGES: usize = 8;
+
+/// Set by Ctrl-C / SIGTERM: the loop stops at the next batch and records the run as interrupted.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C / SIGTERM handler once per process.
+pub fn install_stop_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+    });
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Interrupted,
+}
+
+/// A line-oriented log: to stdout and to the run's `log.txt`.
+pub struct RunLog {
+    file: Option<std::fs::File>,
+    quiet: bool,
+}
+
+impl RunLog {
+    pub fn open(run_dir: &Path, quiet: bool) -> RunLog {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("log.txt")).ok();
+        RunLog { file, quiet }
+    }
+    pub fn line(&mut self, text: &str) {
+        if !self.quiet {
+            println!("{text}");
+        }
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{text}");
+        }
+    }
+}
+
+/// Trains the run in `run_dir` on `device` (plain, without autodiff) until it is done, fails or is
+/// interrupted. Keeps `status.json` up to date; a failure is recorded there with its reason.
+pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
+    let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+    let config_path = run_dir.join("config.toml");
+    if !config_path.is_file() {
+        bail!("{} is not a run folder: it has no config.toml (sweep run creates them)", run_dir.display());
+    }
+    let (meta, mut run) = read_config(&config_path, Some(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let _lock = RunLock::acquire(run_dir)?;
+    let mut status = match RunStatus::read(run_dir)? {
+        Some(s) => s,
+        None => RunStatus::pending(&run, &meta.name),
+    };
+    // config.toml describes one run; the variant's name lives in the status the runner wrote.
+    run.variant = status.variant.clone();
+    status.state = State::Running;
+    status.reason = None;
+    status.pid = Some(std::process::id());
+    status.attempts += 1;
+    status.write(run_dir)?;
+    let mut log = RunLog::open(run_dir, quiet);
+    let result = train(run_dir, &meta, &run, device, &mut status, &mut log);
+    status.pid = None;
+    match &result {
+        Ok(Outcome::Done) => status.state = State::Done,
+        Ok(Outcome::Interrupted) => {
+            status.state = State::Interrupted;
+            status.reason = Some("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into());
+        }
+        Err(e) => {
+            status.state = State::Failed;
+            status.reason = Some(format!("{e:#}"));
+            log.line(&format!("failed: {e:#}"));
+        }
+    }
+    status.write(run_dir)?;
+    result
+}
+
+fn train(
+    run_dir: &Path,
+    meta: &SweepMeta,
+    run: &RunPlan,
+    device: &Device,
+    status: &mut RunStatus,
+    log: &mut RunLog,
+) -> Result<Outcome> {
+    let cfg = &run.config;
+    let epochs = cfg.int("epochs") as u64;
+    let batch_size = cfg.int("batch_size") as usize;
+    log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, epochs));
+
+    let data = crate::data::open(&cfg.data_config())?;
+    let space = cfg.color_space();
+    let prior_indices: Vec<usize> = (0..data.train.len().min(PRIOR_IMAGES)).collect();
+    let objective = Objective::new(cfg, || {
+        prepare(data.train.as_ref(), &prior_indices, space).map(|b| b.chroma).unwrap_or_default()
+    });
+    let class_weights = lab_class_weights(&data, &prior_indices)?;
+    let val_indices: Vec<usize> = (0..data.val.len()).collect();
+    let val = prepare(data.val.as_ref(), &val_indices, space)?;
+    if val.n == 0 || data.train.is_empty() {
+        bail!("the data set has {} training and {} validation images: both must be non-empty", data.train.len(), val.n);
+    }
+
+    let ad_device = device.clone().autodiff();
+    let model_cfg = model_config(cfg, &objective, data.classes.len());
+    let mut model =
+        seeded(&ad_device, run.seed, || model_cfg.try_init(&ad_device)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut pretrain_top1 = None;
+    if model_cfg.backbone != Backbone::None {
+        let weights = cfg.str("backbone.weights").unwrap_or("");
+        if !weights.is_empty() {
+            model
+                .load_torchvision_backbone(weights, &LoadOptions::default())
+                .map_err(|e| anyhow::anyhow!("backbone.weights = \"{weights}\": {e}"))?;
+            log.line(&format!("backbone: torchvision weights from {weights}"));
+        } else if cfg.str("backbone.pretrain") == Some("classification") {
+            let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            let pre = pretrain::pretrained_backbone(cfg, &model_cfg, &data, device, results_root, log)?;
+            model = model.load_backbone_file(&pre.path, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+            pretrain_top1 = Some(pre.top1);
+        }
+        if cfg.bool("backbone.freeze") == Some(true) {
+            model = model.freeze_backbone();
+        }
+    }
+    let mut optim = optimizer(cfg);
+
+    // Resume from the last complete epoch.
+    let mut metrics = MetricsFile::open(run_dir)?;
+    let mut start = 0;
+    if let Some((epoch, dir)) = checkpoint::latest(run_dir) {
+        model = checkpoint::load_model(&dir, model)?;
+        optim = checkpoint::load_optim(&dir, optim)?;
+        start = epoch.min(epochs);
+        metrics.truncate_after(start)?;
+        log.line(&format!("resuming after epoch {start} from {}", dir.display()));
+    } else {
+        metrics.truncate_after(0)?;
+    }
+    let higher = meta.higher_is_better;
+    let mut best = metrics.rows().iter().filter_map(|r| r.get(&meta.metric)).fold(None, |b: Option<f64>, v| {
+        Some(match b {
+            Some(b) if (higher && b >= v) || (!higher && b <= v) => b,
+            _ => v,
+        })
+    });
+
+    let train_len = data.train.len();
+    for epoch in start..epochs {
+        let lr = learning_rate(cfg, epoch, epochs);
+        let mut order: Vec<usize> = (0..train_len).collect();
+        Rng::derive(run.seed, epoch).shuffle(&mut order);
+        let batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let bar = progress_bar(batches.len() as u64, &format!("epoch {}/{epochs}", epoch + 1), log.quiet);
+
+        let started = Instant::now();
+        let mut loss_sum = 0.0f64;
+        let mut seen = 0usize;
+        let (trained, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
+            let mut model = model;
+            // Batches are decoded, converted and encoded on another thread while the model trains.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(2);
+            let (data, objective) = (&data, &objective);
+            scope.spawn(move || {
+                for idx in &batches {
+                    let batch = prepare(data.train.as_ref(), idx, space).map(|b| objective.host_batch(&b));
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (step, batch) in rx.iter().enumerate() {
+                if STOP.load(Ordering::SeqCst) {
+                    return Ok((model, true));
+                }
+                let batch = batch?.to_device(&ad_device);
+                let output = model.forward(batch.gray.clone());
+                let loss = objective.loss(output, &batch);
+                let value = loss.clone().into_scalar::<f32>() as f64;
+                if !value.is_finite() {
+                    bail!(
+                        "the training loss became {value} at epoch {}, step {}: lower lr or check the data",
+                        epoch + 1,
+                        step + 1
+                    );
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                let n = batch.gray.dims()[0];
+                loss_sum += value * n as f64;
+                seen += n;
+                bar.inc(1);
+                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            }
+            Ok((model, false))
+        })?;
+        model = trained;
+        bar.finish_and_clear();
+        if interrupted {
+            log.line(&format!("interrupted during epoch {}", epoch + 1));
+            return Ok(Outcome::Interrupted);
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+
+        let valid = model.valid();
+        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref())?;
+        let row = MetricsRow {
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_loss: eval.loss,
+            metrics: eval.metrics,
+            images_per_s: seen as f64 / train_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+            lr,
+            pretrain_top1,
+        };
+        let value = row.get(&meta.metric).unwrap_or(f64::NAN);
+        let is_best = match best {
+            None => true,
+            Some(b) => (higher && value > b) || (!higher && value < b),
+        };
+        if is_best {
+            best = Some(value);
+        }
+        samples::write_sheet(&run_dir.join("samples.png"), space, &val, &eval.sample_chroma, SAMPLE_IMAGES)?;
+        // The inference view carries batch norm's current running statistics (the training view lags one update).
+        checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
+        status.epochs_done = epoch + 1;
+        status.seconds += row.seconds;
+        status.write(run_dir)?;
+        log.line(&row.summary());
+    }
+    Ok(Outcome::Done)
+}
+
+/// Builds a module right after seeding burn's generator and draws all its random initial values
+/// before anyone else can seed: the seed may be global to the backend and burn initialises
+/// parameters lazily (on first use), so two runs initialised at once in one process (tests, a
+/// library user) would otherwise draw from each other's stream.
+pub fn seeded<M: Module, E>(device: &Device, seed: u64, init: impl FnOnce() -> Result<M, E>) -> Result<M, E> {
+    struct Materialise;
+    impl ModuleVisitor for Materialise {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    let module = init()?;
+    module.visit(&mut Materialise);
+    Ok(module)
+}
+
+/// Validation: loss, metrics and the decoded chroma of the first images (for the sample sheet).
+pub struct Evaluation {
+    pub loss: f64,
+    pub metrics: crate::metrics::Metrics,
+    pub sample_chroma: Vec<f32>,
+}
+
+/// Runs `model` (inference view) over `val` in batches.
+pub fn evaluate(
+    model: &ColorizationNet,
+    objective: &Objective,
+    val: &ColorBatch,
+    batch_size: usize,
+    device: &Device,
+    class_weights: Option<&ClassWeights>,
+) -> Result<Evaluation> {
+    let space = objective.space();
+    let hw = val.side * val.side;
+    let mut acc = Accumulator::new(class_weights.cloned());
+    let mut loss_sum = 0.0;
+    let mut sample_chroma = Vec::new();
+    for start in (0..val.n).step_by(batch_size) {
+        let batch = val.slice(start..(start + batch_size).min(val.n));
+        let host = objective.host_batch(&batch);
+        let on_device = host.to_device(device);
+        let output = model.forward(on_device.gray.clone());
+        loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
+        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let chroma = objective.decode(raw, hw, None);
+        let mut predicted = vec![0.0; 3 * batch.n * hw];
+        decode_planar(space, &batch.gray, &chroma, hw, &mut predicted);
+        let mut truth = vec![0.0; 3 * batch.n * hw];
+        decode_planar(space, &batch.gray, &batch.chroma, hw, &mut truth);
+        acc.add(&predicted, &truth, hw);
+        if sample_chroma.len() < SAMPLE_IMAGES * 2 * hw {
+            let take = (SAMPLE_IMAGES * 2 * hw - sample_chroma.len()).min(chroma.len());
+            sample_chroma.extend_from_slice(&chroma[..take]);
+        }
+    }
+    Ok(Evaluation { loss: loss_sum / val.n.max(1) as f64, metrics: acc.finish(), sample_chroma })
+}
+
+/// Per-pixel weights of the rebalanced AuC: the inverse smoothed prior of Lab ab bins (lambda = 0),
+/// from the training images.
+fn lab_class_weights(data: &DataSet, indices: &[usize]) -> Result<Option<ClassWeights>> {
+    if indices.is_empty() {
+        return Ok(None);
+    }
+    let lab = prepare(data.train.as_ref(), indices, ColorSpace::Lab)?;
+    let bins = ChromaBins::new(ColorSpace::Lab, 10.0);
+    let prior = bins.prior(&lab.chroma, lab.side * lab.side, 5.0);
+    let weights = rebalance_weights(&prior, 0.0);
+    Ok(Some(ClassWeights { bins, weights }))
+}
+
+/// The network a resolved config describes.
+pub fn model_config(cfg: &Flat, objective: &Objective, num_classes: usize) -> ModelConfig {
+    let backbone = match cfg.text("backbone.arch") {
+        "vgg16" => Backbone::Vgg16,
+        "resnet18" => Backbone::Resnet18,
+        _ => Backbone::None,
+    };
+    let features = match cfg.text("features") {
+        "fusion" => FeatureMode::Fusion,
+        "hypercolumn" => FeatureMode::Hypercolumn,
+        _ => FeatureMode::Local,
+    };
+    let output = match objective {
+        Objective::Classification { .. } => Output::Classification { bins: objective.output_channels() },
+        Objective::Regression { .. } => Output::Regression(match cfg.text("activation") {
+            "sigmoid" => Activation::Sigmoid,
+            "linear" => Activation::Linear,
+            _ => Activation::Tanh,
+        }),
+    };
+    let mut pool_after = cfg.ints("local.pool_after");
+    pool_after.sort_unstable();
+    let weights = cfg.str("backbone.weights").is_some_and(|w| !w.is_empty());
+    ModelConfig {
+        image_size: cfg.int("image_size") as usize,
+        local_widths: cfg.ints("local.widths"),
+        local_pool_after: pool_after,
+        backbone,
+        backbone_width: cfg.value("backbone.width").and_then(toml::Value::as_float).unwrap_or(1.0) as f32,
+        backbone_input: if weights { BackboneInput::ImagenetRgb } else { BackboneInput::Gray },
+        features,
+        fusion_dim: cfg.value("fusion_dim").and_then(toml::Value::as_integer).unwrap_or(256) as usize,
+        head_widths: cfg.ints("head.widths"),
+        output,
+        num_classes: if cfg.str("backbone.pretrain") == Some("classification") { num_classes } else { 0 },
+    }
+}
+
+/// The optimizer a resolved config describes.
+fn optimizer(cfg: &Flat) -> ModuleOptimizer {
+    let wd = cfg.float("weight_decay") as f32;
+    let decay = (wd > 0.0).then(|| WeightDecayConfig::new(wd));
+    match cfg.text("optimizer") {
+        "sgd" => SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.float("momentum"))))
+            .with_weight_decay(decay)
+            .init(),
+        "adamw" => {
+            let b = cfg.floats("betas");
+            AdamWConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(wd).init()
+        }
+        _ => {
+            let b = cfg.floats("betas");
+            AdamConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(decay).init()
+        }
+    }
+}
+
+/// The learning rate of epoch `epoch` (0-based): constant, step (times lr_gamma every lr_step_epochs)
+/// or cosine (from lr down to lr_min over the run).
+pub fn learning_rate(cfg: &Flat, epoch: u64, epochs: u64) -> f64 {
+    let lr = cfg.float("lr");
+    match cfg.text("lr_schedule") {
+        "step" => lr * cfg.float("lr_gamma").powi((epoch / cfg.int("lr_step_epochs") as u64) as i32),
+        "cosine" => {
+            let min = cfg.float("lr_min");
+            let t = epoch as f64 / epochs.max(1) as f64;
+            min + 0.5 * (lr - min) * (1.0 + (std::f64::consts::PI * t).cos())
+        }
+        _ => lr,
+    }
+}
+
+fn progress_bar(len: u64, prefix: &str, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches  {msg}  ETA {eta}")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
+/// Refuses a second process training the same run; a lock left by a dead process is taken over.
+struct RunLock {
+    path: PathBuf,
+}
+
+impl RunLock {
+    fn acquire(run_dir: &Path) -> Result<RunLock> {
+        let path = run_dir.join("exec.lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id())?;
+                    return Ok(RunLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok());
+                    if let Some(pid) = pid.filter(|&p| process_alive(p)) {
+                        bail!("run {} is being trained by process {pid} already", run_dir.display());
+                    }
+                    std::fs::remove_file(&path)?;
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+            }
+        }
+        bail!("cannot lock {}", path.display())
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a process exists (signal 0 checks without sending anything).
+pub fn process_alive(pid: i32) -> bool {
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
