@@ -47,6 +47,7 @@ fn train_all(runs: &[PathBuf]) {
             assert!(v.is_finite(), "{}: {column} = {v}", status.variant);
         }
         assert!(run.join("samples.png").is_file());
+        assert!(run.join("curve.csv").is_file() && run.join("curve_best.csv").is_file());
         assert!(run.join("checkpoints/best/model.bpk").is_file());
     }
 }

@@ -4,10 +4,11 @@
 //! - `device`: `--device` names to burn devices;
 //! - `objective`: regression and classification targets, losses and decoding (add a loss here);
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
-//! - `checkpoint`, `metrics_file`, `samples`: what a run writes each epoch;
+//! - `checkpoint`, `metrics_file`, `curve_file`, `samples`: what a run writes each epoch;
 //! - `pretrain`: classification pretraining of backbones, shared between runs.
 
 pub mod checkpoint;
+pub mod curve_file;
 pub mod device;
 pub mod metrics_file;
 pub mod objective;

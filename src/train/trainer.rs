@@ -23,6 +23,7 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor};
 
 use super::checkpoint;
+use super::curve_file;
 use super::metrics_file::{MetricsFile, MetricsRow};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
@@ -271,6 +272,7 @@ fn train(
             best = Some(value);
         }
         samples::write_sheet(&run_dir.join("samples.png"), space, &val, &eval.sample_chroma, SAMPLE_IMAGES)?;
+        curve_file::write(run_dir, epoch + 1, &eval.curve, is_best)?;
         // The inference view carries batch norm's current running statistics (the training view lags one update).
         checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
         status.epochs_done = epoch + 1;
@@ -304,6 +306,7 @@ pub fn seeded<M: Module, E>(device: &Device, seed: u64, init: impl FnOnce() -> R
 pub struct Evaluation {
     pub loss: f64,
     pub metrics: crate::metrics::Metrics,
+    pub curve: crate::metrics::AccuracyCurve,
     pub sample_chroma: Vec<f32>,
 }
 
@@ -339,7 +342,7 @@ pub fn evaluate(
             sample_chroma.extend_from_slice(&chroma[..take]);
         }
     }
-    Ok(Evaluation { loss: loss_sum / val.n.max(1) as f64, metrics: acc.finish(), sample_chroma })
+    Ok(Evaluation { loss: loss_sum / val.n.max(1) as f64, metrics: acc.finish(), curve: acc.curve(), sample_chroma })
 }
 
 /// Per-pixel weights of the rebalanced AuC: the inverse smoothed prior of Lab ab bins (lambda = 0),
