@@ -134,6 +134,34 @@ fn config_toml_round_trips_to_the_same_id() {
 }
 
 #[test]
+fn reference_tables_parse_with_grid_variant_names() {
+    let s = spec(
+        r#"
+[sweep]
+name = "r"
+[grid]
+task = ["regression", "classification"]
+[reference]
+citation = "Someone, a paper, 2016, table 1"
+url = "https://example.org/paper"
+[reference.variants]
+"task=regression" = { auc = 91, auc_rebal = 64.4 }
+"task=classification".psnr = 24.5
+"#,
+    );
+    let r = s.reference.as_ref().unwrap();
+    assert_eq!(r.citation, "Someone, a paper, 2016, table 1");
+    assert_eq!(r.url.as_deref(), Some("https://example.org/paper"));
+    assert_eq!(r.variants[0].name, "task=regression");
+    assert_eq!(r.variants[0].values, vec![("auc".to_string(), 91.0), ("auc_rebal".to_string(), 64.4)]);
+    assert_eq!(r.variants[1].values, vec![("psnr".to_string(), 24.5)]);
+    assert!(plan(&s, &[]).is_ok());
+    let quickstart =
+        Spec::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.toml")).unwrap();
+    assert_eq!(quickstart.reference.unwrap().variants.len(), 3);
+}
+
+#[test]
 fn plan_prints_a_table_and_json() {
     let out = sweep_cmd(&["plan", "experiments/quickstart.toml"]);
     let text = String::from_utf8_lossy(&out.stdout);

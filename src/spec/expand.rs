@@ -225,11 +225,41 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
             _ => warnings.push(format!("{message} (ignored)")),
         }
     }
+    if let Some(reference) = &spec.reference {
+        check_reference(reference, &runs, &mut errors);
+    }
     if combos == 0 && errors.is_empty() {
         let origin = spec.excludes.first().map(|e| e.origin.clone()).unwrap_or(Origin::Default);
         errors.push(Diagnostic::new("every combination is excluded: the sweep has no runs", origin));
     }
     if errors.is_empty() { Ok(Plan { meta, runs, warnings }) } else { Err(SpecError(errors)) }
+}
+
+/// Every variant `[reference]` gives numbers for must be one of the sweep's.
+fn check_reference(reference: &super::parse::Reference, runs: &[RunPlan], errors: &mut Vec<Diagnostic>) {
+    let mut names: Vec<&str> = Vec::new();
+    for run in runs {
+        if !names.contains(&run.variant.as_str()) {
+            names.push(&run.variant);
+        }
+    }
+    for published in &reference.variants {
+        if names.contains(&published.name.as_str()) {
+            continue;
+        }
+        let list = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let help = match did_you_mean(&published.name, names.iter().copied()) {
+            Some(g) => format!("did you mean \"{g}\"? the variants are {list}"),
+            None => format!("the variants are {list}"),
+        };
+        errors.push(
+            Diagnostic::new(
+                format!("[reference] gives numbers for \"{}\", which is not a variant of this sweep", published.name),
+                published.origin.clone(),
+            )
+            .help(help),
+        );
+    }
 }
 
 /// Keys whose default depends on others.
@@ -424,6 +454,7 @@ pub fn resolve_single(entries: &[Entry], seed: u64) -> Result<Flat, SpecError> {
         grid: Vec::new(),
         variants: Vec::new(),
         excludes: Vec::new(),
+        reference: None,
     };
     let plan = plan(&spec_like, &[])?;
     Ok(plan.runs.into_iter().next().expect("a spec without variants has one run").config)

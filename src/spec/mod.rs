@@ -3,7 +3,7 @@
 //! - `schema`: every config key with its type, default, documentation and when it applies;
 //! - `value`: values with their provenance and the canonical form run ids hash;
 //! - `parse`: reading a spec file into checked tables (`[sweep]`, `[base]`, `[grid]`, `[[variant]]`,
-//!   `[[exclude]]`);
+//!   `[[exclude]]`, `[reference]`);
 //! - `expand`: the runs a spec describes, with their resolved configs and ids;
 //! - `config`: a run's `config.toml` and typed access to a resolved config;
 //! - `error`: diagnostics with file:line:column, the offending text and "did you mean".
@@ -18,7 +18,7 @@ pub mod value;
 pub use config::{config_toml, read_config};
 pub use error::SpecError;
 pub use expand::{Plan, RunPlan, plan};
-pub use parse::{Spec, SweepMeta};
+pub use parse::{PublishedVariant, Reference, Spec, SweepMeta};
 pub use value::Flat;
 
 /// Reads a spec file and expands it with `--set` overrides.

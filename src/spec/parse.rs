@@ -57,6 +57,23 @@ pub struct ExcludeRule {
     pub origin: Origin,
 }
 
+/// `[reference]`: published numbers per variant and where they come from; `sweep report` shows them
+/// beside the measured ones.
+#[derive(Clone, Debug)]
+pub struct Reference {
+    pub citation: String,
+    pub url: Option<String>,
+    pub variants: Vec<PublishedVariant>,
+}
+
+/// The published numbers of one variant: `(metric, value)` with metrics from [`schema::METRICS`].
+#[derive(Clone, Debug)]
+pub struct PublishedVariant {
+    pub name: String,
+    pub values: Vec<(String, f64)>,
+    pub origin: Origin,
+}
+
 /// A parsed, type-checked spec.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -68,9 +85,11 @@ pub struct Spec {
     pub grid: Vec<Axis>,
     pub variants: Vec<VariantDef>,
     pub excludes: Vec<ExcludeRule>,
+    pub reference: Option<Reference>,
 }
 
-const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude"];
+const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference"];
+const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants"];
 const SWEEP_KEYS: &[&str] =
     &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
 
@@ -206,9 +225,11 @@ impl Spec {
             }
         }
 
+        let reference = get("reference").and_then(|(_, v)| read_reference(&mut r, v));
+
         match (meta, r.errors.is_empty()) {
             (Some(meta), true) => {
-                Ok(Spec { path: path.to_path_buf(), meta, data_defaults, base, grid, variants, excludes })
+                Ok(Spec { path: path.to_path_buf(), meta, data_defaults, base, grid, variants, excludes, reference })
             }
             _ => Err(SpecError(r.errors)),
         }
@@ -375,6 +396,109 @@ fn read_exclude(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> ExcludeR
         r.error("an [[exclude]] with no keys would drop every run".into(), span.clone(), None);
     }
     ExcludeRule { name, matches, origin: r.origin(span) }
+}
+
+/// `[reference]`: `citation` (required), `url`, and `[reference.variants]` mapping variant names to
+/// tables of `metric = number`. That the names are the spec's variants is checked on expansion,
+/// where grid variants get their names.
+fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Reference> {
+    let Some(t) = v.get_ref().as_table() else {
+        r.error("`reference` must be a table: [reference]".into(), v.span(), None);
+        return None;
+    };
+    let mut reference = Reference { citation: String::new(), url: None, variants: Vec::new() };
+    let mut variants_given = false;
+    for (k, v) in t.iter() {
+        match k.get_ref().as_ref() {
+            "citation" | "url" => match v.get_ref().as_str().map(str::trim).filter(|s| !s.is_empty()) {
+                Some(s) if k.get_ref() == "url" => reference.url = Some(s.to_string()),
+                Some(s) => reference.citation = s.to_string(),
+                None => r.error(format!("[reference] {} must be a non-empty string", k.get_ref()), v.span(), None),
+            },
+            "variants" => {
+                variants_given = true;
+                let Some(table) = v.get_ref().as_table() else {
+                    r.error(
+                        "[reference] variants must be a table of variants".into(),
+                        v.span(),
+                        Some("write [reference.variants] and one line per variant, e.g. l2 = { auc = 91.2 }".into()),
+                    );
+                    continue;
+                };
+                for (name, numbers) in table.iter() {
+                    if let Some(published) = read_published(r, name, numbers) {
+                        reference.variants.push(published);
+                    }
+                }
+            }
+            other => {
+                let help = did_you_mean(other, REFERENCE_KEYS.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("[reference] takes {}", schema::quoted_list(REFERENCE_KEYS)));
+                r.error(format!("unknown key `{other}` in [reference]"), k.span(), Some(help));
+            }
+        }
+    }
+    if reference.citation.is_empty() {
+        r.error(
+            "[reference] has no citation".into(),
+            v.span(),
+            Some("add citation = \"Authors, title, venue year, table N\": published numbers need their source".into()),
+        );
+    }
+    if !variants_given {
+        r.error(
+            "[reference] gives no numbers".into(),
+            v.span(),
+            Some(
+                "add [reference.variants] with one line per variant, e.g. l2 = { auc = 91.2, auc_rebal = 64.4 }".into(),
+            ),
+        );
+    }
+    Some(reference)
+}
+
+/// One variant's published numbers: `name = { metric = number, ... }`.
+fn read_published(
+    r: &mut Reader,
+    name: &toml::Spanned<std::borrow::Cow<str>>,
+    numbers: &toml::Spanned<DeValue>,
+) -> Option<PublishedVariant> {
+    let Some(t) = numbers.get_ref().as_table().filter(|t| !t.is_empty()) else {
+        r.error(
+            format!("[reference.variants] {} must be a table of published numbers", name.get_ref()),
+            numbers.span(),
+            Some(format!("e.g. {} = {{ auc = 91.2, auc_rebal = 64.4 }}", name.get_ref())),
+        );
+        return None;
+    };
+    let metrics: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
+    let mut values = Vec::new();
+    for (metric, value) in t.iter() {
+        if !metrics.contains(&metric.get_ref().as_ref()) {
+            let mut help = format!("published numbers are for the metrics {}", schema::quoted_list(&metrics));
+            if let Some(g) = did_you_mean(metric.get_ref(), metrics.iter().copied()) {
+                help = format!("did you mean `{g}`? {help}");
+            }
+            r.error(
+                format!("unknown metric `{}` in [reference.variants]", metric.get_ref()),
+                metric.span(),
+                Some(help),
+            );
+            continue;
+        }
+        match r.value(value, &format!("[reference.variants] {}.{}", name.get_ref(), metric.get_ref())) {
+            Some(Value::Float(f)) if f.is_finite() => values.push((metric.get_ref().to_string(), f)),
+            Some(Value::Integer(i)) => values.push((metric.get_ref().to_string(), i as f64)),
+            Some(other) => r.error(
+                format!("published {} = {} is not a number", metric.get_ref(), show(&other)),
+                value.span(),
+                Some("give the number as printed in the paper, e.g. 91.2".into()),
+            ),
+            None => {}
+        }
+    }
+    Some(PublishedVariant { name: name.get_ref().to_string(), values, origin: r.origin(numbers.span()) })
 }
 
 fn checked(r: &mut Reader, key: &'static Key, v: &toml::Spanned<DeValue>) -> Option<Entry> {
