@@ -4,6 +4,7 @@
 
 mod data_cmd;
 mod plan_cmd;
+mod report_cmd;
 mod run_cmd;
 pub mod table;
 
@@ -122,12 +123,22 @@ pub struct StatusArgs {
 pub struct ReportArgs {
     /// Specs or results folders; two or more are compared on one page.
     pub targets: Vec<PathBuf>,
-    /// Output folder (default reports/<sweep>/).
+    /// Output folder (default reports/<sweep>/, or reports/<a>-vs-<b>/ for several sweeps).
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
     /// Results folder, when a target is a spec.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// The epoch of each run the tables and plots use: its last, or its best checkpoint's (chosen by
+    /// the primary metric on the same validation images, so optimistic). summary.csv has both.
+    #[arg(long, value_enum, default_value_t = EpochChoice::Last)]
+    pub epoch: EpochChoice,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EpochChoice {
+    Last,
+    Best,
 }
 
 #[derive(Args, Debug)]
@@ -270,7 +281,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_cmd::run(args),
         Command::Exec(args) => run_cmd::exec(args),
         Command::Status(args) => run_cmd::status(args),
-        Command::Report(_) => not_yet("report", 5),
+        Command::Report(args) => report_cmd::report(args),
         Command::Colorize(_) => not_yet("colorize", 7),
         Command::Eval(_) => not_yet("eval", 7),
     };

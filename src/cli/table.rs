@@ -1,5 +1,6 @@
 //! Plain-text tables for the terminal: aligned columns, a rule under the header, optional
-//! right-aligned numeric columns. Shared by `plan`, `keys`, `status` and `report`.
+//! right-aligned numeric columns and one highlighted row (bold green on a colour terminal). Shared by
+//! `plan`, `keys`, `status` and `report`.
 
 /// A table of text cells.
 #[derive(Default)]
@@ -7,13 +8,14 @@ pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
     right: Vec<bool>,
+    highlight: Option<usize>,
 }
 
 impl Table {
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
         let header: Vec<String> = header.into_iter().map(Into::into).collect();
         let right = vec![false; header.len()];
-        Table { header, rows: Vec::new(), right }
+        Table { header, rows: Vec::new(), right, highlight: None }
     }
 
     /// Right-aligns column `index` (numbers).
@@ -28,7 +30,18 @@ impl Table {
         self.rows.push(cells.into_iter().map(Into::into).collect());
     }
 
+    /// Highlights row `index` (0 is the first row after the header).
+    pub fn highlight(&mut self, index: usize) {
+        self.highlight = Some(index);
+    }
+
     pub fn render(&self) -> String {
+        self.render_styled(false)
+    }
+
+    /// Renders with ANSI styling of the highlighted row when `ansi` (widths are computed on the plain
+    /// text, so the columns stay aligned).
+    pub fn render_styled(&self, ansi: bool) -> String {
         let cols = self.header.len();
         let width = |c: usize| {
             std::iter::once(&self.header)
@@ -63,8 +76,12 @@ impl Table {
         let total: usize = widths.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
         out.push_str(&"-".repeat(total));
         out.push('\n');
-        for row in &self.rows {
-            out.push_str(&line(row));
+        for (i, row) in self.rows.iter().enumerate() {
+            if ansi && self.highlight == Some(i) {
+                out.push_str(&format!("\x1b[1;32m{}\x1b[0m", line(row)));
+            } else {
+                out.push_str(&line(row));
+            }
             out.push('\n');
         }
         out
@@ -81,5 +98,8 @@ mod tests {
         t.row(["a", "10"]);
         t.row(["long name", "7"]);
         assert_eq!(t.render(), "name        n\n-------------\na          10\nlong name   7\n");
+        t.highlight(1);
+        assert_eq!(t.render(), "name        n\n-------------\na          10\nlong name   7\n");
+        assert!(t.render_styled(true).ends_with("\x1b[1;32mlong name   7\x1b[0m\n"));
     }
 }

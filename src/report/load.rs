@@ -1,0 +1,180 @@
+//! Reading a sweep's results for the report: `plan.json`, and each run's status, metrics rows, best
+//! epoch, accuracy curves and sample sheet. A sweep in progress or a crash leaves runs without some
+//! of these files, or with files that do not parse; such runs are reported with what is wrong, never
+//! fatal. Only a folder without `plan.json` is an error, since then there is no sweep to report.
+
+use std::path::{Path, PathBuf};
+
+use crate::runner::layout::{PlannedRun, SweepIndex};
+use crate::runner::status::{RunStatus, State};
+use crate::spec::{Reference, Spec};
+use crate::train::checkpoint::CHECKPOINTS;
+use crate::train::curve_file::{self, CURVE_BEST_FILE, CURVE_FILE, CurveFile};
+use crate::train::metrics_file::{MetricsFile, MetricsRow};
+
+/// What became of a run, for the report.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    /// Finished every planned epoch.
+    Done,
+    /// Not finished: pending, running or interrupted (the state's name), with the epochs it has.
+    Partial(&'static str),
+    /// Failed, with the reason from `status.json`.
+    Failed(String),
+    /// No readable `status.json`: why.
+    Missing(String),
+}
+
+impl RunState {
+    /// One line for tables: `done`, `partial (running)`, `failed: reason`, `missing: why`.
+    pub fn describe(&self) -> String {
+        match self {
+            RunState::Done => "done".into(),
+            RunState::Partial(state) => format!("partial ({state})"),
+            RunState::Failed(reason) => format!("failed: {}", reason.lines().next().unwrap_or("")),
+            RunState::Missing(why) => format!("missing: {why}"),
+        }
+    }
+}
+
+/// One run's results.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub planned: PlannedRun,
+    pub dir: PathBuf,
+    pub state: RunState,
+    /// Epochs the run is configured for, when its status says.
+    pub epochs: Option<u64>,
+    /// One row per finished epoch (rows that do not parse are dropped by the reader).
+    pub rows: Vec<MetricsRow>,
+    /// The epoch of the best checkpoint by the sweep's primary metric.
+    pub best_epoch: Option<u64>,
+    pub curve_last: Option<CurveFile>,
+    pub curve_best: Option<CurveFile>,
+    /// `samples.png`, if the run has one.
+    pub samples: Option<PathBuf>,
+}
+
+/// The spec a sweep came from, when it can still be read.
+#[derive(Clone, Debug)]
+pub struct SpecSource {
+    pub path: PathBuf,
+    pub text: String,
+    pub reference: Option<Reference>,
+}
+
+/// A sweep's results.
+#[derive(Clone, Debug)]
+pub struct SweepResults {
+    pub dir: PathBuf,
+    pub index: SweepIndex,
+    pub spec: Option<SpecSource>,
+    pub runs: Vec<RunResult>,
+    /// Problems met while reading, each naming its file, for the report to show.
+    pub notes: Vec<String>,
+}
+
+impl SweepResults {
+    /// Reads the sweep in `dir`; `spec` is the spec the user named, else `plan.json`'s.
+    pub fn load(dir: &Path, spec: Option<&Path>) -> anyhow::Result<SweepResults> {
+        let index = SweepIndex::read(dir)?;
+        let mut notes = Vec::new();
+        let spec_path = spec.map(Path::to_path_buf).unwrap_or_else(|| recorded_spec(dir, &index.spec));
+        let spec = read_spec(&spec_path, &mut notes);
+        let runs = index.runs.iter().map(|planned| read_run(dir, planned, &index, &mut notes)).collect();
+        Ok(SweepResults { dir: dir.to_path_buf(), index, spec, runs, notes })
+    }
+}
+
+/// The spec `plan.json` names. Its path is relative to where `sweep run` ran, which for the default
+/// `--results results` is the folder above `results/`: try there when the current folder has no such file.
+fn recorded_spec(sweep_dir: &Path, recorded: &str) -> PathBuf {
+    let path = PathBuf::from(recorded);
+    if path.is_absolute() || path.is_file() {
+        return path;
+    }
+    let beside_results = sweep_dir.parent().and_then(Path::parent).map(|root| root.join(&path));
+    beside_results.filter(|p| p.is_file()).unwrap_or(path)
+}
+
+fn read_spec(path: &Path, notes: &mut Vec<String>) -> Option<SpecSource> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            notes.push(format!(
+                "the spec {} cannot be read ({e}): the report leaves out its text and published references",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    let reference = match Spec::from_str(path, text.clone()) {
+        Ok(spec) => spec.reference,
+        Err(e) => {
+            let first = e.to_string().lines().next().unwrap_or("").to_string();
+            notes.push(format!(
+                "the spec {} does not parse any more ({first}): the report leaves out its published references",
+                path.display()
+            ));
+            None
+        }
+    };
+    Some(SpecSource { path: path.to_path_buf(), text, reference })
+}
+
+fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &mut Vec<String>) -> RunResult {
+    let dir = sweep_dir.join(&planned.id);
+    let rows = match MetricsFile::open(&dir) {
+        Ok(file) => file.rows().to_vec(),
+        Err(e) => {
+            notes.push(format!("run {}: {e:#}", planned.id));
+            Vec::new()
+        }
+    };
+    let (state, epochs) = match RunStatus::read(&dir) {
+        Ok(Some(status)) => (state_of(&status, rows.len() as u64), Some(status.epochs)),
+        Ok(None) => (RunState::Missing(format!("{} has no status.json", dir.display())), None),
+        Err(e) => (RunState::Missing(format!("{e:#}")), None),
+    };
+    let mut curve = |name: &str| match curve_file::read(&dir.join(name)) {
+        Ok(curve) => curve,
+        Err(e) => {
+            notes.push(format!("run {}: {e:#}", planned.id));
+            None
+        }
+    };
+    let (curve_last, curve_best) = (curve(CURVE_FILE), curve(CURVE_BEST_FILE));
+    let best_epoch = best_epoch(&dir, &rows, &index.metric, index.higher_is_better);
+    let samples = Some(dir.join("samples.png")).filter(|p| p.is_file());
+    RunResult { planned: planned.clone(), dir, state, epochs, rows, best_epoch, curve_last, curve_best, samples }
+}
+
+/// Done only when the metrics file holds every epoch the status claims: a run whose status says done
+/// but whose rows are missing is reported as partial rather than averaged as finished.
+fn state_of(status: &RunStatus, rows: u64) -> RunState {
+    match status.state {
+        State::Done if rows >= status.epochs => RunState::Done,
+        State::Done => RunState::Partial("done, but metrics.csv lacks epochs"),
+        State::Failed => RunState::Failed(status.reason.clone().unwrap_or_else(|| "no reason recorded".into())),
+        other => RunState::Partial(other.name()),
+    }
+}
+
+/// The best checkpoint's epoch from `checkpoints/best/epoch` when it names a row of the metrics file,
+/// else the trainer's rule applied to the rows (the first epoch with the best value).
+fn best_epoch(dir: &Path, rows: &[MetricsRow], metric: &str, higher: bool) -> Option<u64> {
+    let recorded = std::fs::read_to_string(dir.join(CHECKPOINTS).join("best").join("epoch"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|e| rows.iter().any(|r| r.epoch == *e));
+    recorded.or_else(|| {
+        let mut best: Option<(u64, f64)> = None;
+        for row in rows {
+            let Some(v) = row.get(metric).filter(|v| v.is_finite()) else { continue };
+            if best.is_none_or(|(_, b)| (higher && v > b) || (!higher && v < b)) {
+                best = Some((row.epoch, v));
+            }
+        }
+        best.map(|(e, _)| e)
+    })
+}
