@@ -163,7 +163,7 @@ fn render(report: &Report, figures: &[Figure]) -> Result<String> {
             Some(spec) => {
                 let _ = writeln!(
                     h,
-                    "<h3>{} <code>{}</code></h3>\n<pre>{}</pre>",
+                    "<h3>{} <code>{}</code></h3>\n<p>As the file reads now; the table below is what each variant changed when the runs were planned (with any --set overrides).</p>\n<pre>{}</pre>",
                     esc(label),
                     esc(&spec.path.display().to_string()),
                     esc(&spec.text)

@@ -146,6 +146,8 @@ fn verdict_line(metric: &str, values: &[(&str, f64, Stat)], pairs: &[Pair]) -> S
         (h, 0) if h == pairs.len() => "holds",
         (0, r) if r == pairs.len() => "is reversed",
         (0, 0) => "is unresolved",
+        (_, 0) => "holds where resolved",
+        (0, _) => "is reversed where resolved",
         _ => "partly holds",
     };
     let order = |key: &dyn Fn(&(&str, f64, Stat)) -> f64| {
@@ -217,13 +219,22 @@ mod tests {
         // 59.0 vs 58.0 with a standard error of sqrt(9/3 + 0.25/3) = 1.76: within noise.
         assert_eq!(outcome("class", "l2"), Outcome::Unresolved);
         assert_eq!(outcome("full", "l2"), Outcome::Unresolved);
-        assert!(v.line.starts_with("auc_rebal: the published ordering partly holds (1 of 3 pairs hold"), "{}", v.line);
+        assert!(
+            v.line.starts_with("auc_rebal: the published ordering holds where resolved (1 of 3 pairs hold"),
+            "{}",
+            v.line
+        );
         assert!(v.line.contains("published full > class > l2, measured full > l2 > class"), "{}", v.line);
 
         let reversed = verdict("auc", &[("a", 2.0, stat(1.0, f64::NAN, 1)), ("b", 1.0, stat(2.0, f64::NAN, 1))]);
         assert_eq!(reversed.pairs[0].outcome, Outcome::Reversed);
         assert!(reversed.line.contains("is reversed") && reversed.line.contains("reversed: a vs b"));
         assert!(reversed.line.contains("no noise estimate"));
+        let mixed = verdict(
+            "auc",
+            &[("a", 3.0, stat(3.0, 0.1, 2)), ("b", 2.0, stat(1.0, 0.1, 2)), ("c", 1.0, stat(2.0, 0.1, 2))],
+        );
+        assert!(mixed.line.contains("partly holds (2 of 3 pairs hold, 1 reversed"), "{}", mixed.line);
         let tie = verdict("auc", &[("a", 1.0, stat(1.0, 0.1, 2)), ("b", 1.0, stat(2.0, 0.1, 2))]);
         assert!(tie.pairs.is_empty() && tie.line.contains("nothing to compare"));
     }

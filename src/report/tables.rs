@@ -207,7 +207,7 @@ pub fn all_done(report: &Report) -> bool {
     report.sets.iter().all(|s| s.runs.iter().all(|r| r.state == RunState::Done))
 }
 
-/// Every metric column of every variant at `at`, mean ± std with n.
+/// Every metric column of every variant at `at`, mean ± std with n, in the report's ranking.
 pub fn metrics(report: &Report, at: At) -> Grid {
     let mut columns: Vec<(&str, bool)> = vec![("variant", false), ("n", true)];
     columns.extend(metric_columns().iter().map(|m| (*m, true)));
@@ -217,7 +217,8 @@ pub fn metrics(report: &Report, at: At) -> Grid {
         row.extend(metric_columns().iter().map(|m| format_stat(v.stat(at, m))));
         grid.rows.push(row);
     }
-    grid.highlight = Some(0);
+    // The rows are in the report's ranking, which is only this table's at the report's epoch.
+    grid.highlight = (at == report.at).then_some(0);
     grid
 }
 
