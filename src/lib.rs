@@ -2,12 +2,13 @@
 //!
 //! One folder per concern: `spec` (TOML experiment specs, resolved run configs, run identity), `color`
 //! (color spaces and chroma quantization), `data` (data sets behind one trait), `model` (the network),
-//! `train` (one run's training loop), `metrics` (colorization metrics), `runner` (run folders and
+//! `train` (one run's training loop), `infer` (colorize and eval with a trained run), `metrics` (colorization metrics), `runner` (run folders and
 //! executors), `cli` (the `sweep` command line). The binary in `main.rs` only calls [`cli::main`].
 
 pub mod cli;
 pub mod color;
 pub mod data;
+pub mod infer;
 pub mod metrics;
 pub mod model;
 pub mod rng;
