@@ -2,13 +2,14 @@
 //!
 //! One folder per concern: `spec` (TOML experiment specs, resolved run configs, run identity), `color`
 //! (color spaces and chroma quantization), `data` (data sets behind one trait), `model` (the network),
-//! `train` (one run's training loop), `metrics` (colorization metrics), `runner` (run folders and
-//! executors), `report` (tables, plots and pages from a sweep's results), `cli` (the `sweep` command
-//! line). The binary in `main.rs` only calls [`cli::main`].
+//! `train` (one run's training loop), `infer` (colorize and eval with a trained run), `metrics`
+//! (colorization metrics), `runner` (run folders and executors), `report` (tables, plots and pages from
+//! a sweep's results), `cli` (the `sweep` command line). The binary in `main.rs` only calls [`cli::main`].
 
 pub mod cli;
 pub mod color;
 pub mod data;
+pub mod infer;
 pub mod metrics;
 pub mod model;
 pub mod report;

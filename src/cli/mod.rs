@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 a run or command failed, 2 bad usage or a bad spec.
 
 mod data_cmd;
+mod infer_cmd;
 mod plan_cmd;
 mod report_cmd;
 mod run_cmd;
@@ -176,7 +177,7 @@ pub struct ColorizeArgs {
     /// Overwrite existing outputs.
     #[arg(long)]
     pub force: bool,
-    /// best, last, or a checkpoint file.
+    /// best, last, or a checkpoint folder.
     #[arg(long, default_value = "best")]
     pub checkpoint: String,
     /// cpu, cuda:N or wgpu:N.
@@ -190,17 +191,23 @@ pub struct EvalArgs {
     #[arg(long)]
     pub run: PathBuf,
     /// Data set: synthetic, cifar10, cifar100 or folder.
-    #[arg(long)]
+    #[arg(long, default_value = "synthetic")]
     pub dataset: String,
     /// Where the data set lives.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Override data keys, e.g. --set data_seed=7.
+    /// Change data keys or the decoding temperature, e.g. --set data_seed=7 --set val_images=500.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Write the metrics to this CSV or JSON file.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// best, last, or a checkpoint folder.
+    #[arg(long, default_value = "last")]
+    pub checkpoint: String,
+    /// cpu, cuda:N or wgpu:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,8 +289,8 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => run_cmd::exec(args),
         Command::Status(args) => run_cmd::status(args),
         Command::Report(args) => report_cmd::report(args),
-        Command::Colorize(_) => not_yet("colorize", 7),
-        Command::Eval(_) => not_yet("eval", 7),
+        Command::Colorize(args) => infer_cmd::colorize_cmd(args),
+        Command::Eval(args) => infer_cmd::eval_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -292,8 +299,4 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-fn not_yet(command: &str, issue: u32) -> CmdResult {
-    Err(anyhow::anyhow!("`sweep {command}` is not available in this build yet (tracked in issue {issue})").into())
 }

@@ -85,6 +85,15 @@ impl Objective {
     /// Builds the objective of a resolved config. `train_chroma` (planar `[n][2][hw]`, the training
     /// set's chroma) gives the empirical prior for rebalancing.
     pub fn new(cfg: &Flat, train_chroma: impl FnOnce() -> Vec<f32>) -> Objective {
+        Self::build(cfg, Some(train_chroma))
+    }
+
+    /// The objective for decoding a trained run's outputs: no training data, so no rebalancing weights.
+    pub fn for_inference(cfg: &Flat) -> Objective {
+        Self::build(cfg, None::<fn() -> Vec<f32>>)
+    }
+
+    fn build(cfg: &Flat, train_chroma: Option<impl FnOnce() -> Vec<f32>>) -> Objective {
         let space = cfg.color_space();
         if cfg.text("task") == "classification" {
             let bins = ChromaBins::new(space, cfg.float("bin_size") as f32);
@@ -93,9 +102,9 @@ impl Objective {
             } else {
                 (1, 1.0)
             };
-            let weights = cfg.flag("rebalance").then(|| {
+            let weights = train_chroma.filter(|_| cfg.flag("rebalance")).map(|chroma| {
                 let side = cfg.int("image_size") as usize;
-                let prior = bins.prior(&train_chroma(), side * side, cfg.float("prior_sigma") as f32);
+                let prior = bins.prior(&chroma(), side * side, cfg.float("prior_sigma") as f32);
                 rebalance_weights(&prior, cfg.float("rebalance_lambda") as f32)
             });
             Objective::Classification {

@@ -31,6 +31,7 @@ use super::samples;
 use crate::color::ColorSpace;
 use crate::color::convert::decode_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
+use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, prepare};
 use crate::metrics::{Accumulator, ClassWeights};
 use crate::model::{
@@ -139,17 +140,10 @@ fn train(
 
     let data = crate::data::open(&cfg.data_config())?;
     let space = cfg.color_space();
-    let prior_indices: Vec<usize> = (0..data.train.len().min(PRIOR_IMAGES)).collect();
-    let objective = Objective::new(cfg, || {
-        prepare(data.train.as_ref(), &prior_indices, space).map(|b| b.chroma).unwrap_or_default()
-    });
-    let class_weights = lab_class_weights(&data, &prior_indices)?;
-    let val_indices: Vec<usize> = (0..data.val.len()).collect();
-    let val = prepare(data.val.as_ref(), &val_indices, space)?;
-    if val.n == 0 || data.train.is_empty() {
-        bail!("the data set has {} training and {} validation images: both must be non-empty", data.train.len(), val.n);
-    }
+    let Evaluator { objective, class_weights, val } = Evaluator::new(cfg, &data)?;
 
+    let info = crate::infer::ModelInfo { num_classes: data.classes.len() };
+    write_atomic(&run_dir.join(crate::infer::MODEL_INFO), &serde_json::to_vec(&info)?)?;
     let ad_device = device.clone().autodiff();
     let model_cfg = model_config(cfg, &objective, data.classes.len());
     let mut model =
@@ -343,6 +337,35 @@ pub fn evaluate(
         }
     }
     Ok(Evaluation { loss: loss_sum / val.n.max(1) as f64, metrics: acc.finish(), curve: acc.curve(), sample_chroma })
+}
+
+/// What validation needs: the objective (with rebalancing weights from the training images), the
+/// per-pixel weights of the rebalanced AuC and the prepared validation images. Training and
+/// `sweep eval` build it the same way, so that eval on the training data repeats training's numbers.
+pub struct Evaluator {
+    pub objective: Objective,
+    pub class_weights: Option<ClassWeights>,
+    pub val: ColorBatch,
+}
+
+impl Evaluator {
+    pub fn new(cfg: &Flat, data: &DataSet) -> Result<Evaluator> {
+        let space = cfg.color_space();
+        let prior_indices: Vec<usize> = (0..data.train.len().min(PRIOR_IMAGES)).collect();
+        let prior_chroma = prepare(data.train.as_ref(), &prior_indices, space)?.chroma;
+        let objective = Objective::new(cfg, || prior_chroma);
+        let class_weights = lab_class_weights(data, &prior_indices)?;
+        let val_indices: Vec<usize> = (0..data.val.len()).collect();
+        let val = prepare(data.val.as_ref(), &val_indices, space)?;
+        if val.n == 0 || data.train.is_empty() {
+            bail!(
+                "the data set has {} training and {} validation images: both must be non-empty",
+                data.train.len(),
+                val.n
+            );
+        }
+        Ok(Evaluator { objective, class_weights, val })
+    }
 }
 
 /// Per-pixel weights of the rebalanced AuC: the inverse smoothed prior of Lab ab bins (lambda = 0),

@@ -1,0 +1,95 @@
+//! `sweep colorize` and `sweep eval`: a trained run on photos and on other data sets.
+
+use super::table::Table;
+use super::{CmdResult, ColorizeArgs, EvalArgs, Failure};
+use crate::infer::TrainedRun;
+use crate::infer::colorize::{ColorizeOptions, colorize};
+use crate::infer::eval::eval as eval_run;
+use crate::train::parse_device;
+
+pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
+    let device = parse_device(&args.device)?;
+    let run = TrainedRun::load(&args.run, &args.checkpoint, &device)?;
+    let opts = ColorizeOptions {
+        output: args.output.clone(),
+        temperature: args.temperature.map(|t| t as f32),
+        size: args.size,
+        compare: args.compare,
+        force: args.force,
+    };
+    if opts.temperature.is_some() && run.run.config.text("task") != "classification" {
+        eprintln!("warning: --temperature only changes classification runs; this run regresses chroma");
+    }
+    let report = colorize(&run, &args.inputs, &opts)?;
+    let n = report.written.len();
+    println!(
+        "colorized {n} image{} in {:.1} s ({:.2} images/s) with {} ({})",
+        if n == 1 { "" } else { "s" },
+        report.seconds,
+        n as f64 / report.seconds.max(1e-9),
+        run.checkpoint.display(),
+        run.run.variant
+    );
+    if n == 1 {
+        println!("wrote {}", report.written[0].display());
+    } else if n > 1 {
+        println!("outputs under {}", args.output.display());
+    }
+    if !report.skipped_existing.is_empty() {
+        eprintln!(
+            "skipped {} existing output(s) (use --force to overwrite), e.g. {}",
+            report.skipped_existing.len(),
+            report.skipped_existing[0].display()
+        );
+    }
+    for path in &report.skipped_unsupported {
+        eprintln!("skipped {}: not a JPEG or PNG image", path.display());
+    }
+    if !report.errors.is_empty() {
+        for (path, reason) in &report.errors {
+            eprintln!("could not colorize {}: {reason}", path.display());
+        }
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("{} input(s) could not be colorized", report.errors.len()),
+        });
+    }
+    Ok(())
+}
+
+pub fn eval_cmd(args: EvalArgs) -> CmdResult {
+    let device = parse_device(&args.device)?;
+    let run = TrainedRun::load(&args.run, &args.checkpoint, &device)?;
+    let mut overrides = vec![format!("dataset={}", args.dataset)];
+    if let Some(dir) = &args.data_dir {
+        overrides.push(format!("data_dir={}", dir.display()));
+    }
+    overrides.extend(args.overrides.iter().cloned());
+    let (result, kept) = eval_run(&run, &overrides)?;
+    println!(
+        "run {} ({}), checkpoint {}, on {} ({} validation images)\n",
+        result.run, result.variant, result.checkpoint, result.dataset, result.images
+    );
+    let mut table = Table::new(["metric", "value"]).align_right(1);
+    for (name, value) in result.rows() {
+        table.row([name.to_string(), format!("{value:.4}")]);
+    }
+    print!("{}", table.render());
+    println!("\nkept in {}", kept.display());
+    if let Some(out) = &args.output {
+        let bytes = match out.extension().and_then(|e| e.to_str()) {
+            Some("json") => serde_json::to_vec_pretty(&result).map_err(anyhow::Error::from)?,
+            Some("csv") => {
+                let mut text = String::from("metric,value\n");
+                for (name, value) in result.rows() {
+                    text.push_str(&format!("{name},{value}\n"));
+                }
+                text.into_bytes()
+            }
+            _ => return Err(anyhow::anyhow!("-o {}: give a .csv or .json file", out.display()).into()),
+        };
+        crate::data::io::write_atomic(out, &bytes)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}

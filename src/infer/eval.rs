@@ -1,0 +1,97 @@
+//! `sweep eval`: every validation metric of training, for a trained run on another data set (a CIFAR
+//! folder, an image folder, synthetic data with another seed). The evaluation is training's own
+//! ([`Evaluator`] and [`evaluate`]), so on the run's own validation split it repeats the numbers of
+//! the checkpoint's epoch. Results are also kept in the run folder, `eval/<label>.json`, where
+//! `sweep report` finds them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use super::TrainedRun;
+use crate::data::io::write_atomic;
+use crate::spec::expand::short_hash;
+use crate::spec::{Spec, config_toml, plan};
+use crate::train::trainer::{Evaluator, evaluate};
+
+/// Keys `sweep eval --set` may change: the data, and the decoding temperature.
+pub const EVAL_KEYS: &[&str] =
+    &["dataset", "data_dir", "image_size", "train_images", "val_images", "data_seed", "temperature"];
+
+#[derive(Debug, Serialize)]
+pub struct EvalResult {
+    pub run: String,
+    pub variant: String,
+    pub checkpoint: String,
+    pub dataset: String,
+    pub data_dir: Option<String>,
+    pub images: usize,
+    pub val_loss: f64,
+    pub psnr: f64,
+    pub ab_rmse: f64,
+    pub auc: f64,
+    pub auc_rebal: f64,
+    pub colorfulness: f64,
+    pub colorfulness_gt: f64,
+}
+
+impl EvalResult {
+    pub fn rows(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("val_loss", self.val_loss),
+            ("psnr", self.psnr),
+            ("ab_rmse", self.ab_rmse),
+            ("auc", self.auc),
+            ("auc_rebal", self.auc_rebal),
+            ("colorfulness", self.colorfulness),
+            ("colorfulness_gt", self.colorfulness_gt),
+        ]
+    }
+}
+
+/// Evaluates `run` with its config's data keys changed by `overrides` (`KEY=VALUE`).
+pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathBuf)> {
+    for o in overrides {
+        let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k.trim());
+        if !EVAL_KEYS.contains(&key) {
+            bail!("sweep eval --set {o}: eval changes only {}", EVAL_KEYS.join(", "));
+        }
+    }
+    // The run's config.toml is a one-run spec: the overrides go through the same checks as any --set.
+    let text = config_toml(&run.meta, &run.run);
+    let spec = Spec::from_str(Path::new("config.toml"), text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let planned = plan(&spec, overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = &planned.runs[0].config;
+    let data = crate::data::open(&cfg.data_config())?;
+    let evaluator = Evaluator::new(cfg, &data)?;
+    let batch_size = cfg.int("batch_size") as usize;
+    let e = evaluate(
+        &run.model,
+        &evaluator.objective,
+        &evaluator.val,
+        batch_size,
+        &run.device,
+        evaluator.class_weights.as_ref(),
+    )?;
+    let m = e.metrics;
+    let result = EvalResult {
+        run: run.run.id.clone(),
+        variant: run.run.variant.clone(),
+        checkpoint: run.checkpoint.display().to_string(),
+        dataset: cfg.text("dataset").to_string(),
+        data_dir: cfg.str("data_dir").map(str::to_string),
+        images: evaluator.val.n,
+        val_loss: e.loss,
+        psnr: m.psnr,
+        ab_rmse: m.ab_rmse,
+        auc: m.auc,
+        auc_rebal: m.auc_rebal,
+        colorfulness: m.colorfulness,
+        colorfulness_gt: m.colorfulness_gt,
+    };
+    let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
+    let path = run.dir.join("eval").join(format!("{label}.json"));
+    write_atomic(&path, &serde_json::to_vec_pretty(&result)?)?;
+    Ok((result, path))
+}

@@ -1,0 +1,80 @@
+//! Putting a trained run to work: loading it back (`TrainedRun`), colorizing photos (`colorize`) and
+//! evaluating it on another data set (`eval`).
+
+pub mod colorize;
+pub mod eval;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::model::ColorizationNet;
+use crate::spec::{RunPlan, SweepMeta, read_config};
+use crate::train::checkpoint;
+use crate::train::objective::Objective;
+use crate::train::trainer::model_config;
+
+/// `model.json`: what rebuilding a run's network needs beyond its config.
+pub const MODEL_INFO: &str = "model.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ModelInfo {
+    /// Classes of the data set the backbone classifier was pretrained on (0 = none).
+    pub num_classes: usize,
+}
+
+/// A trained run, ready for inference.
+pub struct TrainedRun {
+    pub dir: PathBuf,
+    pub meta: SweepMeta,
+    pub run: RunPlan,
+    pub objective: Objective,
+    pub model: ColorizationNet,
+    pub checkpoint: PathBuf,
+    pub device: Device,
+}
+
+impl TrainedRun {
+    /// Loads the run in `run_dir` from its `best`, `last` or given checkpoint onto `device`.
+    pub fn load(run_dir: &Path, which: &str, device: &Device) -> Result<TrainedRun> {
+        let config = run_dir.join("config.toml");
+        if !config.is_file() {
+            bail!("{} is not a run folder: it has no config.toml", run_dir.display());
+        }
+        let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (meta, mut run) = read_config(&config, Some(id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Ok(Some(status)) = crate::runner::status::RunStatus::read(run_dir) {
+            run.variant = status.variant;
+        }
+        let checkpoint = checkpoint::resolve(run_dir, which)?;
+        let info_path = run_dir.join(MODEL_INFO);
+        let info: ModelInfo = match std::fs::read(&info_path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", info_path.display()))?
+            }
+            // Only a classification-pretrained backbone needs the class count.
+            Err(_) if run.config.str("backbone.pretrain") != Some("classification") => ModelInfo { num_classes: 0 },
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", info_path.display())),
+        };
+        let objective = Objective::for_inference(&run.config);
+        let model_cfg = model_config(&run.config, &objective, info.num_classes);
+        let model = model_cfg.try_init(device).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model = checkpoint::load_model(&checkpoint, model)?.valid();
+        Ok(TrainedRun { dir: run_dir.to_path_buf(), meta, run, objective, model, checkpoint, device: device.clone() })
+    }
+
+    /// Side of the images the run was trained on.
+    pub fn image_size(&self) -> usize {
+        self.run.config.int("image_size") as usize
+    }
+
+    /// Predicted chroma `[n][2][side*side]` (natural units) for gray images `[n][side*side]` in [0, 1].
+    pub fn predict(&self, gray: Vec<f32>, n: usize, side: usize, temperature: Option<f32>) -> Result<Vec<f32>> {
+        let input = Tensor::<4>::from_data(TensorData::new(gray, [n, 1, side, side]), &self.device);
+        let output = self.model.forward(input);
+        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        Ok(self.objective.decode(raw, side * side, temperature))
+    }
+}

@@ -1,0 +1,155 @@
+//! `sweep colorize` and `sweep eval` with a small trained run: real photos keep their size and
+//! luminance, bad inputs are reported by name without stopping the batch, and eval on the run's own
+//! validation split repeats the metrics of training's last epoch.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::tensor::Device;
+use sweep::color::ColorSpace;
+use sweep::runner::layout::materialise;
+use sweep::spec::{Spec, plan};
+use sweep::train::metrics_file::MetricsFile;
+
+fn photos() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/photos")
+}
+
+/// Trains a tiny classification run (2 epochs) and returns its folder.
+fn trained_run(dir: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "[sweep]\nname = \"infer\"\n[base]\nimage_size = 32\ntrain_images = 32\nval_images = 16\nbatch_size = 8\n\
+         epochs = 2\nlocal.widths = [4, 8, 8]\nhead.widths = [4, 4]\n{extra}\n"
+    );
+    let spec = Spec::from_str(Path::new("t.toml"), text).unwrap();
+    let p = plan(&spec, &[]).unwrap();
+    let run = materialise(&p, Path::new("t.toml"), dir).unwrap().join(&p.runs[0].id);
+    sweep::train::exec(&run, &Device::flex(), true).unwrap();
+    run
+}
+
+fn sweep_cmd(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).output().unwrap()
+}
+
+fn lab_l(img: &image::RgbImage) -> Vec<f32> {
+    img.pixels().map(|p| ColorSpace::Lab.from_srgb(p.0.map(|v| v as f32 / 255.0))[0]).collect()
+}
+
+#[test]
+fn colorized_photos_keep_their_size_and_luminance() {
+    if !photos().is_dir() {
+        eprintln!("skipped: {} not found", photos().display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "task = \"classification\"\nrebalance = true");
+    let out = dir.path().join("out");
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        run.to_str().unwrap(),
+        photos().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--compare",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("README.md: not a JPEG or PNG image"), "{stderr}");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(photos()).unwrap() {
+        let input = entry.unwrap().path();
+        if !sweep::data::folder::is_image_file(&input) {
+            continue;
+        }
+        let original = image::open(&input).unwrap().to_rgb8();
+        let colorized = image::open(out.join(input.file_name().unwrap())).unwrap().to_rgb8();
+        assert_eq!(original.dimensions(), colorized.dimensions(), "{}", input.display());
+        // The output keeps the input's luminance: only chroma changed (up to 8-bit rounding and the
+        // clamping of out-of-gamut colours).
+        let (a, b) = (lab_l(&original), lab_l(&colorized));
+        let mean_diff: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        assert!(mean_diff < 1.5, "{}: mean |dL| = {mean_diff}", input.display());
+        assert!(out.join(format!("{}.compare.png", input.file_stem().unwrap().to_string_lossy())).is_file());
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} photos checked");
+
+    // An existing output is kept without --force.
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        run.to_str().unwrap(),
+        photos().join("coffee.png").to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+}
+
+#[test]
+fn corrupt_and_missing_inputs_are_named_and_do_not_stop_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "color_space = \"hsv\"");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir_all(inputs.join("sub")).unwrap();
+    std::fs::write(inputs.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 not really a jpeg").unwrap();
+    let good = image::RgbImage::from_fn(40, 24, |x, y| image::Rgb([(x * 6) as u8, (y * 10) as u8, 128]));
+    good.save(inputs.join("sub/good.png")).unwrap();
+    let out = dir.path().join("out");
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        run.to_str().unwrap(),
+        inputs.to_str().unwrap(),
+        "/no/such/photo.png",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("broken.jpg") && stderr.contains("/no/such/photo.png"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let made = image::open(out.join("sub/good.png")).unwrap();
+    assert_eq!((made.width(), made.height()), (40, 24));
+    // A working resolution the model cannot take is refused up front.
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        run.to_str().unwrap(),
+        inputs.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        "31",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--size 31 does not suit this model"));
+}
+
+#[test]
+fn eval_on_the_validation_split_repeats_the_last_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "task = \"classification\"\nrebalance = true");
+    let json = dir.path().join("eval.json");
+    let o =
+        sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--dataset", "synthetic", "-o", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let last = MetricsFile::open(&run).unwrap().rows().last().unwrap().clone();
+    for metric in ["val_loss", "psnr", "ab_rmse", "auc", "auc_rebal", "colorfulness", "colorfulness_gt"] {
+        let measured = v[metric].as_f64().unwrap();
+        let trained = last.get(metric).unwrap();
+        assert!(
+            (measured - trained).abs() <= 1e-5 * trained.abs().max(1.0),
+            "{metric}: eval {measured} vs training {trained}"
+        );
+    }
+    // Another synthetic seed is another data set: different numbers, kept in the run folder.
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "data_seed=7"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_dir(run.join("eval")).unwrap().count(), 2);
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "lr=0.1"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("eval changes only"));
+}
