@@ -5,124 +5,15 @@
 //! Ctrl-C records runs as interrupted and the next run resumes them, and after `kill -9` of the
 //! orchestrator the next run finishes the sweep with complete metrics files and no duplicate rows.
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sweep::runner::layout::SweepIndex;
+use common::{DIVERGES, Sweep, assert_complete, resumed, text, wait_exit};
 use sweep::runner::status::{RunStatus, State};
-use sweep::train::metrics_file::MetricsFile;
 
-/// One epoch of this takes well under a second in the test profile.
-const TINY: &str = r#"
-dataset = "synthetic"
-image_size = 32
-train_images = 16
-val_images = 8
-batch_size = 8
-local.widths = [4, 8, 8]
-head.widths = [4, 4]
-"#;
-
-/// A variant whose loss diverges at once: the run fails with its reason.
-const DIVERGES: &str = "lr = 1e30\nactivation = \"linear\"\n";
-
-struct Sweep {
-    _tmp: tempfile::TempDir,
-    spec: PathBuf,
-    results: PathBuf,
-    dir: PathBuf,
-}
-
-impl Sweep {
-    /// A spec named `name` with `[sweep]` lines `sweep`, TINY plus `base` in `[base]`, then `rest`.
-    fn new(name: &str, sweep: &str, base: &str, rest: &str) -> Sweep {
-        let tmp = tempfile::tempdir().unwrap();
-        let spec = tmp.path().join(format!("{name}.toml"));
-        std::fs::write(&spec, format!("[sweep]\nname = \"{name}\"\n{sweep}\n[base]\n{TINY}{base}\n{rest}")).unwrap();
-        let results = tmp.path().join("results");
-        let dir = results.join(name);
-        Sweep { _tmp: tmp, spec, results, dir }
-    }
-
-    fn command(&self, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sweep"));
-        cmd.arg("run").arg(&self.spec).arg("--results").arg(&self.results).args(extra);
-        cmd
-    }
-
-    fn run(&self, extra: &[&str]) -> Output {
-        self.command(extra).output().unwrap()
-    }
-
-    /// Starts `sweep run` in its own process group (like a shell job), output into files.
-    fn start(&self, extra: &[&str], tag: &str) -> Child {
-        let out = std::fs::File::create(self._tmp.path().join(format!("{tag}.out"))).unwrap();
-        let err = std::fs::File::create(self._tmp.path().join(format!("{tag}.err"))).unwrap();
-        self.command(extra).process_group(0).stdout(out).stderr(err).spawn().unwrap()
-    }
-
-    fn output_of(&self, tag: &str) -> String {
-        let read =
-            |ext: &str| std::fs::read_to_string(self._tmp.path().join(format!("{tag}.{ext}"))).unwrap_or_default();
-        format!("{}{}", read("out"), read("err"))
-    }
-
-    fn run_dirs(&self) -> Vec<PathBuf> {
-        SweepIndex::read(&self.dir).unwrap().runs.iter().map(|r| self.dir.join(&r.id)).collect()
-    }
-
-    fn statuses(&self) -> Vec<RunStatus> {
-        self.run_dirs().iter().map(|d| RunStatus::read(d).unwrap().unwrap()).collect()
-    }
-
-    /// Polls the status files until `ready` holds for them (or panics after a minute).
-    fn wait_for(&self, what: &str, ready: impl Fn(&[RunStatus]) -> bool) {
-        let start = Instant::now();
-        loop {
-            if self.dir.join("plan.json").is_file() {
-                let statuses: Option<Vec<RunStatus>> =
-                    self.run_dirs().iter().map(|d| RunStatus::read(d).ok().flatten()).collect();
-                if statuses.is_some_and(|s| ready(&s)) {
-                    return;
-                }
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "sweep run did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A finished run: done, one metrics row per epoch, epochs 1..=n once each.
-fn assert_complete(run_dir: &Path) {
-    let status = RunStatus::read(run_dir).unwrap().unwrap();
-    assert_eq!(status.state, State::Done, "{}: {:?}", run_dir.display(), status.reason);
-    assert_eq!(status.epochs_done, status.epochs);
-    let epochs: Vec<u64> = MetricsFile::open(run_dir).unwrap().rows().iter().map(|r| r.epoch).collect();
-    assert_eq!(epochs, (1..=status.epochs).collect::<Vec<_>>(), "{}", run_dir.display());
-    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count() as u64, status.epochs + 1, "no duplicate or torn rows:\n{csv}");
-}
-
-fn resumed(run_dir: &Path) -> bool {
-    std::fs::read_to_string(run_dir.join("log.txt")).unwrap_or_default().contains("resuming after epoch")
-}
+const MINUTE: Duration = Duration::from_secs(60);
 
 #[test]
 fn done_runs_are_skipped_and_a_finished_sweep_reruns_in_under_a_second() {
@@ -229,7 +120,7 @@ fn a_crashed_run_is_retried_and_resumes_from_its_checkpoint() {
     s.wait_for("a run past epoch 2", |st| st.iter().any(|s| s.state == State::Running && s.epochs_done >= 2));
     let victim = s.statuses().into_iter().find(|s| s.state == State::Running && s.epochs_done >= 2).unwrap();
     unsafe { libc::kill(victim.pid.unwrap() as i32, libc::SIGKILL) };
-    let exit = wait_exit(&mut orchestrator);
+    let exit = wait_exit(&mut orchestrator, MINUTE);
     let output = s.output_of("crash");
     assert!(exit.success(), "{output}");
     assert!(output.contains("killed by SIGKILL"), "the crash is reported: {output}");
@@ -252,7 +143,7 @@ fn a_second_sweep_run_is_refused_and_a_stale_lock_is_taken_over() {
         "{message}"
     );
     unsafe { libc::kill(-(first.id() as i32), libc::SIGINT) };
-    assert_eq!(wait_exit(&mut first).code(), Some(130));
+    assert_eq!(wait_exit(&mut first, MINUTE).code(), Some(130));
 
     // A lock file left by a process that died (kill -9, a power cut) does not hold.
     std::fs::write(s.dir.join("sweep.lock"), "4194000").unwrap();
@@ -271,7 +162,7 @@ fn ctrl_c_records_runs_as_interrupted_and_the_next_run_resumes_them() {
     });
     // Ctrl-C at a terminal: SIGINT to the whole foreground process group.
     unsafe { libc::kill(-(orchestrator.id() as i32), libc::SIGINT) };
-    let exit = wait_exit(&mut orchestrator);
+    let exit = wait_exit(&mut orchestrator, MINUTE);
     let output = s.output_of("ctrlc");
     assert_eq!(exit.code(), Some(130), "{output}");
     assert!(output.contains("/15  loss "), "plain progress lines name the epoch and loss: {output}");

@@ -7,8 +7,8 @@
 //! task's output) and `jobs.json` (the jobs submitted, so that a later `sweep run` follows them instead
 //! of submitting twice). It submits with `sbatch --parsable`, follows the tasks with `squeue` (and
 //! `scontrol` for how a task ended; `sacct` needs an accounting database many clusters lack) and the
-//! runs' own `status.json`, and once every task has ended resubmits only the failed indices
-//! (`sbatch --array=LIST`) while they have retries left. A task that Slurm stopped (cancelled, out of
+//! runs' own `status.json`, and resubmits only the failed indices (`sbatch --array=LIST`, the same
+//! script) as they end, while they have retries left. A task that Slurm stopped (cancelled, out of
 //! time, preempted) counts as a failed attempt and resumes from its last checkpoint when resubmitted.
 //!
 //! Ctrl-C stops following, not training: the job keeps running in Slurm, and the next `sweep run`
@@ -159,41 +159,36 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, spec: &SlurmSpec, opts: &
     install_stop_handler();
     let exe = current_exe()?;
     let dir = sweep_dir.join(SLURM_DIR);
-    let started = Instant::now();
-    let say = |text: &str| println!("[{:>6.0}s] {text}", started.elapsed().as_secs_f64());
+    let follower = Follower { sweep_dir, dir: &dir, index, spec, started: Instant::now() };
+    let mut outcome = SweepOutcome::default();
 
     // Jobs of an earlier `sweep run` that are still queued or running are followed, not submitted
     // again; what they leave unfinished is picked up below like any unfinished run.
-    let earlier: Jobs = read_jobs(&dir)?;
-    if !earlier.jobs.is_empty() {
-        let alive = squeue(&earlier.jobs)?;
-        if !alive.is_empty() {
-            say(&format!(
-                "following {} task(s) of Slurm job(s) {} submitted by an earlier `sweep run`",
-                alive.len(),
-                earlier.jobs.join(", ")
-            ));
-            loop {
-                if STOP.load(Ordering::SeqCst) {
-                    return Ok(detached(&earlier.jobs, SweepOutcome::default()));
-                }
-                std::thread::sleep(POLL);
-                if squeue(&earlier.jobs).is_ok_and(|alive| alive.is_empty()) {
-                    break;
-                }
-            }
+    let mut jobs = read_jobs(&dir)?;
+    let alive = squeue(&jobs.jobs)?;
+    if !alive.is_empty() {
+        follower.say(&format!(
+            "following {} task(s) of Slurm job(s) {} submitted by an earlier `sweep run`",
+            alive.len(),
+            jobs.jobs.join(", ")
+        ));
+        let mut tasks = follower.adopt(&alive)?;
+        if !follower.follow(&mut tasks, &mut jobs, &mut outcome)? {
+            return Ok(detached(&jobs.jobs, outcome));
         }
     }
 
     let selection = select(sweep_dir, index, opts.retry_failed)?;
     selection.grant_retries(sweep_dir, index)?;
-    let mut outcome =
-        SweepOutcome { skipped: selection.skipped, failed: selection.failed.clone(), ..SweepOutcome::default() };
+    // Runs finished by adopted tasks are counted as trained, not as done already; runs that failed
+    // for good are all in the selection's list.
+    outcome.skipped = selection.skipped.saturating_sub(outcome.done);
+    outcome.failed = selection.failed.clone();
     println!(
         "sweep \"{}\": {} runs, {} done already, {} to submit to Slurm",
         index.sweep,
         index.runs.len(),
-        outcome.skipped,
+        selection.skipped,
         selection.queue.len()
     );
     if selection.queue.is_empty() {
@@ -205,140 +200,223 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, spec: &SlurmSpec, opts: &
     let runs: String =
         selection.queue.iter().map(|&r| format!("{}\n", sweep_dir.join(&index.runs[r].id).display())).collect();
     write_atomic(&dir.join(RUNS), runs.as_bytes())?;
-    let script = dir.join(SCRIPT);
-    write_atomic(&script, job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len()).as_bytes())?;
-    let mut jobs = Jobs::default();
-    let mut tasks: Vec<Task> = Vec::new();
+    write_atomic(
+        &dir.join(SCRIPT),
+        job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len()).as_bytes(),
+    )?;
+    jobs = Jobs::default();
+    let all: Vec<usize> = (0..selection.queue.len()).collect();
+    let job = follower.submit(&all, &mut jobs)?;
+    follower.say(&format!(
+        "submitted Slurm job {job}: {} task(s){}; logs in {}",
+        all.len(),
+        spec.max_concurrent.map_or(String::new(), |k| format!(", at most {k} at once")),
+        dir.join(LOGS).display()
+    ));
+    let mut tasks = Vec::new();
     for (i, &run) in selection.queue.iter().enumerate() {
         let attempts_before = RunStatus::read(&sweep_dir.join(&index.runs[run].id))?.map_or(0, |s| s.attempts);
         tasks.push(Task {
             index: i,
             run,
-            job: String::new(),
+            job: job.clone(),
             attempts_before,
             epochs_seen: 0,
             running: false,
             ended: false,
         });
     }
-    let all: Vec<usize> = (0..tasks.len()).collect();
-    let job = submit(&script, &all, spec.max_concurrent, &mut jobs, &dir)?;
-    say(&format!(
-        "submitted Slurm job {job}: {} task(s){}; logs in {}",
-        tasks.len(),
-        spec.max_concurrent.map_or(String::new(), |k| format!(", at most {k} at once")),
-        dir.join(LOGS).display()
-    ));
-    tasks.iter_mut().for_each(|t| t.job = job.clone());
-
-    let mut last_warning: Option<Instant> = None;
-    loop {
-        if STOP.load(Ordering::SeqCst) {
-            return Ok(detached(&jobs.jobs, outcome));
-        }
-        std::thread::sleep(POLL);
-        let open: Vec<String> =
-            tasks.iter().filter(|t| !t.ended).map(|t| t.job.clone()).collect::<HashSet<_>>().into_iter().collect();
-        let alive = match squeue(&open) {
-            Ok(alive) => alive,
-            Err(e) => {
-                // A busy or restarting controller: keep following, and say so once a minute.
-                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                    say(&format!("warning: {e:#}; trying again"));
-                    last_warning = Some(Instant::now());
-                }
-                continue;
-            }
-        };
-        let mut retry: Vec<usize> = Vec::new();
-        for task in tasks.iter_mut().filter(|t| !t.ended) {
-            let planned = &index.runs[task.run];
-            let run_dir = sweep_dir.join(&planned.id);
-            let name = format!("{}_{}", task.job, task.index);
-            if let Some(state) = alive.get(&(task.job.clone(), task.index)) {
-                if state == "RUNNING" && !task.running {
-                    task.running = true;
-                    say(&format!("start  {}  {}  (task {name})", planned.id, planned.variant));
-                }
-                if let Ok(Some(s)) = RunStatus::read(&run_dir)
-                    && s.state == State::Running
-                    && s.epochs_done > task.epochs_seen
-                {
-                    task.epochs_seen = s.epochs_done;
-                    say(&format!("epoch {}/{}  {}  {}", s.epochs_done, s.epochs, planned.id, planned.variant));
-                }
-                continue;
-            }
-            task.ended = true;
-            let end = scontrol_end(&name);
-            let output = std::fs::read_to_string(dir.join(LOGS).join(format!("{name}.out"))).unwrap_or_default();
-            let ended = match &end {
-                Some((state, code)) => format!("Slurm task {name} ended as {state}, exit code {code}"),
-                None => format!("Slurm task {name} ended"),
-            };
-            let busy = end.as_ref().is_some_and(|(_, code)| code == &format!("{EXIT_BUSY}:0"))
-                || last_words(&output).is_some_and(|w| w.contains("is being trained by"));
-            if busy {
-                say(&format!(
-                    "busy   {}  {}: trained by another process; submitting it again",
-                    planned.id, planned.variant
-                ));
-                retry.push(task.index);
-                continue;
-            }
-            let mut status = settle(&run_dir, task.attempts_before, &ended, false, &output)?;
-            if status.state == State::Interrupted {
-                // Slurm sent SIGTERM: scancel, the time limit, preemption. It counts as a failed
-                // attempt; a resubmitted task resumes from the last checkpoint.
-                status.state = State::Failed;
-                status.failures += 1;
-                status.reason = Some(format!("{ended} after {} of {} epochs", status.epochs_done, status.epochs));
-                status.write(&run_dir)?;
-            }
-            match status.state {
-                State::Done => {
-                    outcome.done += 1;
-                    say(&format!("done   {}  {}", planned.id, planned.variant));
-                }
-                _ => {
-                    let reason = status.reason.clone().unwrap_or_else(|| "unknown".into());
-                    if status.retries_left(index.max_retries) {
-                        say(&format!("failed {}  {}: {reason}; resubmitting", planned.id, planned.variant));
-                        retry.push(task.index);
-                    } else {
-                        say(&format!("failed {}  {}: {reason}", planned.id, planned.variant));
-                        outcome.failed.push(FailedRun {
-                            id: planned.id.clone(),
-                            variant: planned.variant.clone(),
-                            reason,
-                        });
-                    }
-                }
-            }
-        }
-        if !retry.is_empty() {
-            retry.sort_unstable();
-            let job = submit(&script, &retry, spec.max_concurrent, &mut jobs, &dir)?;
-            say(&format!(
-                "resubmitted {} task(s) as Slurm job {job}: array indices {}",
-                retry.len(),
-                array_range(&retry, None)
-            ));
-            for task in tasks.iter_mut().filter(|t| retry.contains(&t.index)) {
-                let status = RunStatus::read(&sweep_dir.join(&index.runs[task.run].id))?;
-                task.attempts_before = status.as_ref().map_or(0, |s| s.attempts);
-                task.epochs_seen = status.map_or(0, |s| s.epochs_done);
-                task.job = job.clone();
-                task.running = false;
-                task.ended = false;
-            }
-        }
-        if tasks.iter().all(|t| t.ended) {
-            break;
-        }
+    if !follower.follow(&mut tasks, &mut jobs, &mut outcome)? {
+        return Ok(detached(&jobs.jobs, outcome));
     }
     remove_jobs(&dir)?;
     Ok(outcome)
+}
+
+/// Follows the tasks of one `runs.txt` and resubmits the failed ones.
+struct Follower<'a> {
+    sweep_dir: &'a Path,
+    /// `results/<sweep>/slurm`.
+    dir: &'a Path,
+    index: &'a SweepIndex,
+    spec: &'a SlurmSpec,
+    started: Instant,
+}
+
+impl Follower<'_> {
+    fn say(&self, text: &str) {
+        println!("[{:>6.0}s] {text}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// The tasks of an earlier `sweep run` still in Slurm, as (job, array index), mapped to runs
+    /// through the `runs.txt` they were submitted with.
+    fn adopt(&self, alive: &HashMap<(String, usize), String>) -> Result<Vec<Task>> {
+        let runs_path = self.dir.join(RUNS);
+        let runs =
+            std::fs::read_to_string(&runs_path).with_context(|| format!("cannot read {}", runs_path.display()))?;
+        let lines: Vec<&str> = runs.lines().collect();
+        let mut tasks = Vec::new();
+        for (job, i) in alive.keys() {
+            let id = lines.get(*i).and_then(|l| Path::new(l).file_name()).and_then(|n| n.to_str());
+            let Some(run) = id.and_then(|id| self.index.runs.iter().position(|r| r.id == id)) else {
+                bail!(
+                    "Slurm task {job}_{i} trains a run that is not in this sweep's plan (line {} of {}): \
+                     let it finish or `scancel {job}`, then run again",
+                    i + 1,
+                    runs_path.display()
+                );
+            };
+            // A running task's attempt has started already; a pending one's has not.
+            let status = RunStatus::read(&self.sweep_dir.join(&self.index.runs[run].id))?;
+            let attempts_before = status.as_ref().map_or(0, |s| s.attempts - u32::from(s.state == State::Running));
+            let epochs_seen = status.map_or(0, |s| s.epochs_done);
+            tasks.push(Task {
+                index: *i,
+                run,
+                job: job.clone(),
+                attempts_before,
+                epochs_seen,
+                running: false,
+                ended: false,
+            });
+        }
+        tasks.sort_by_key(|t| t.index);
+        Ok(tasks)
+    }
+
+    /// Follows `tasks` until every one has ended for good, resubmitting failed ones with retries
+    /// left. `false` when Ctrl-C stopped the following (the jobs go on).
+    fn follow(&self, tasks: &mut [Task], jobs: &mut Jobs, outcome: &mut SweepOutcome) -> Result<bool> {
+        let mut last_warning: Option<Instant> = None;
+        while !tasks.iter().all(|t| t.ended) {
+            if STOP.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            std::thread::sleep(POLL);
+            let open: HashSet<String> = tasks.iter().filter(|t| !t.ended).map(|t| t.job.clone()).collect();
+            let alive = match squeue(&open.into_iter().collect::<Vec<_>>()) {
+                Ok(alive) => alive,
+                Err(e) => {
+                    // A busy or restarting controller: keep following, and say so once a minute.
+                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        self.say(&format!("warning: {e:#}; trying again"));
+                        last_warning = Some(Instant::now());
+                    }
+                    continue;
+                }
+            };
+            let mut retry: Vec<usize> = Vec::new();
+            for task in tasks.iter_mut().filter(|t| !t.ended) {
+                match alive.get(&(task.job.clone(), task.index)) {
+                    Some(state) => self.progress(task, state),
+                    None => {
+                        task.ended = true;
+                        if self.ended(task, outcome)? {
+                            retry.push(task.index);
+                        }
+                    }
+                }
+            }
+            if !retry.is_empty() {
+                let job = self.submit(&retry, jobs)?;
+                self.say(&format!(
+                    "resubmitted {} task(s) as Slurm job {job}: array indices {}",
+                    retry.len(),
+                    array_range(&retry, None)
+                ));
+                for task in tasks.iter_mut().filter(|t| retry.contains(&t.index)) {
+                    let status = RunStatus::read(&self.sweep_dir.join(&self.index.runs[task.run].id))?;
+                    task.attempts_before = status.as_ref().map_or(0, |s| s.attempts);
+                    task.epochs_seen = status.map_or(0, |s| s.epochs_done);
+                    task.job = job.clone();
+                    task.running = false;
+                    task.ended = false;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// A task Slurm still holds: says when it starts and each epoch it finishes.
+    fn progress(&self, task: &mut Task, state: &str) {
+        let planned = &self.index.runs[task.run];
+        if state == "RUNNING" && !task.running {
+            task.running = true;
+            self.say(&format!("start  {}  {}  (task {}_{})", planned.id, planned.variant, task.job, task.index));
+        }
+        if let Ok(Some(s)) = RunStatus::read(&self.sweep_dir.join(&planned.id))
+            && s.state == State::Running
+            && s.epochs_done > task.epochs_seen
+        {
+            task.epochs_seen = s.epochs_done;
+            self.say(&format!("epoch {}/{}  {}  {}", s.epochs_done, s.epochs, planned.id, planned.variant));
+        }
+    }
+
+    /// Records how a task that Slurm no longer holds ended; `true` when it is to be resubmitted.
+    fn ended(&self, task: &Task, outcome: &mut SweepOutcome) -> Result<bool> {
+        let planned = &self.index.runs[task.run];
+        let run_dir = self.sweep_dir.join(&planned.id);
+        let name = format!("{}_{}", task.job, task.index);
+        let end = scontrol_end(&name);
+        let output = std::fs::read_to_string(self.dir.join(LOGS).join(format!("{name}.out"))).unwrap_or_default();
+        let ended = match &end {
+            Some((state, code)) => format!("Slurm task {name} ended as {state}, exit code {code}"),
+            None => format!("Slurm task {name} ended"),
+        };
+        let busy = end.as_ref().is_some_and(|(_, code)| code == &format!("{EXIT_BUSY}:0"))
+            || last_words(&output).is_some_and(|w| w.contains("is being trained by"));
+        if busy {
+            // Nothing was changed: another process (a local `sweep exec`?) trains the run.
+            self.say(&format!(
+                "busy   {}  {}: another process trains it; submitting it again",
+                planned.id, planned.variant
+            ));
+            return Ok(true);
+        }
+        let mut status = settle(&run_dir, task.attempts_before, &ended, false, &output)?;
+        if status.state == State::Interrupted {
+            // Slurm sent SIGTERM: scancel, the time limit, preemption. It counts as a failed
+            // attempt; a resubmitted task resumes from the last checkpoint.
+            status.state = State::Failed;
+            status.failures += 1;
+            status.reason = Some(format!("{ended} after {} of {} epochs", status.epochs_done, status.epochs));
+            status.write(&run_dir)?;
+        }
+        if status.state == State::Done {
+            outcome.done += 1;
+            self.say(&format!("done   {}  {}", planned.id, planned.variant));
+            return Ok(false);
+        }
+        let reason = status.reason.clone().unwrap_or_else(|| "unknown".into());
+        if status.retries_left(self.index.max_retries) {
+            self.say(&format!("failed {}  {}: {reason}; resubmitting", planned.id, planned.variant));
+            return Ok(true);
+        }
+        self.say(&format!("failed {}  {}: {reason}", planned.id, planned.variant));
+        outcome.failed.push(FailedRun { id: planned.id.clone(), variant: planned.variant.clone(), reason });
+        Ok(false)
+    }
+
+    /// `sbatch --parsable --array=LIST job.sh`: the new job's id, also recorded in `jobs.json`.
+    fn submit(&self, indices: &[usize], jobs: &mut Jobs) -> Result<String> {
+        let script = self.dir.join(SCRIPT);
+        let array = format!("--array={}", array_range(indices, self.spec.max_concurrent));
+        let out = slurm_command("sbatch", &["--parsable", &array, &script.display().to_string()])?;
+        if !out.status.success() {
+            bail!(
+                "sbatch refused the job array {}: {}\n(check the spec's [slurm] table; `sbatch {array} {}` shows the same error)",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+                script.display()
+            );
+        }
+        let job = parse_sbatch(&String::from_utf8_lossy(&out.stdout))
+            .with_context(|| format!("sbatch printed no job id: {}", String::from_utf8_lossy(&out.stdout).trim()))?;
+        jobs.jobs.push(job.clone());
+        write_atomic(&self.dir.join(JOBS), &serde_json::to_vec_pretty(jobs).expect("jobs serialise"))?;
+        Ok(job)
+    }
 }
 
 /// The outcome of a sweep whose follower stops (Ctrl-C) while its jobs go on.
@@ -350,32 +428,6 @@ fn detached(jobs: &[String], outcome: SweepOutcome) -> SweepOutcome {
         jobs.join(" ")
     );
     SweepOutcome { interrupted: true, ..outcome }
-}
-
-/// `sbatch --parsable --array=LIST script`: the new job's id, also recorded in `jobs.json`.
-fn submit(
-    script: &Path,
-    indices: &[usize],
-    max_concurrent: Option<u32>,
-    jobs: &mut Jobs,
-    dir: &Path,
-) -> Result<String> {
-    let array = format!("--array={}", array_range(indices, max_concurrent));
-    let out = slurm_command("sbatch", &["--parsable", &array, &script.display().to_string()])?;
-    if !out.status.success() {
-        bail!(
-            "sbatch refused the job array {}: {}\n(check the [slurm] table of the spec; `sbatch {} {}` shows the same error)",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim(),
-            array,
-            script.display()
-        );
-    }
-    let job = parse_sbatch(&String::from_utf8_lossy(&out.stdout))
-        .with_context(|| format!("sbatch printed no job id: {}", String::from_utf8_lossy(&out.stdout).trim()))?;
-    jobs.jobs.push(job.clone());
-    write_atomic(&dir.join(JOBS), &serde_json::to_vec_pretty(jobs).expect("jobs serialise"))?;
-    Ok(job)
 }
 
 fn read_jobs(dir: &Path) -> Result<Jobs> {
