@@ -53,7 +53,9 @@ pub struct RunStatus {
     /// Host of that process (a Slurm node's pid means nothing on the login node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Seconds of training so far (all attempts).
+    /// Wall seconds the run has taken so far, all attempts together: data and model set-up, epochs,
+    /// validation and checkpoints (what `sweep status` shows as its time; `metrics.csv` has each
+    /// epoch's training and validation time).
     #[serde(default)]
     pub seconds: f64,
     /// Attempts started (interrupted ones included).

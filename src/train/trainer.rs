@@ -108,9 +108,11 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     status.host = Some(this_host());
     status.attempts += 1;
     status.write(run_dir)?;
+    let clock = WallClock { started: Instant::now(), before: status.seconds };
     let mut log = RunLog::open(run_dir, quiet);
-    let result = train(run_dir, &meta, &run, device, &mut status, &mut log);
+    let result = train(run_dir, &meta, &run, device, &mut status, &clock, &mut log);
     status.pid = None;
+    status.seconds = clock.seconds();
     match &result {
         Ok(Outcome::Done) => status.state = State::Done,
         Ok(Outcome::Interrupted) => {
@@ -128,12 +130,26 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     result
 }
 
+/// A run's wall time over all its attempts: `status.json`'s `seconds`.
+struct WallClock {
+    started: Instant,
+    /// Seconds of the earlier attempts.
+    before: f64,
+}
+
+impl WallClock {
+    fn seconds(&self) -> f64 {
+        self.before + self.started.elapsed().as_secs_f64()
+    }
+}
+
 fn train(
     run_dir: &Path,
     meta: &SweepMeta,
     run: &RunPlan,
     device: &Device,
     status: &mut RunStatus,
+    clock: &WallClock,
     log: &mut RunLog,
 ) -> Result<Outcome> {
     let cfg = &run.config;
@@ -279,7 +295,7 @@ fn train(
         // The inference view carries batch norm's current running statistics (the training view lags one update).
         checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
         status.epochs_done = epoch + 1;
-        status.seconds += row.seconds;
+        status.seconds = clock.seconds();
         status.write(run_dir)?;
         log.line(&row.summary());
     }

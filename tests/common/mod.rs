@@ -37,9 +37,14 @@ pub struct Sweep {
 impl Sweep {
     /// A spec named `name` with `[sweep]` lines `sweep`, TINY plus `base` in `[base]`, then `rest`.
     pub fn new(name: &str, sweep: &str, base: &str, rest: &str) -> Sweep {
+        Sweep::raw(name, &format!("[sweep]\nname = \"{name}\"\n{sweep}\n[base]\n{TINY}{base}\n{rest}"))
+    }
+
+    /// A spec with the text `spec`, whose `[sweep]` is named `name`.
+    pub fn raw(name: &str, spec_text: &str) -> Sweep {
         let tmp = tempfile::tempdir().unwrap();
         let spec = tmp.path().join(format!("{name}.toml"));
-        std::fs::write(&spec, format!("[sweep]\nname = \"{name}\"\n{sweep}\n[base]\n{TINY}{base}\n{rest}")).unwrap();
+        std::fs::write(&spec, spec_text).unwrap();
         let results = tmp.path().join("results");
         let dir = results.join(name);
         Sweep { tmp, spec, results, dir }
