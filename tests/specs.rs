@@ -196,3 +196,30 @@ fn every_subcommand_has_help_and_completions_generate() {
     let out = sweep_cmd(&["completions", "bash"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_sweep"));
 }
+
+#[test]
+fn the_slurm_table_is_typed_overridable_and_not_part_of_run_identity() {
+    let base = "[sweep]\nname = \"s\"\n[base]\nlr = 0.01\n";
+    let with = format!(
+        "{base}[slurm]\npartition = \"gpu\"\ngpus_per_task = 1\ncpus_per_task = 4\nmem = \"16G\"\ntime = \"1-00:00:00\"\nmax_concurrent = 8\nextra = [\"--account=lab\"]\n"
+    );
+    let plain = plan(&spec(base), &[]).unwrap();
+    let slurm = plan(&spec(&with), &[]).unwrap();
+    assert_eq!(plain.runs[0].id, slurm.runs[0].id, "[slurm] must not change run ids");
+    assert_eq!(slurm.slurm.partition.as_deref(), Some("gpu"));
+    assert_eq!((slurm.slurm.gpus_per_task, slurm.slurm.cpus_per_task), (1, Some(4)));
+    assert_eq!((slurm.slurm.mem.as_deref(), slurm.slurm.time.as_deref()), (Some("16G"), Some("1-00:00:00")));
+    assert_eq!((slurm.slurm.max_concurrent, slurm.slurm.extra.clone()), (Some(8), vec!["--account=lab".to_string()]));
+
+    let set = ["slurm.partition=short".to_string(), "slurm.time=04:00:00".to_string(), "slurm.mem=512".to_string()];
+    let over = plan(&spec(&with), &set).unwrap();
+    assert_eq!(over.slurm.partition.as_deref(), Some("short"));
+    assert_eq!(over.slurm.time.as_deref(), Some("04:00:00"));
+    assert_eq!(over.slurm.mem.as_deref(), Some("512"));
+    assert_eq!(over.runs[0].id, plain.runs[0].id);
+    let err = plan(&spec(&with), &["slurm.gpu_per_task=2".to_string()]).unwrap_err().to_string();
+    assert!(
+        err.contains("unknown key `gpu_per_task` in [slurm]") && err.contains("did you mean `gpus_per_task`?"),
+        "{err}"
+    );
+}

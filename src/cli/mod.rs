@@ -1,6 +1,7 @@
 //! The `sweep` command line: argument definitions (clap) and dispatch to one function per subcommand.
 //!
-//! Exit codes: 0 success, 1 a run or command failed, 2 bad usage or a bad spec.
+//! Exit codes: 0 success, 1 a run or command failed, 2 bad usage or a bad spec, 130 interrupted;
+//! `sweep exec` exits with 75 when another process trains its run already.
 
 mod data_cmd;
 mod infer_cmd;
@@ -59,7 +60,7 @@ pub struct SpecArgs {
     /// The experiment spec (TOML), e.g. experiments/quickstart.toml.
     pub spec: PathBuf,
     /// Override a [base] key (typed by the schema), e.g. --set lr=0.01 --set dataset=synthetic;
-    /// [sweep] keys as sweep.KEY, e.g. --set sweep.seeds=[0,1,2]. Repeatable.
+    /// [sweep] and [slurm] keys as sweep.KEY and slurm.KEY, e.g. --set sweep.seeds=[0,1,2]. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
 }
@@ -85,28 +86,29 @@ pub enum Executor {
 pub struct RunArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Runs trained at once on this machine (CPU threads are split between them).
-    #[arg(long, short = 'j', default_value_t = 1)]
-    pub jobs: usize,
+    /// Runs trained at once on this machine (CPU threads are split between them) [default: 1].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
     /// GPU slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child).
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
-    /// Where runs execute.
+    /// Where runs execute: child processes here, or a Slurm job array (resources from the spec's
+    /// [slurm] table; this command follows the job and resubmits failed tasks).
     #[arg(long, value_enum, default_value_t = Executor::Local)]
     pub executor: Executor,
     /// Results folder; runs go to DIR/<sweep>/<run-id>/.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-    /// Device for local runs: cpu, cuda:N or wgpu:N.
+    /// Device of each run: cpu, cuda:N or wgpu:N (on Slurm, cuda:0 is the task's first GPU).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Train failed runs again.
+    /// Train failed runs again, with a fresh set of the spec's max_retries retries.
     #[arg(long)]
     pub retry_failed: bool,
-    /// Stop the sweep at the first failed run.
+    /// Stop the sweep at the first failed run (local executor).
     #[arg(long)]
     pub fail_fast: bool,
-    /// Print what would be submitted (the Slurm script) without running anything.
+    /// Print what would run (for Slurm: the job script and its runs) without writing or starting anything.
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -7,9 +7,13 @@ use anyhow::{Context, bail};
 use super::table::Table;
 use super::{CmdResult, ExecArgs, Executor, Failure, RunArgs, StatusArgs};
 use crate::runner::layout::{SweepIndex, materialise, sweep_dir};
-use crate::runner::local::{LocalOptions, run_sweep};
-use crate::runner::status::RunStatus;
+use crate::runner::local::{self, LocalOptions};
+use crate::runner::lock::SweepLock;
+use crate::runner::queue::select;
+use crate::runner::slurm::{self, SlurmOptions};
+use crate::runner::status::{RunStatus, State};
 use crate::train::metrics_file::MetricsFile;
+use crate::train::trainer::{EXIT_BUSY, RunBusy};
 use crate::train::{Outcome, exec as train_run, parse_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
@@ -17,30 +21,81 @@ pub fn run(args: RunArgs) -> CmdResult {
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
-    if let Executor::Slurm = args.executor {
-        return Err(
-            anyhow::anyhow!("the Slurm executor is not available in this build yet (tracked in issue 4)").into()
-        );
+    // Absolute, because Slurm tasks and their scripts use it from elsewhere.
+    let dir = std::path::absolute(sweep_dir(&args.results, &plan.meta.name))
+        .with_context(|| format!("cannot resolve the results folder {}", args.results.display()))?;
+    match args.executor {
+        Executor::Local if args.jobs.is_some() && !args.devices.is_empty() => {
+            return Err(usage(
+                "give either --jobs (runs at once on --device) or --devices (one run per GPU), not both",
+            ));
+        }
+        Executor::Local => {
+            if args.devices.is_empty() {
+                // Fail before creating anything if the device cannot work.
+                parse_device(&args.device)?;
+            }
+        }
+        Executor::Slurm if args.jobs.is_some() || !args.devices.is_empty() || args.fail_fast => {
+            return Err(usage(
+                "--jobs, --devices and --fail-fast apply to the local executor; on Slurm, set max_concurrent and \
+                 gpus_per_task in the spec's [slurm] table",
+            ));
+        }
+        Executor::Slurm => {
+            if plan.slurm.gpus_per_task > 0 && args.device == "cpu" {
+                eprintln!(
+                    "warning: [slurm] gpus_per_task = {} but --device cpu: the runs will not use the GPUs (pass --device cuda:0)",
+                    plan.slurm.gpus_per_task
+                );
+            }
+        }
     }
     if args.dry_run {
-        println!("would train {} runs into {}", plan.runs.len(), sweep_dir(&args.results, &plan.meta.name).display());
+        let index = SweepIndex::from_plan(&plan, &args.spec.spec);
+        match args.executor {
+            Executor::Local => {
+                let selection = select(&dir, &index, args.retry_failed)?;
+                println!(
+                    "would train {} of {} runs into {} ({} done already)",
+                    selection.queue.len(),
+                    index.runs.len(),
+                    dir.display(),
+                    selection.skipped
+                );
+                for &run in &selection.queue {
+                    println!("  {}  {}", index.runs[run].id, index.runs[run].variant);
+                }
+            }
+            Executor::Slurm => {
+                let opts = SlurmOptions { device: args.device.clone(), retry_failed: args.retry_failed };
+                print!("{}", slurm::dry_run(&dir, &index, &plan.slurm, &opts)?);
+            }
+        }
         return Ok(());
     }
-    if args.devices.is_empty() {
-        // Fail before creating anything if the device cannot work.
-        parse_device(&args.device)?;
-    }
-    let dir = materialise(&plan, &args.spec.spec, &args.results)?;
+    // Locked before anything is written, so that a second `sweep run` cannot rewrite plan.json.
+    let lock = SweepLock::acquire(&dir)?;
+    let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
+    materialise(&plan, &args.spec.spec, &results)?;
     let index = SweepIndex::read(&dir)?;
-    let opts = LocalOptions {
-        jobs: args.jobs,
-        devices: args.devices.clone(),
-        device: args.device.clone(),
-        retry_failed: args.retry_failed,
-        fail_fast: args.fail_fast,
-        plain: false,
+    let outcome = match args.executor {
+        Executor::Local => {
+            let opts = LocalOptions {
+                jobs: args.jobs.unwrap_or(1),
+                devices: args.devices.clone(),
+                device: args.device.clone(),
+                retry_failed: args.retry_failed,
+                fail_fast: args.fail_fast,
+            };
+            local::run_sweep(&lock, &index, &opts)?
+        }
+        Executor::Slurm => {
+            let opts = SlurmOptions { device: args.device.clone(), retry_failed: args.retry_failed };
+            slurm::run_sweep(&lock, &index, &plan.slurm, &opts)?
+        }
     };
-    let outcome = run_sweep(&dir, &index, &opts)?;
+    drop(lock);
     print!("{}", status_table(&dir, &index)?);
     println!(
         "\n{} trained, {} already done, {} failed{}   results: {}",
@@ -51,8 +106,8 @@ pub fn run(args: RunArgs) -> CmdResult {
         dir.display()
     );
     if !outcome.failed.is_empty() {
-        for (id, variant, reason) in &outcome.failed {
-            eprintln!("failed: {id} ({variant}): {reason}");
+        for f in &outcome.failed {
+            eprintln!("failed: {} ({}): {}", f.id, f.variant, f.reason);
         }
         return Err(Failure {
             code: 1,
@@ -68,12 +123,20 @@ pub fn run(args: RunArgs) -> CmdResult {
     Ok(())
 }
 
+fn usage(message: &str) -> Failure {
+    Failure { code: 2, error: anyhow::anyhow!("{message}") }
+}
+
 pub fn exec(args: ExecArgs) -> CmdResult {
     let device = parse_device(&args.device)?;
     crate::train::trainer::install_stop_handler();
-    match train_run(&args.run_dir, &device, args.quiet)? {
-        Outcome::Done => Ok(()),
-        Outcome::Interrupted => Err(Failure { code: 130, error: anyhow::anyhow!("interrupted; run again to resume") }),
+    match train_run(&args.run_dir, &device, args.quiet) {
+        Ok(Outcome::Done) => Ok(()),
+        Ok(Outcome::Interrupted) => {
+            Err(Failure { code: 130, error: anyhow::anyhow!("interrupted; run again to resume") })
+        }
+        Err(error) if error.is::<RunBusy>() => Err(Failure { code: EXIT_BUSY, error }),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -113,6 +176,13 @@ pub fn status_table(dir: &Path, index: &SweepIndex) -> anyhow::Result<String> {
         let metrics = MetricsFile::open(&run_dir)?;
         let last = metrics.rows().last().and_then(|r| r.get(&index.metric));
         let (state, epochs, seconds, reason) = match &status {
+            // A trainer that died without recording its state (kill -9, a machine's crash).
+            Some(s) if s.state == State::Running && s.trainer_alive() == Some(false) => (
+                "lost".to_string(),
+                format!("{}/{}", s.epochs_done, s.epochs),
+                format!("{:.0} s", s.seconds),
+                "its training process is gone; `sweep run` resumes it".to_string(),
+            ),
             Some(s) => (
                 s.state.name().to_string(),
                 format!("{}/{}", s.epochs_done, s.epochs),

@@ -35,6 +35,29 @@ pub struct SweepIndex {
 }
 
 impl SweepIndex {
+    /// The index of `plan`, read from `spec_path`.
+    pub fn from_plan(plan: &Plan, spec_path: &Path) -> SweepIndex {
+        SweepIndex {
+            sweep: plan.meta.name.clone(),
+            description: plan.meta.description.clone(),
+            spec: spec_path.display().to_string(),
+            metric: plan.meta.metric.clone(),
+            higher_is_better: plan.meta.higher_is_better,
+            max_retries: plan.meta.max_retries,
+            runs: plan
+                .runs
+                .iter()
+                .map(|r| PlannedRun {
+                    id: r.id.clone(),
+                    group: r.group.clone(),
+                    variant: r.variant.clone(),
+                    seed: r.seed,
+                    changed: r.changed.clone(),
+                })
+                .collect(),
+        }
+    }
+
     pub fn read(sweep_dir: &Path) -> Result<SweepIndex> {
         let path = sweep_dir.join(PLAN_FILE);
         let bytes = std::fs::read(&path).with_context(|| {
@@ -50,7 +73,8 @@ pub fn sweep_dir(results: &Path, sweep: &str) -> PathBuf {
 }
 
 /// Creates the folders of every run in `plan` (config.toml and a pending status.json where missing)
-/// and writes `plan.json`. Existing runs are left as they are.
+/// and writes `plan.json`. Existing runs are left as they are. `sweep run` calls it with the sweep's
+/// lock held, so that a second `sweep run` cannot rewrite `plan.json` under a running one.
 pub fn materialise(plan: &Plan, spec_path: &Path, results: &Path) -> Result<PathBuf> {
     let dir = sweep_dir(results, &plan.meta.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -65,25 +89,7 @@ pub fn materialise(plan: &Plan, spec_path: &Path, results: &Path) -> Result<Path
             RunStatus::pending(run, &plan.meta.name).write(&run_dir)?;
         }
     }
-    let index = SweepIndex {
-        sweep: plan.meta.name.clone(),
-        description: plan.meta.description.clone(),
-        spec: spec_path.display().to_string(),
-        metric: plan.meta.metric.clone(),
-        higher_is_better: plan.meta.higher_is_better,
-        max_retries: plan.meta.max_retries,
-        runs: plan
-            .runs
-            .iter()
-            .map(|r| PlannedRun {
-                id: r.id.clone(),
-                group: r.group.clone(),
-                variant: r.variant.clone(),
-                seed: r.seed,
-                changed: r.changed.clone(),
-            })
-            .collect(),
-    };
+    let index = SweepIndex::from_plan(plan, spec_path);
     write_atomic(&dir.join(PLAN_FILE), &serde_json::to_vec_pretty(&index).expect("plan serialises"))?;
     Ok(dir)
 }

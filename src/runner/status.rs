@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::io::write_atomic;
+use crate::train::trainer::process_alive;
 
 pub const STATUS_FILE: &str = "status.json";
 
@@ -49,12 +50,21 @@ pub struct RunStatus {
     /// Process training the run, while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
-    /// Seconds of training so far (all attempts).
+    /// Host of that process (a Slurm node's pid means nothing on the login node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Wall seconds the run has taken so far, all attempts together: data and model set-up, epochs,
+    /// validation and checkpoints (what `sweep status` shows as its time; `metrics.csv` has each
+    /// epoch's training and validation time).
     #[serde(default)]
     pub seconds: f64,
-    /// Attempts started, for automatic retries.
+    /// Attempts started (interrupted ones included).
     #[serde(default)]
     pub attempts: u32,
+    /// Failed attempts since the run was last given retries: automatic retries go on while this is at
+    /// most the sweep's `max_retries`; `--retry-failed` sets it back to 0.
+    #[serde(default)]
+    pub failures: u32,
     /// Unix time of the last update.
     pub updated: u64,
 }
@@ -72,8 +82,10 @@ impl RunStatus {
             epochs_done: 0,
             reason: None,
             pid: None,
+            host: None,
             seconds: 0.0,
             attempts: 0,
+            failures: 0,
             updated: 0,
         }
     }
@@ -94,4 +106,29 @@ impl RunStatus {
         let json = serde_json::to_vec_pretty(self).expect("status serialises");
         write_atomic(&run_dir.join(STATUS_FILE), &json)
     }
+
+    /// Whether the run may be retried automatically: it has failed at most `max_retries` times. A
+    /// failed run always counts at least one failure (status files of older versions have none).
+    pub fn retries_left(&self, max_retries: u32) -> bool {
+        let failures = if self.state == State::Failed { self.failures.max(1) } else { self.failures };
+        failures <= max_retries
+    }
+
+    /// For a running run, whether its training process still exists; `None` when it runs on another
+    /// host (a Slurm node), where this machine cannot tell.
+    pub fn trainer_alive(&self) -> Option<bool> {
+        let pid = self.pid?;
+        if self.host.as_deref().is_some_and(|h| h != this_host()) {
+            return None;
+        }
+        Some(i32::try_from(pid).is_ok_and(process_alive))
+    }
+}
+
+/// This machine's host name (empty if it cannot be read).
+pub fn this_host() -> String {
+    let mut buf = [0u8; 256];
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    if ok { String::from_utf8_lossy(&buf[..len]).into_owned() } else { String::new() }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use toml::Value;
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::parse::{Entry, Spec, SweepMeta};
+use super::parse::{Entry, SlurmSpec, Spec, SweepMeta};
 use super::schema::{self, KEYS, Kind, REGRESSION_LOSSES, SEED_KEY};
 use super::value::{Flat, Layer, Origin, Setting, check, parse_literal};
 
@@ -36,6 +36,8 @@ pub struct RunPlan {
 pub struct Plan {
     pub meta: SweepMeta,
     pub runs: Vec<RunPlan>,
+    /// Resources for the Slurm executor (not part of any run's identity).
+    pub slurm: SlurmSpec,
     /// Things worth telling the user that do not stop the sweep (ignored base keys, unused excludes).
     pub warnings: Vec<String>,
 }
@@ -54,13 +56,15 @@ impl Plan {
     }
 }
 
-/// Expands `spec` with command-line overrides (`KEY=VALUE`, `sweep.seeds=[0,1]` for `[sweep]` keys).
+/// Expands `spec` with command-line overrides (`KEY=VALUE`, `sweep.seeds=[0,1]` for `[sweep]` keys,
+/// `slurm.partition=gpu` for `[slurm]` keys).
 pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
     let mut errors = Vec::new();
     let mut meta = spec.meta.clone();
+    let mut slurm = spec.slurm.clone();
     let mut cli = Vec::new();
     for arg in overrides {
-        match parse_override(arg, &mut meta) {
+        match parse_override(arg, &mut meta, &mut slurm) {
             Ok(Some(entry)) => cli.push(entry),
             Ok(None) => {}
             Err(d) => errors.push(d),
@@ -232,7 +236,7 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
         let origin = spec.excludes.first().map(|e| e.origin.clone()).unwrap_or(Origin::Default);
         errors.push(Diagnostic::new("every combination is excluded: the sweep has no runs", origin));
     }
-    if errors.is_empty() { Ok(Plan { meta, runs, warnings }) } else { Err(SpecError(errors)) }
+    if errors.is_empty() { Ok(Plan { meta, runs, slurm, warnings }) } else { Err(SpecError(errors)) }
 }
 
 /// Every variant `[reference]` gives numbers for must be one of the sweep's.
@@ -400,28 +404,41 @@ pub fn short_hash(text: &str) -> String {
 }
 
 /// Parses one `--set KEY=VALUE`; `[sweep]` keys (`sweep.seeds=[0,1]`) change `meta` and return `None`.
-fn parse_override(arg: &str, meta: &mut SweepMeta) -> Result<Option<Entry>, Diagnostic> {
+fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Result<Option<Entry>, Diagnostic> {
     let origin = Origin::Cli { arg: arg.to_string() };
     let Some((name, text)) = arg.split_once('=') else {
         return Err(Diagnostic::new(format!("--set {arg}: expected KEY=VALUE"), origin).help("e.g. --set lr=0.01"));
     };
     let name = name.trim();
     let text = text.trim();
-    if let Some(sweep_key) = name.strip_prefix("sweep.") {
-        let value = parse_literal(text).unwrap_or_else(|_| Value::String(text.to_string()));
-        return super::parse::apply_sweep_key(meta, sweep_key, &value).map(|_| None).map_err(|(msg, help)| {
+    let table_key = |applied: Result<(), (String, Option<String>)>| {
+        applied.map(|_| None).map_err(|(msg, help)| {
             let d = Diagnostic::new(format!("--set {arg}: {msg}"), origin.clone());
             match help {
                 Some(h) => d.help(h),
                 None => d,
             }
-        });
+        })
+    };
+    // Strings of [sweep] and [slurm] may be given bare (`--set slurm.partition=gpu`), and a bare
+    // `--set slurm.time=04:00:00` is Slurm's notation, not a TOML time.
+    let literal = || match parse_literal(text) {
+        Ok(Value::Datetime(_)) | Err(_) => Value::String(text.to_string()),
+        Ok(v) => v,
+    };
+    if let Some(sweep_key) = name.strip_prefix("sweep.") {
+        return table_key(super::parse::apply_sweep_key(meta, sweep_key, &literal()));
+    }
+    if let Some(slurm_key) = name.strip_prefix("slurm.") {
+        return table_key(super::parse::apply_slurm_key(slurm, slurm_key, &literal()));
     }
     let canonical = schema::SHORTHANDS.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(name);
     let Some(key) = schema::key(canonical) else {
         let help = match did_you_mean(name, schema::key_names()) {
             Some(s) => format!("did you mean `{s}`? (`sweep keys` lists every key)"),
-            None => "`sweep keys` lists every key; [sweep] keys are set as sweep.KEY".to_string(),
+            None => {
+                "`sweep keys` lists every key; [sweep] and [slurm] keys are set as sweep.KEY and slurm.KEY".to_string()
+            }
         };
         return Err(Diagnostic::new(format!("--set: unknown key `{name}`"), origin).help(help));
     };
@@ -455,6 +472,7 @@ pub fn resolve_single(entries: &[Entry], seed: u64) -> Result<Flat, SpecError> {
         variants: Vec::new(),
         excludes: Vec::new(),
         reference: None,
+        slurm: SlurmSpec::default(),
     };
     let plan = plan(&spec_like, &[])?;
     Ok(plan.runs.into_iter().next().expect("a spec without variants has one run").config)

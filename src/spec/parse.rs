@@ -1,5 +1,8 @@
 //! Reading a spec file: TOML syntax, the top-level tables, key names and value types, each error with
 //! the file, line and column of the offending text. Expansion into runs is `expand.rs`'s job.
+//!
+//! `[slurm]` (the Slurm executor's resources) is read here too; it says where runs execute, not what
+//! they train, so it is not part of run identity.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,25 @@ pub struct SweepMeta {
     pub higher_is_better: bool,
     /// Automatic retries of a failed run.
     pub max_retries: u32,
+}
+
+/// The `[slurm]` table: resources of each task of the job array the Slurm executor submits. `None`
+/// leaves the choice to the cluster's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SlurmSpec {
+    pub partition: Option<String>,
+    /// GPUs per task (`--gpus-per-task`); 0 asks for none.
+    pub gpus_per_task: u32,
+    pub cpus_per_task: Option<u32>,
+    /// Memory per task in Slurm's notation (`--mem`): a number of megabytes or with a K/M/G/T suffix.
+    pub mem: Option<String>,
+    /// Time limit per task in Slurm's notation (`--time`): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or
+    /// D-HH:MM:SS.
+    pub time: Option<String>,
+    /// Tasks running at once (`--array=...%K`).
+    pub max_concurrent: Option<u32>,
+    /// Further sbatch options, one per `#SBATCH` line, e.g. `--account=lab`.
+    pub extra: Vec<String>,
 }
 
 /// One `key = value` of a spec, checked against the schema.
@@ -86,12 +108,14 @@ pub struct Spec {
     pub variants: Vec<VariantDef>,
     pub excludes: Vec<ExcludeRule>,
     pub reference: Option<Reference>,
+    pub slurm: SlurmSpec,
 }
 
-const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference"];
+const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference", "slurm"];
 const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants"];
 const SWEEP_KEYS: &[&str] =
     &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
+const SLURM_KEYS: &[&str] = &["partition", "gpus_per_task", "cpus_per_task", "mem", "time", "max_concurrent", "extra"];
 
 /// Collects diagnostics while a spec is read.
 struct Reader {
@@ -226,10 +250,20 @@ impl Spec {
         }
 
         let reference = get("reference").and_then(|(_, v)| read_reference(&mut r, v));
+        let slurm = match get("slurm") {
+            Some((_, v)) => match v.get_ref().as_table() {
+                Some(t) => read_slurm(&mut r, t),
+                None => {
+                    r.error("`slurm` must be a table: [slurm]".into(), v.span(), None);
+                    SlurmSpec::default()
+                }
+            },
+            None => SlurmSpec::default(),
+        };
 
         match (meta, r.errors.is_empty()) {
             (Some(meta), true) => {
-                Ok(Spec { path: path.to_path_buf(), meta, data_defaults, base, grid, variants, excludes, reference })
+                Ok(Spec { path: path.to_path_buf(), meta, data_defaults, base, grid, variants, excludes, reference, slurm })
             }
             _ => Err(SpecError(r.errors)),
         }
@@ -342,6 +376,103 @@ pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result
         }
     }
     Ok(())
+}
+
+fn read_slurm(r: &mut Reader, t: &DeTable) -> SlurmSpec {
+    let mut slurm = SlurmSpec::default();
+    for (k, v) in t.iter() {
+        let key = k.get_ref().as_ref();
+        let Some(value) = r.value(v, &format!("[slurm] {key}")) else { continue };
+        if let Err((msg, help)) = apply_slurm_key(&mut slurm, key, &value) {
+            let span = if SLURM_KEYS.contains(&key) { v.span() } else { k.span() };
+            r.error(msg, span, help);
+        }
+    }
+    slurm
+}
+
+/// Sets one `[slurm]` key (from the spec or from `--set slurm.KEY=VALUE`); the error is a message and
+/// an optional help line. Values end up on `#SBATCH` lines, so each is checked against Slurm's
+/// notation here rather than failing at submission.
+pub fn apply_slurm_key(slurm: &mut SlurmSpec, key: &str, value: &Value) -> Result<(), (String, Option<String>)> {
+    let invalid = |help: &str| Err((format!("[slurm] {key} = {} is not valid", show(value)), Some(help.to_string())));
+    let count = |min: i64| value.as_integer().filter(|&i| i >= min).and_then(|i| u32::try_from(i).ok());
+    match key {
+        "partition" => match value.as_str() {
+            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '#') => {
+                slurm.partition = Some(s.to_string())
+            }
+            _ => return invalid("give a partition's name as `sinfo` lists it, e.g. partition = \"gpu\""),
+        },
+        "gpus_per_task" => match count(0) {
+            Some(n) => slurm.gpus_per_task = n,
+            None => return invalid("give an integer >= 0, e.g. gpus_per_task = 1"),
+        },
+        "cpus_per_task" => match count(1) {
+            Some(n) => slurm.cpus_per_task = Some(n),
+            None => return invalid("give an integer >= 1, e.g. cpus_per_task = 4"),
+        },
+        "max_concurrent" => match count(1) {
+            Some(n) => slurm.max_concurrent = Some(n),
+            None => return invalid("give an integer >= 1: the tasks that may run at once, e.g. max_concurrent = 4"),
+        },
+        "mem" => match value {
+            Value::Integer(i) if *i >= 0 => slurm.mem = Some(i.to_string()),
+            Value::String(s) if slurm_mem(s) => slurm.mem = Some(s.clone()),
+            _ => return invalid("give megabytes or a number with a K, M, G or T suffix, e.g. mem = \"16G\""),
+        },
+        "time" => match value {
+            Value::Integer(i) if *i >= 0 => slurm.time = Some(i.to_string()),
+            Value::String(s) if slurm_time(s) => slurm.time = Some(s.clone()),
+            _ => {
+                return invalid("give minutes or MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, e.g. time = \"04:00:00\"");
+            }
+        },
+        "extra" => {
+            let lines: Option<Vec<String>> = value.as_array().and_then(|a| {
+                a.iter()
+                    .map(|v| v.as_str().filter(|s| s.starts_with('-') && !s.contains(['\n', '\r'])).map(str::to_string))
+                    .collect()
+            });
+            match lines {
+                Some(lines) => slurm.extra = lines,
+                None => {
+                    return invalid(
+                        "give a list of sbatch options, one per #SBATCH line, e.g. extra = [\"--account=lab\", \"--qos=high\"]",
+                    );
+                }
+            }
+        }
+        _ => {
+            let help = did_you_mean(key, SLURM_KEYS.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "[slurm] takes {}; other sbatch options go in extra = [\"--option=value\"]",
+                        schema::quoted_list(SLURM_KEYS)
+                    )
+                });
+            return Err((format!("unknown key `{key}` in [slurm]"), Some(help)));
+        }
+    }
+    Ok(())
+}
+
+/// Slurm's `--mem`: digits with an optional K, M, G or T suffix.
+fn slurm_mem(s: &str) -> bool {
+    let digits = s.strip_suffix(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']).unwrap_or(s);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Slurm's `--time`: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS.
+fn slurm_time(s: &str) -> bool {
+    let number = |p: &str| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit());
+    let (days, rest) = match s.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, s),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    days.is_none_or(number) && parts.iter().all(|p| number(p)) && (1..=3).contains(&parts.len())
 }
 
 /// Whether a sweep name is safe as a folder name.

@@ -7,7 +7,6 @@
 //! the run's seed. Concurrent runs needing the same backbone take a lock file (with the owner's pid);
 //! the others wait for the result instead of training it twice, and take over a lock whose owner died.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,12 +16,13 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::trainer::{RunLog, process_alive, seeded};
+use super::trainer::{RunLog, seeded};
 use crate::data::io::write_atomic;
 use crate::data::{DataSet, prepare};
 use crate::metrics::top1;
 use crate::model::{BackboneNet, ModelConfig};
 use crate::rng::Rng;
+use crate::runner::lock::LockFile;
 use crate::spec::Flat;
 use crate::spec::expand::short_hash;
 
@@ -77,38 +77,22 @@ pub fn pretrained_backbone(
             log.line(&format!("backbone: classification-pretrained, from {} (top-1 {top1:.1}%)", dir.display()));
             return Ok(Pretrained { path, top1 });
         }
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
-            Ok(mut f) => {
-                write!(f, "{}", std::process::id())?;
-                let result = train_classifier(cfg, model_cfg, data, device, &dir, log);
-                let _ = std::fs::remove_file(&lock);
-                let top1 = result?;
-                return Ok(Pretrained { path, top1 });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner = std::fs::read_to_string(&lock).ok().and_then(|s| s.trim().parse::<i32>().ok());
-                match owner {
-                    Some(pid) if process_alive(pid) => {
-                        if !waited {
-                            log.line(&format!(
-                                "waiting for process {pid}, which pretrains this backbone in {}",
-                                dir.display()
-                            ));
-                            waited = true;
-                        }
-                        std::thread::sleep(Duration::from_millis(500));
-                    }
-                    // The owner died (or is still writing its pid): take over after a moment.
-                    _ => {
-                        std::thread::sleep(Duration::from_millis(200));
-                        let again = std::fs::read_to_string(&lock).ok().and_then(|s| s.trim().parse::<i32>().ok());
-                        if again.is_none_or(|p| !process_alive(p)) {
-                            let _ = std::fs::remove_file(&lock);
-                        }
-                    }
+        match LockFile::try_acquire(&lock)? {
+            Ok(_held) => {
+                // Another run may have finished it between the check above and the lock.
+                if !path.is_file() || !top1_path.is_file() {
+                    let top1 = train_classifier(cfg, model_cfg, data, device, &dir, log)?;
+                    return Ok(Pretrained { path, top1 });
                 }
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", lock.display())),
+            Err(held) => {
+                if !waited {
+                    let who = held.pid.map_or("another process".to_string(), |p| format!("process {p}"));
+                    log.line(&format!("waiting for {who}, which pretrains this backbone in {}", dir.display()));
+                    waited = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
@@ -38,7 +38,8 @@ use crate::model::{
     Activation, Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output,
 };
 use crate::rng::Rng;
-use crate::runner::status::{RunStatus, State};
+use crate::runner::lock::LockFile;
+use crate::runner::status::{RunStatus, State, this_host};
 use crate::spec::{Flat, RunPlan, SweepMeta, read_config};
 
 /// Images whose chroma estimates the class prior (for rebalancing and the rebalanced AuC).
@@ -94,7 +95,9 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
         bail!("{} is not a run folder: it has no config.toml (sweep run creates them)", run_dir.display());
     }
     let (meta, mut run) = read_config(&config_path, Some(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _lock = RunLock::acquire(run_dir)?;
+    // One trainer per run, whoever started it (two executors, a Slurm task and a local run, a user).
+    let _lock = LockFile::try_acquire(&run_dir.join("exec.lock"))?
+        .map_err(|held| RunBusy { run_dir: run_dir.to_path_buf(), pid: held.pid })?;
     let mut status = match RunStatus::read(run_dir)? {
         Some(s) => s,
         None => RunStatus::pending(&run, &meta.name),
@@ -104,11 +107,14 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     status.state = State::Running;
     status.reason = None;
     status.pid = Some(std::process::id());
+    status.host = Some(this_host());
     status.attempts += 1;
     status.write(run_dir)?;
+    let clock = WallClock { started: Instant::now(), before: status.seconds };
     let mut log = RunLog::open(run_dir, quiet);
-    let result = train(run_dir, &meta, &run, device, &mut status, &mut log);
+    let result = train(run_dir, &meta, &run, device, &mut status, &clock, &mut log);
     status.pid = None;
+    status.seconds = clock.seconds();
     match &result {
         Ok(Outcome::Done) => status.state = State::Done,
         Ok(Outcome::Interrupted) => {
@@ -117,6 +123,7 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
         }
         Err(e) => {
             status.state = State::Failed;
+            status.failures += 1;
             status.reason = Some(format!("{e:#}"));
             log.line(&format!("failed: {e:#}"));
         }
@@ -125,12 +132,26 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     result
 }
 
+/// A run's wall time over all its attempts: `status.json`'s `seconds`.
+struct WallClock {
+    started: Instant,
+    /// Seconds of the earlier attempts.
+    before: f64,
+}
+
+impl WallClock {
+    fn seconds(&self) -> f64 {
+        self.before + self.started.elapsed().as_secs_f64()
+    }
+}
+
 fn train(
     run_dir: &Path,
     meta: &SweepMeta,
     run: &RunPlan,
     device: &Device,
     status: &mut RunStatus,
+    clock: &WallClock,
     log: &mut RunLog,
 ) -> Result<Outcome> {
     let cfg = &run.config;
@@ -270,7 +291,7 @@ fn train(
         // The inference view carries batch norm's current running statistics (the training view lags one update).
         checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
         status.epochs_done = epoch + 1;
-        status.seconds += row.seconds;
+        status.seconds = clock.seconds();
         status.write(run_dir)?;
         log.line(&row.summary());
     }
@@ -468,39 +489,25 @@ fn progress_bar(len: u64, prefix: &str, quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-/// Refuses a second process training the same run; a lock left by a dead process is taken over.
-struct RunLock {
-    path: PathBuf,
+/// Exit code of `sweep exec` when its run is being trained by another live process (EX_TEMPFAIL):
+/// nothing was changed, and the executors try again later.
+pub const EXIT_BUSY: u8 = 75;
+
+/// `sweep exec` found its run being trained by another live process (exit code [`EXIT_BUSY`]).
+#[derive(Debug)]
+pub struct RunBusy {
+    pub run_dir: PathBuf,
+    pub pid: Option<u32>,
 }
 
-impl RunLock {
-    fn acquire(run_dir: &Path) -> Result<RunLock> {
-        let path = run_dir.join("exec.lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    write!(f, "{}", std::process::id())?;
-                    return Ok(RunLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<i32>().ok());
-                    if let Some(pid) = pid.filter(|&p| process_alive(p)) {
-                        bail!("run {} is being trained by process {pid} already", run_dir.display());
-                    }
-                    std::fs::remove_file(&path)?;
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
-            }
-        }
-        bail!("cannot lock {}", path.display())
+impl std::fmt::Display for RunBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let who = self.pid.map_or("another process".to_string(), |p| format!("process {p}"));
+        write!(f, "run {} is being trained by {who} already", self.run_dir.display())
     }
 }
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
+impl std::error::Error for RunBusy {}
 
 /// Whether a process exists (signal 0 checks without sending anything).
 pub fn process_alive(pid: i32) -> bool {

@@ -1,0 +1,201 @@
+//! The local executor through the real binary (`sweep run`) on tiny synthetic sweeps: done runs are
+//! skipped (a finished sweep re-runs in under a second), `--jobs 2` trains two at once, a failing run
+//! leaves the others alone, `--fail-fast`, `max_retries`, `--retry-failed`, a crashed child is
+//! retried and resumes, a second `sweep run` of the same sweep is refused and a stale lock taken over,
+//! Ctrl-C records runs as interrupted and the next run resumes them, and after `kill -9` of the
+//! orchestrator the next run finishes the sweep with complete metrics files and no duplicate rows.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{DIVERGES, Sweep, assert_complete, resumed, text, wait_exit};
+use sweep::runner::status::{RunStatus, State};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[test]
+fn done_runs_are_skipped_and_a_finished_sweep_reruns_in_under_a_second() {
+    let s = Sweep::new("rerun", "seeds = [0, 1, 2, 3, 4, 5, 6, 7]", "epochs = 1", "");
+    let out = s.run(&["--jobs", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+    let before = s.statuses();
+
+    // The best of three, so that a machine busy with other tests does not decide the figure.
+    let mut took = Duration::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let out = s.run(&["--jobs", "2"]);
+        took = took.min(start.elapsed());
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("0 trained, 8 already done"), "{}", text(&out));
+    }
+    assert!(took < Duration::from_secs(1), "re-running a finished sweep took {took:?}");
+    assert_eq!(s.statuses(), before, "a finished sweep re-run must not touch its runs");
+
+    let status = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("status").arg(&s.dir).output().unwrap();
+    assert!(status.status.success());
+    assert_eq!(String::from_utf8_lossy(&status.stdout).matches(" done ").count(), 8, "{}", text(&status));
+}
+
+#[test]
+fn jobs_2_trains_two_runs_at_once() {
+    let s = Sweep::new("jobs", "seeds = [0, 1, 2, 3]", "epochs = 3", "");
+    let out = s.run(&["--jobs", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Plain lines (stdout is not a terminal): two starts before the first run ends.
+    let events: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next().filter(|w| ["start", "done"].contains(w)))
+        .collect();
+    assert_eq!(&events[..2], ["start", "start"], "{stdout}");
+    assert_eq!(events.iter().filter(|e| **e == "done").count(), 4, "{stdout}");
+    assert!(stdout.contains("on 2 slots"), "{stdout}");
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+}
+
+#[test]
+fn a_failing_run_does_not_stop_the_others() {
+    let s = Sweep::new(
+        "failing",
+        "",
+        "epochs = 2",
+        &format!("[[variant]]\nname = \"diverges\"\n{DIVERGES}\n[[variant]]\nname = \"fine\"\n"),
+    );
+    let out = s.run(&["--jobs", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let statuses = s.statuses();
+    let bad = statuses.iter().find(|s| s.variant == "diverges").unwrap();
+    assert_eq!(bad.state, State::Failed);
+    assert!(bad.reason.as_deref().unwrap_or("").contains("training loss became"), "{:?}", bad.reason);
+    assert_complete(&s.dir.join(&statuses.iter().find(|s| s.variant == "fine").unwrap().id));
+    let all = text(&out);
+    assert!(all.contains("1 trained, 0 already done, 1 failed"), "{all}");
+    assert!(all.contains("--retry-failed"), "{all}");
+}
+
+#[test]
+fn fail_fast_stops_the_sweep_at_the_first_failure() {
+    let s = Sweep::new(
+        "failfast",
+        "seeds = [0, 1, 2]",
+        "epochs = 1",
+        &format!("[[variant]]\nname = \"diverges\"\n{DIVERGES}\n[[variant]]\nname = \"fine\"\n"),
+    );
+    let out = s.run(&["--fail-fast"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let statuses = s.statuses();
+    // Plan order: the three seeds of "diverges" first; the sweep stops after the first.
+    assert_eq!(statuses[0].state, State::Failed);
+    assert!(statuses[1..].iter().all(|s| s.state == State::Pending && s.attempts == 0), "{statuses:#?}");
+}
+
+#[test]
+fn max_retries_retries_and_retry_failed_grants_a_fresh_set() {
+    let s = Sweep::new("retries", "max_retries = 1", &format!("epochs = 1\n{DIVERGES}"), "");
+    let out = s.run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let status = &s.statuses()[0];
+    assert_eq!((status.state, status.attempts, status.failures), (State::Failed, 2, 2), "one try and one retry");
+    assert!(text(&out).contains("retrying"), "{}", text(&out));
+
+    // Its retries are spent: a plain re-run leaves it alone but still reports it.
+    let out = s.run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("training loss became"), "{}", text(&out));
+    assert_eq!(s.statuses()[0].attempts, 2);
+
+    let out = s.run(&["--retry-failed"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(s.statuses()[0].attempts, 4, "--retry-failed: one more try and its retry");
+}
+
+#[test]
+fn a_crashed_run_is_retried_and_resumes_from_its_checkpoint() {
+    let s = Sweep::new("crash", "seeds = [0, 1]\nmax_retries = 1", "epochs = 15", "");
+    let mut orchestrator = s.start(&["--jobs", "2"], "crash");
+    s.wait_for("a run past epoch 2", |st| st.iter().any(|s| s.state == State::Running && s.epochs_done >= 2));
+    let victim = s.statuses().into_iter().find(|s| s.state == State::Running && s.epochs_done >= 2).unwrap();
+    unsafe { libc::kill(victim.pid.unwrap() as i32, libc::SIGKILL) };
+    let exit = wait_exit(&mut orchestrator, MINUTE);
+    let output = s.output_of("crash");
+    assert!(exit.success(), "{output}");
+    assert!(output.contains("killed by SIGKILL"), "the crash is reported: {output}");
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+    let run_dir = s.dir.join(&victim.id);
+    assert_eq!(RunStatus::read(&run_dir).unwrap().unwrap().attempts, 2);
+    assert!(resumed(&run_dir), "the retry resumes from the last checkpoint");
+}
+
+#[test]
+fn a_second_sweep_run_is_refused_and_a_stale_lock_is_taken_over() {
+    let s = Sweep::new("locked", "", "epochs = 15", "");
+    let mut first = s.start(&[], "first");
+    s.wait_for("the first run to start", |st| st.iter().any(|s| s.state == State::Running));
+    let second = s.run(&[]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let message = text(&second);
+    assert!(
+        message.contains(&format!("another `sweep run` (process {}) is running this sweep", first.id())),
+        "{message}"
+    );
+    unsafe { libc::kill(-(first.id() as i32), libc::SIGINT) };
+    assert_eq!(wait_exit(&mut first, MINUTE).code(), Some(130));
+
+    // A lock file left by a process that died (kill -9, a power cut) does not hold.
+    std::fs::write(s.dir.join("sweep.lock"), "4194000").unwrap();
+    let out = s.run(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("took over the lock of `sweep run` process 4194000"), "{}", text(&out));
+    assert!(!s.dir.join("sweep.lock").exists(), "the lock is removed on exit");
+}
+
+#[test]
+fn ctrl_c_records_runs_as_interrupted_and_the_next_run_resumes_them() {
+    let s = Sweep::new("ctrlc", "seeds = [0, 1, 2]", "epochs = 15", "");
+    let mut orchestrator = s.start(&["--jobs", "2"], "ctrlc");
+    s.wait_for("two runs past epoch 2", |st| {
+        st.iter().filter(|s| s.state == State::Running && s.epochs_done >= 2).count() == 2
+    });
+    // Ctrl-C at a terminal: SIGINT to the whole foreground process group.
+    unsafe { libc::kill(-(orchestrator.id() as i32), libc::SIGINT) };
+    let exit = wait_exit(&mut orchestrator, MINUTE);
+    let output = s.output_of("ctrlc");
+    assert_eq!(exit.code(), Some(130), "{output}");
+    assert!(output.contains("/15  loss "), "plain progress lines name the epoch and loss: {output}");
+    let statuses = s.statuses();
+    assert_eq!(statuses.iter().filter(|s| s.state == State::Interrupted).count(), 2, "{statuses:#?}");
+    assert!(statuses.iter().all(|s| s.state != State::Running && s.pid.is_none()), "{statuses:#?}");
+    assert_eq!(statuses[2].state, State::Pending, "no new run starts after Ctrl-C");
+    assert!(!s.dir.join("sweep.lock").exists());
+
+    let out = s.run(&["--jobs", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+    for st in statuses.iter().filter(|s| s.state == State::Interrupted) {
+        assert!(resumed(&s.dir.join(&st.id)), "run {} resumes instead of starting over", st.id);
+    }
+}
+
+#[test]
+fn after_kill_9_of_the_orchestrator_the_next_run_finishes_the_sweep() {
+    let s = Sweep::new("kill9", "seeds = [0, 1, 2]", "epochs = 12", "");
+    let mut orchestrator = s.start(&["--jobs", "2"], "kill9");
+    s.wait_for("a run past epoch 2", |st| st.iter().any(|s| s.state == State::Running && s.epochs_done >= 2));
+    let before = s.statuses();
+    unsafe { libc::kill(orchestrator.id() as i32, libc::SIGKILL) };
+    orchestrator.wait().unwrap();
+    // At once, while the orphaned children may still be winding down.
+    let out = s.run(&["--jobs", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+    for st in before.iter().filter(|s| s.epochs_done >= 2) {
+        let log = std::fs::read_to_string(s.dir.join(&st.id).join("log.txt")).unwrap();
+        let epoch_ones = log.lines().filter(|l| l.starts_with("epoch   1 ")).count();
+        assert_eq!(epoch_ones, 1, "completed epochs are not trained again:\n{log}");
+        assert!(resumed(&s.dir.join(&st.id)), "{log}");
+    }
+}
