@@ -223,3 +223,12 @@ fn the_slurm_table_is_typed_overridable_and_not_part_of_run_identity() {
         "{err}"
     );
 }
+
+#[test]
+fn the_readme_spec_example_plans() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```toml\n[sweep]").expect("the README shows a spec") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let p = plan(&spec(&readme[start..end]), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.runs.len(), 3, "one variant x lab (yuv excluded) x 3 seeds");
+}

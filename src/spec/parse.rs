@@ -262,9 +262,17 @@ impl Spec {
         };
 
         match (meta, r.errors.is_empty()) {
-            (Some(meta), true) => {
-                Ok(Spec { path: path.to_path_buf(), meta, data_defaults, base, grid, variants, excludes, reference, slurm })
-            }
+            (Some(meta), true) => Ok(Spec {
+                path: path.to_path_buf(),
+                meta,
+                data_defaults,
+                base,
+                grid,
+                variants,
+                excludes,
+                reference,
+                slurm,
+            }),
             _ => Err(SpecError(r.errors)),
         }
     }
