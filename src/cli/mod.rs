@@ -105,7 +105,7 @@ pub struct RunArgs {
     /// Train failed runs again, with a fresh set of the spec's max_retries retries.
     #[arg(long)]
     pub retry_failed: bool,
-    /// Stop the sweep at the first failed run (local executor).
+    /// Stop the sweep at the first run that fails for good, after its retries (local executor).
     #[arg(long)]
     pub fail_fast: bool,
     /// Print what would run (for Slurm: the job script and its runs) without writing or starting anything.

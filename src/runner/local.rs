@@ -156,8 +156,9 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
                 }
                 continue;
             }
-            let stopped =
-                stopping || halted || exit.signal().is_some_and(|s| [libc::SIGINT, libc::SIGTERM].contains(&s));
+            // Killed by a stop signal before it could record its state (before its handler was
+            // installed): interrupted, not failed.
+            let stopped = exit.signal().is_some_and(|s| [libc::SIGINT, libc::SIGTERM, libc::SIGHUP].contains(&s));
             let status = settle(&run_dir, a.attempts_before, &describe(exit), stopped, &output)?;
             match status.state {
                 State::Done => {

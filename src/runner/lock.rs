@@ -1,5 +1,6 @@
-//! Lock files that keep two processes off the same folder: `results/<sweep>/sweep.lock` (one
-//! orchestrator per sweep) and `<run>/exec.lock` (one trainer per run).
+//! Lock files that keep two processes off the same work: `results/<sweep>/sweep.lock` (one
+//! orchestrator per sweep), `<run>/exec.lock` (one trainer per run) and the pretraining cache's
+//! `lock` (one pretraining per backbone).
 //!
 //! The lock is an advisory `flock` on the file, not the file's existence: the kernel drops it when
 //! its holder dies, however it dies, so a lock left by a killed process is free to take over and a
