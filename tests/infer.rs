@@ -152,4 +152,17 @@ fn eval_on_the_validation_split_repeats_the_last_epoch() {
     assert_eq!(std::fs::read_dir(run.join("eval")).unwrap().count(), 2);
     let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "lr=0.1"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("eval changes only"));
+
+    // The report shows the evaluations beside the training metrics.
+    let out = dir.path().join("report");
+    let o = sweep_cmd(&["report", run.parent().unwrap().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("evaluations on other data sets"));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let section = &md[md.find("## Evaluations on other data sets").expect("an evaluations section")..];
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| ") && l.contains("synthetic")).collect();
+    assert_eq!(rows.len(), 2, "{section}");
+    let psnr = format!("{:.2}", v["psnr"].as_f64().unwrap());
+    assert!(rows.iter().any(|r| r.contains(&psnr)), "{section}");
+    assert!(std::fs::read_to_string(out.join("index.html")).unwrap().contains("Evaluations on other data sets"));
 }

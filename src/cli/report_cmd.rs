@@ -57,6 +57,10 @@ pub fn report(args: ReportArgs) -> CmdResult {
             println!("  {}", v.line);
         }
     }
+    if let Some(grid) = tables::evaluations(&report) {
+        println!("\nevaluations on other data sets (sweep eval), beside each run's last training epoch:");
+        print!("{}", terminal_table(&grid).render_styled(ansi));
+    }
     for note in &report.notes {
         println!("\nnote: {note}");
     }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
 use crate::data::io::write_atomic;
@@ -19,7 +19,8 @@ use crate::train::trainer::{Evaluator, evaluate};
 pub const EVAL_KEYS: &[&str] =
     &["dataset", "data_dir", "image_size", "train_images", "val_images", "data_seed", "temperature"];
 
-#[derive(Debug, Serialize)]
+/// One evaluation, as `eval/<label>.json` keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EvalResult {
     pub run: String,
     pub variant: String,
@@ -48,6 +49,25 @@ impl EvalResult {
             ("colorfulness_gt", self.colorfulness_gt),
         ]
     }
+}
+
+/// The evaluations kept in a run folder (`eval/*.json`), in file-name order; files that do not parse
+/// are returned as notes naming them.
+pub fn read_kept(run_dir: &Path) -> (Vec<EvalResult>, Vec<String>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join("eval"))
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    let mut results = Vec::new();
+    let mut notes = Vec::new();
+    for file in files {
+        match std::fs::read(&file).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
+            Ok(r) => results.push(r),
+            Err(e) => notes.push(format!("{} is not a readable evaluation: {e}", file.display())),
+        }
+    }
+    (results, notes)
 }
 
 /// Evaluates `run` with its config's data keys changed by `overrides` (`KEY=VALUE`).

@@ -88,9 +88,13 @@ fn render(report: &Report, figures: &[Figure]) -> Result<String> {
     );
     let comparisons = reference::for_report(report);
     let across = tables::across_sweeps(report);
+    let evaluations = tables::evaluations(report);
     let mut nav = vec![("ranking", "Ranking"), ("runs", "Runs"), ("metrics", "Every metric")];
     if !comparisons.is_empty() {
         nav.push(("references", "Published references"));
+    }
+    if evaluations.is_some() {
+        nav.push(("evaluations", "Evaluations"));
     }
     if across.is_some() {
         nav.push(("across", "Across sweeps"));
@@ -142,6 +146,13 @@ fn render(report: &Report, figures: &[Figure]) -> Result<String> {
                 let _ = writeln!(h, "<details><summary>Every pair</summary>\n{}</details>", table(&pairs));
             }
         }
+    }
+    if let Some(grid) = &evaluations {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"evaluations\">Evaluations on other data sets</h2>\n<p><code>sweep eval</code> results of trained runs, each beside the run's last training epoch.</p>\n{}",
+            table(grid)
+        );
     }
     if let Some(grid) = &across {
         let _ = writeln!(h, "<h2 id=\"across\">Across sweeps</h2>\n{}", table(grid));

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::infer::eval::{EvalResult, read_kept};
 use crate::runner::layout::{PlannedRun, SweepIndex};
 use crate::runner::status::{RunStatus, State};
 use crate::spec::{Reference, Spec};
@@ -53,6 +54,8 @@ pub struct RunResult {
     pub curve_best: Option<CurveFile>,
     /// `samples.png`, if the run has one.
     pub samples: Option<PathBuf>,
+    /// Evaluations on other data sets (`sweep eval`), from `eval/*.json`.
+    pub evals: Vec<EvalResult>,
 }
 
 /// The spec a sweep came from, when it can still be read.
@@ -146,7 +149,9 @@ fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &
     let (curve_last, curve_best) = (curve(CURVE_FILE), curve(CURVE_BEST_FILE));
     let best_epoch = best_epoch(&dir, &rows, &index.metric, index.higher_is_better);
     let samples = Some(dir.join("samples.png")).filter(|p| p.is_file());
-    RunResult { planned: planned.clone(), dir, state, epochs, rows, best_epoch, curve_last, curve_best, samples }
+    let (evals, eval_notes) = read_kept(&dir);
+    notes.extend(eval_notes);
+    RunResult { planned: planned.clone(), dir, state, epochs, rows, best_epoch, curve_last, curve_best, samples, evals }
 }
 
 /// Done only when the metrics file holds every epoch the status claims: a run whose status says done

@@ -77,6 +77,11 @@ fn render(report: &Report, figures: &[Figure]) -> String {
             md.push('\n');
         }
     }
+    if let Some(grid) = tables::evaluations(report) {
+        md.push_str("## Evaluations on other data sets\n\n`sweep eval` results of trained runs, each beside the run's last training epoch.\n\n");
+        md.push_str(&table(&grid));
+        md.push('\n');
+    }
     if let Some(grid) = tables::across_sweeps(report) {
         md.push_str("## Across sweeps\n\n");
         md.push_str(&table(&grid));

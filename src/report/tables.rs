@@ -282,3 +282,36 @@ mod tests {
         assert_eq!(format_stat(None), "-");
     }
 }
+
+/// Evaluations of trained runs on other data sets (`sweep eval`), each beside the run's own last
+/// training epoch; `None` when no run has one.
+pub fn evaluations(report: &Report) -> Option<Grid> {
+    let metrics = ["psnr", "ab_rmse", "auc", "auc_rebal", "colorfulness"];
+    let mut columns: Vec<(String, bool)> =
+        vec![("variant".into(), false), ("seed".into(), true), ("evaluated on".into(), false), ("images".into(), true)];
+    for m in metrics {
+        columns.push((format!("{m} (eval)"), true));
+        columns.push((format!("{m} (training)"), true));
+    }
+    let refs: Vec<(&str, bool)> = columns.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+    let mut grid = Grid::new(&refs);
+    for set in &report.sets {
+        for run in &set.runs {
+            let trained = run.rows.last();
+            for e in &run.evals {
+                let on = match &e.data_dir {
+                    Some(dir) => format!("{} ({dir})", e.dataset),
+                    None => e.dataset.clone(),
+                };
+                let mut row = vec![run.planned.variant.clone(), run.planned.seed.to_string(), on, e.images.to_string()];
+                let measured = [e.psnr, e.ab_rmse, e.auc, e.auc_rebal, e.colorfulness];
+                for (m, value) in metrics.iter().zip(measured) {
+                    row.push(format!("{value:.2}"));
+                    row.push(trained.and_then(|r| r.get(m)).map_or("-".into(), |v| format!("{v:.2}")));
+                }
+                grid.rows.push(row);
+            }
+        }
+    }
+    (!grid.rows.is_empty()).then_some(grid)
+}
