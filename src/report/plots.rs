@@ -708,6 +708,7 @@ mod tests {
                     curve_last: Some(CurveFile { epoch: 3, curve: curve.clone() }),
                     curve_best: Some(CurveFile { epoch: 3, curve }),
                     samples: None,
+                    evals: Vec::new(),
                 });
             }
         }
