@@ -269,20 +269,6 @@ pub fn across_sweeps(report: &Report) -> Option<Grid> {
     Some(grid)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_show_the_precision_their_spread_supports() {
-        assert_eq!(format_stat(Some(Stat { mean: 15.4567, std: 0.1734, n: 2 })), "15.46 ± 0.17");
-        assert_eq!(format_stat(Some(Stat { mean: 10.33, std: 2.58, n: 3 })), "10.3 ± 2.6");
-        assert_eq!(format_stat(Some(Stat { mean: 91.234, std: f64::NAN, n: 1 })), "91.23");
-        assert_eq!(format_stat(Some(Stat { mean: 0.5, std: 0.0, n: 2 })), "0.5000 ± 0.0000");
-        assert_eq!(format_stat(None), "-");
-    }
-}
-
 /// Evaluations of trained runs on other data sets (`sweep eval`), each beside the run's own last
 /// training epoch; `None` when no run has one.
 pub fn evaluations(report: &Report) -> Option<Grid> {
@@ -314,4 +300,18 @@ pub fn evaluations(report: &Report) -> Option<Grid> {
         }
     }
     (!grid.rows.is_empty()).then_some(grid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_show_the_precision_their_spread_supports() {
+        assert_eq!(format_stat(Some(Stat { mean: 15.4567, std: 0.1734, n: 2 })), "15.46 ± 0.17");
+        assert_eq!(format_stat(Some(Stat { mean: 10.33, std: 2.58, n: 3 })), "10.3 ± 2.6");
+        assert_eq!(format_stat(Some(Stat { mean: 91.234, std: f64::NAN, n: 1 })), "91.23");
+        assert_eq!(format_stat(Some(Stat { mean: 0.5, std: 0.0, n: 2 })), "0.5000 ± 0.0000");
+        assert_eq!(format_stat(None), "-");
+    }
 }
