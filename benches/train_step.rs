@@ -30,6 +30,10 @@ use sweep::spec::{Flat, Spec, plan};
 use sweep::train::objective::{HostBatch, Objective};
 use sweep::train::trainer::{model_config, optimizer, seeded, train_step};
 
+/// The allocator of the `sweep` binary (see src/main.rs), so the step is timed as `sweep exec` runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The default run config: every key at its schema default except the data set's size.
 const CONFIG: &str = "[sweep]\nname = \"bench\"\n[base]\ntrain_images = 2048\nval_images = 64\nbatch_size = 64\n";
 
