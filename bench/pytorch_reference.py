@@ -104,6 +104,7 @@ def ops():
         ("conv 3x3 64->128 (in [64,64,32,32]), forward", time_ms(3, conv_fwd)),
         ("conv 3x3 64->128, forward + backward", fwd_bwd((64, 64, 32, 32), conv)),
         ("batch norm (training)", fwd_bwd(big, bn)),
+        ("batch norm + relu", fwd_bwd(big, lambda x: F.relu(bn(x)))),
         ("max pool 2x2", fwd_bwd(big, lambda x: F.max_pool2d(x, 2))),
         ("relu", fwd_bwd(big, F.relu)),
         ("tanh", fwd_bwd(big, torch.tanh)),

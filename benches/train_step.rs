@@ -25,6 +25,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use sweep::data::{self, prepare};
+use sweep::model::norm::batch_norm_relu;
 use sweep::model::{ColorizationNet, parameter_count};
 use sweep::spec::{Flat, Spec, plan};
 use sweep::train::objective::{HostBatch, Objective};
@@ -242,6 +243,8 @@ fn ops() {
         ("conv 3x3 64->128 (in [64,64,32,32]), forward", conv_fwd),
         ("conv 3x3 64->128, forward + backward", fwd_bwd([64, 64, 32, 32], &|x| conv.forward(x))),
         ("batch norm (training)", fwd_bwd(big, &|x| bn.forward(x))),
+        ("batch norm + relu, burn's layers", fwd_bwd(big, &|x| relu(bn.forward(x)))),
+        ("batch norm + relu, sweep's fused op", fwd_bwd(big, &|x| batch_norm_relu(&bn, x))),
         ("max pool 2x2", fwd_bwd(big, &|x| pool.forward(x))),
         ("relu", fwd_bwd(big, &|x| relu(x))),
         ("tanh", fwd_bwd(big, &|x| tanh(x))),
