@@ -65,6 +65,7 @@ fn args() -> Args {
 }
 
 fn main() {
+    sweep::allocator::keep_freed_memory();
     let args = args();
     println!("threads: {} (RAYON_NUM_THREADS)", rayon::current_num_threads());
     let cfg = {

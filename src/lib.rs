@@ -5,6 +5,7 @@
 //! `train` (one run's training loop), `metrics` (colorization metrics), `runner` (run folders and
 //! executors), `cli` (the `sweep` command line). The binary in `main.rs` only calls [`cli::main`].
 
+pub mod allocator;
 pub mod cli;
 pub mod color;
 pub mod data;

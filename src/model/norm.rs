@@ -13,6 +13,7 @@
 //! it is valid. The tests below check the fused path against that composition: output, the
 //! gradients of the input, gamma and beta, and the running statistics.
 
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -21,7 +22,6 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu;
-use burn::backend::TensorMetadata;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -52,13 +52,7 @@ fn train_flex(bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
     let x_data = contiguous(xp.primitive());
     let gamma_data = contiguous(gamma.primitive());
     let beta_data = contiguous(beta.primitive());
-    let (y, stats) = forward(
-        slice(&x_data),
-        slice(&gamma_data),
-        slice(&beta_data),
-        dims,
-        bn.epsilon,
-    );
+    let (y, stats) = forward(slice(&x_data), slice(&gamma_data), slice(&beta_data), dims, bn.epsilon);
     let y = FlexTensor::from_data(TensorData::new(y, [n, c, h, w]));
 
     let device = x.device();
@@ -70,7 +64,8 @@ fn train_flex(bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
     update(&bn.running_mean, &stats.mean);
     update(&bn.running_var, &stats.var);
 
-    let out = match BnRelu.prepare::<NoCheckpointing>([xp.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+    let out = match BnRelu.prepare::<NoCheckpointing>([xp.node(), gamma.node(), beta.node()]).compute_bound().stateful()
+    {
         OpsKind::Tracked(prep) => {
             let state = BnReluState { x: x_data, gamma: gamma_data, y: y.clone(), stats, dims };
             prep.finish(state, y)
@@ -294,7 +289,11 @@ mod tests {
         let run = |fused: bool| {
             let bn = bn(6, &gamma, &beta, &device);
             let x = x.clone().detach().require_grad();
-            let y = if fused { train_flex(&bn, &x).expect("the fused path runs on flex") } else { relu(bn.forward(x.clone())) };
+            let y = if fused {
+                train_flex(&bn, &x).expect("the fused path runs on flex")
+            } else {
+                relu(bn.forward(x.clone()))
+            };
             let grads = (y.clone() * upstream.clone()).sum().backward();
             let grad = |p: &Param<Tensor<1>>| p.val().grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
             let (dgamma, dbeta) = (grad(&bn.gamma), grad(&bn.beta));
