@@ -31,10 +31,12 @@ type Ad = Autodiff<Flex, NoCheckpointing>;
 /// the module docs). In training mode the running statistics are updated as burn's batch norm
 /// updates them.
 pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if x.device().is_autodiff() && bn.training.is_enabled() && x.dtype() == DType::F32 {
-        if let Some(y) = train_flex(bn, &x) {
-            return y;
-        }
+    if x.device().is_autodiff()
+        && bn.training.is_enabled()
+        && x.dtype() == DType::F32
+        && let Some(y) = train_flex(bn, &x)
+    {
+        return y;
     }
     relu(bn.forward(x))
 }
@@ -144,25 +146,25 @@ const LANES: usize = 8;
 /// Sums of `f(i)` over one plane in f64, in `LANES` independent accumulators.
 #[inline(always)]
 fn plane_sums<const K: usize>(len: usize, f: impl Fn(usize) -> [f64; K]) -> [f64; K] {
-    let mut acc = [[0f64; LANES]; K];
+    let mut acc = [[0f64; K]; LANES];
     let full = len / LANES * LANES;
     for base in (0..full).step_by(LANES) {
-        for lane in 0..LANES {
-            let v = f(base + lane);
-            for k in 0..K {
-                acc[k][lane] += v[k];
+        for (lane, sums) in acc.iter_mut().enumerate() {
+            for (sum, v) in sums.iter_mut().zip(f(base + lane)) {
+                *sum += v;
             }
         }
     }
     let mut out = [0f64; K];
     for i in full..len {
-        let v = f(i);
-        for k in 0..K {
-            out[k] += v[k];
+        for (sum, v) in out.iter_mut().zip(f(i)) {
+            *sum += v;
         }
     }
-    for k in 0..K {
-        out[k] += acc[k].iter().sum::<f64>();
+    for sums in &acc {
+        for (total, v) in out.iter_mut().zip(sums) {
+            *total += v;
+        }
     }
     out
 }
@@ -303,7 +305,7 @@ mod tests {
             (values(y), dx, dgamma, dbeta, stats(valid.running_mean.value()), stats(valid.running_var.value()))
         };
         let (f, b) = (run(true), run(false));
-        assert!(b.0.iter().any(|&v| v == 0.0) && b.0.iter().any(|&v| v > 0.0), "the ReLU must cut some values");
+        assert!(b.0.contains(&0.0) && b.0.iter().any(|&v| v > 0.0), "the ReLU must cut some values");
         assert_close("output", &f.0, &b.0, 1e-5);
         assert_close("x grad", &f.1, &b.1, 1e-4);
         assert_close("gamma grad", &f.2, &b.2, 1e-4);
