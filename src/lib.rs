@@ -6,6 +6,7 @@
 //! (colorization metrics), `runner` (run folders and executors), `report` (tables, plots and pages from
 //! a sweep's results), `cli` (the `sweep` command line). The binary in `main.rs` only calls [`cli::main`].
 
+pub mod allocator;
 pub mod cli;
 pub mod color;
 pub mod data;

@@ -5,8 +5,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+
+use super::norm::batch_norm_relu;
 
 /// One local block: conv 3x3 (stride 1, same padding), batch norm, ReLU, optional 2x2 max pool.
 #[derive(Module, Debug)]
@@ -21,7 +22,7 @@ pub struct LocalBlock {
 
 impl LocalBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn.forward(self.conv.forward(x)));
+        let x = batch_norm_relu(&self.bn, self.conv.forward(x));
         match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,

@@ -43,6 +43,7 @@ pub mod fusion;
 pub mod head;
 pub mod hypercolumn;
 pub mod local;
+pub mod norm;
 pub mod weights;
 
 use std::fmt;

@@ -70,13 +70,16 @@ pub struct DeviceBatch {
 }
 
 impl HostBatch {
-    pub fn to_device(&self, device: &Device) -> DeviceBatch {
-        let shape = |c: usize| [self.n, c, self.side, self.side];
-        let tensor = |v: &Vec<f32>, c: usize| Tensor::from_data(TensorData::new(v.clone(), shape(c)), device);
+    /// Moves the batch to `device`. The training step uses this: on a CPU backend the buffers
+    /// become the tensors' storage without another copy.
+    pub fn into_device(self, device: &Device) -> DeviceBatch {
+        let shape = [self.n, 1, self.side, self.side];
+        let tensor =
+            |v: Vec<f32>, c: usize| Tensor::from_data(TensorData::new(v, [shape[0], c, shape[2], shape[3]]), device);
         DeviceBatch {
-            gray: tensor(&self.gray, 1),
-            target: tensor(&self.target, self.target_channels),
-            weight: self.weight.as_ref().map(|w| tensor(w, 1)),
+            gray: tensor(self.gray, 1),
+            target: tensor(self.target, self.target_channels),
+            weight: self.weight.map(|w| tensor(w, 1)),
         }
     }
 }

@@ -237,10 +237,10 @@ fn train(
                 if STOP.load(Ordering::SeqCst) {
                     return Ok((model, true));
                 }
-                let batch = batch?.to_device(&ad_device);
-                let output = model.forward(batch.gray.clone());
-                let loss = objective.loss(output, &batch);
-                let value = loss.clone().into_scalar::<f32>() as f64;
+                let batch = batch?;
+                let n = batch.n;
+                let (stepped, value) = train_step(model, &mut optim, objective, batch, &ad_device, lr);
+                model = stepped;
                 if !value.is_finite() {
                     bail!(
                         "the training loss became {value} at epoch {}, step {}: lower lr or check the data",
@@ -248,9 +248,6 @@ fn train(
                         step + 1
                     );
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(lr, model, grads);
-                let n = batch.gray.dims()[0];
                 loss_sum += value * n as f64;
                 seen += n;
                 bar.inc(1);
@@ -298,6 +295,26 @@ fn train(
     Ok(Outcome::Done)
 }
 
+/// One optimisation step on one batch: upload, forward, loss, backward, optimizer update. Returns
+/// the updated model and the batch's mean loss (read before the update; a non-finite value means
+/// the step diverged and the caller should stop). The trainer and `benches/train_step.rs` both run
+/// exactly this, so the benchmark times the real step.
+pub fn train_step(
+    model: ColorizationNet,
+    optim: &mut ModuleOptimizer,
+    objective: &Objective,
+    batch: HostBatch,
+    device: &Device,
+    lr: f64,
+) -> (ColorizationNet, f64) {
+    let batch = batch.into_device(device);
+    let output = model.forward(batch.gray.clone());
+    let loss = objective.loss(output, &batch);
+    let value = loss.clone().into_scalar::<f32>() as f64;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (optim.step(lr, model, grads), value)
+}
+
 /// Builds a module right after seeding burn's generator and draws all its random initial values
 /// before anyone else can seed: the seed may be global to the backend and burn initialises
 /// parameters lazily (on first use), so two runs initialised at once in one process (tests, a
@@ -342,7 +359,7 @@ pub fn evaluate(
     for start in (0..val.n).step_by(batch_size) {
         let batch = val.slice(start..(start + batch_size).min(val.n));
         let host = objective.host_batch(&batch);
-        let on_device = host.to_device(device);
+        let on_device = host.into_device(device);
         let output = model.forward(on_device.gray.clone());
         loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
         let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -441,7 +458,7 @@ pub fn model_config(cfg: &Flat, objective: &Objective, num_classes: usize) -> Mo
 }
 
 /// The optimizer a resolved config describes.
-fn optimizer(cfg: &Flat) -> ModuleOptimizer {
+pub fn optimizer(cfg: &Flat) -> ModuleOptimizer {
     let wd = cfg.float("weight_decay") as f32;
     let decay = (wd > 0.0).then(|| WeightDecayConfig::new(wd));
     match cfg.text("optimizer") {
