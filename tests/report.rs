@@ -3,25 +3,18 @@
 //! runs' own metrics files; the page is loaded in a headless Chromium (skipped with a message when
 //! there is none, unless SWEEP_REQUIRE_CHROMIUM=1), which also writes a screenshot to look at.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
+use common::TINY;
 use sweep::runner::layout::materialise;
 use sweep::runner::status::{RunStatus, State};
 use sweep::spec::{Spec, plan};
-
-const TINY: &str = r#"
-dataset = "synthetic"
-image_size = 32
-train_images = 16
-val_images = 8
-batch_size = 8
-local.widths = [4, 8, 8]
-head.widths = [4, 4]
-"#;
 
 const SPEC_A: &str = r#"
 [sweep]

@@ -2,24 +2,17 @@
 //! from its last checkpoint without duplicate rows and with the numbers of an uninterrupted run, the
 //! same seed gives the same numbers, and a diverging run fails with its reason in status.json.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use common::TINY;
 use sweep::runner::layout::materialise;
 use sweep::runner::status::{RunStatus, State};
 use sweep::spec::{Spec, plan};
 use sweep::train::metrics_file::MetricsFile;
 use sweep::train::{Outcome, exec};
-
-/// A tiny network and data set, so that one epoch takes a fraction of a second.
-const TINY: &str = r#"
-image_size = 32
-train_images = 16
-val_images = 8
-batch_size = 8
-local.widths = [4, 8, 8]
-head.widths = [4, 4]
-"#;
 
 fn sweep(dir: &Path, name: &str, body: &str) -> Vec<PathBuf> {
     let epochs = if body.contains("epochs =") { "" } else { "epochs = 1\n" };
