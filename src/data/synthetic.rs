@@ -41,6 +41,7 @@ use std::sync::Arc;
 use anyhow::ensure;
 
 use super::{DataConfig, DataSet, ImageSource};
+use crate::color::ColorSpace;
 use crate::rng::Rng;
 
 /// Class names, indexed by label.
@@ -196,26 +197,11 @@ fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
-/// HSV (hue in degrees, s and v in [0, 1]) to RGB.
-fn hsv(h: f32, s: f32, v: f32) -> Rgb {
-    let h = h.rem_euclid(360.0) / 60.0;
-    let c = v * s;
-    let x = c * (1.0 - (h % 2.0 - 1.0).abs());
-    let m = v - c;
-    let (r, g, b) = match h as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    [r + m, g + m, b + m]
-}
-
 /// A random hue at a vivid saturation and value.
 fn random_vivid(rng: &mut Rng) -> Rgb {
-    hsv(rng.range(0.0, 360.0), rng.range(0.55, 0.95), rng.range(0.65, 0.95))
+    let (hue, sat, value) = (rng.range(0.0, 360.0), rng.range(0.55, 0.95), rng.range(0.65, 0.95));
+    // The color module's HSV units: V and S in [0, 100], H in degrees.
+    ColorSpace::Hsv.to_srgb([value * 100.0, hue, sat * 100.0])
 }
 
 /// Smooth periodic value noise in [0, 1]: random values on an `n x n` lattice over the unit square,
