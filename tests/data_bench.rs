@@ -16,8 +16,8 @@ use sweep::data::{self, DataConfig, DatasetKind, prepare};
 #[ignore = "benchmark: run with --release --ignored --nocapture"]
 fn cifar100_train_file_to_lab_tensors() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("cifar-100-binary");
-    fs::create_dir_all(&dir).unwrap();
+    // The layout with a small test file; the train file is replaced by one of the real size below.
+    let dir = data_support::write_cifar100(tmp.path(), 0, 10);
     // Varied pixels (not a constant pattern): a cheap hash of position and record.
     let mut bytes = Vec::with_capacity(50_000 * 3074);
     for i in 0..50_000u32 {
@@ -27,9 +27,6 @@ fn cifar100_train_file_to_lab_tensors() {
     }
     fs::write(dir.join("train.bin"), &bytes).unwrap();
     drop(bytes);
-    fs::write(dir.join("test.bin"), data_support::cifar100_bytes(10)).unwrap();
-    fs::write(dir.join("fine_label_names.txt"), data_support::fine_names()).unwrap();
-    fs::write(dir.join("coarse_label_names.txt"), (0..20).map(|i| format!("c{i}\n")).collect::<String>()).unwrap();
     let cfg = DataConfig {
         kind: DatasetKind::Cifar100,
         dir: tmp.path().to_path_buf(),

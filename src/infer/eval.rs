@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
 use crate::data::io::write_atomic;
+use crate::metrics::Metrics;
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
 use crate::train::trainer::{Evaluator, evaluate};
@@ -29,24 +30,21 @@ pub struct EvalResult {
     pub data_dir: Option<String>,
     pub images: usize,
     pub val_loss: f64,
-    pub psnr: f64,
-    pub ab_rmse: f64,
-    pub auc: f64,
-    pub auc_rebal: f64,
-    pub colorfulness: f64,
-    pub colorfulness_gt: f64,
+    /// Training's own validation metrics; flattened, so the JSON keeps one key per metric.
+    #[serde(flatten)]
+    pub metrics: Metrics,
 }
 
 impl EvalResult {
     pub fn rows(&self) -> Vec<(&'static str, f64)> {
         vec![
             ("val_loss", self.val_loss),
-            ("psnr", self.psnr),
-            ("ab_rmse", self.ab_rmse),
-            ("auc", self.auc),
-            ("auc_rebal", self.auc_rebal),
-            ("colorfulness", self.colorfulness),
-            ("colorfulness_gt", self.colorfulness_gt),
+            ("psnr", self.metrics.psnr),
+            ("ab_rmse", self.metrics.ab_rmse),
+            ("auc", self.metrics.auc),
+            ("auc_rebal", self.metrics.auc_rebal),
+            ("colorfulness", self.metrics.colorfulness),
+            ("colorfulness_gt", self.metrics.colorfulness_gt),
         ]
     }
 }
@@ -94,7 +92,6 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         &run.device,
         evaluator.class_weights.as_ref(),
     )?;
-    let m = e.metrics;
     let result = EvalResult {
         run: run.run.id.clone(),
         variant: run.run.variant.clone(),
@@ -103,12 +100,7 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         data_dir: cfg.str("data_dir").map(str::to_string),
         images: evaluator.val.n,
         val_loss: e.loss,
-        psnr: m.psnr,
-        ab_rmse: m.ab_rmse,
-        auc: m.auc,
-        auc_rebal: m.auc_rebal,
-        colorfulness: m.colorfulness,
-        colorfulness_gt: m.colorfulness_gt,
+        metrics: e.metrics,
     };
     let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
     let path = run.dir.join("eval").join(format!("{label}.json"));

@@ -41,7 +41,7 @@ pub struct ClassWeights {
 }
 
 /// One epoch's validation metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub psnr: f64,
     pub ab_rmse: f64,

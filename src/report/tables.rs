@@ -290,7 +290,8 @@ pub fn evaluations(report: &Report) -> Option<Grid> {
                     None => e.dataset.clone(),
                 };
                 let mut row = vec![run.planned.variant.clone(), run.planned.seed.to_string(), on, e.images.to_string()];
-                let measured = [e.psnr, e.ab_rmse, e.auc, e.auc_rebal, e.colorfulness];
+                let m = &e.metrics;
+                let measured = [m.psnr, m.ab_rmse, m.auc, m.auc_rebal, m.colorfulness];
                 for (m, value) in metrics.iter().zip(measured) {
                     row.push(format!("{value:.2}"));
                     row.push(trained.and_then(|r| r.get(m)).map_or("-".into(), |v| format!("{v:.2}")));
