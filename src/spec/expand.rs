@@ -452,28 +452,3 @@ fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Res
     let value = check(key, &value).map_err(|msg| Diagnostic::new(msg, origin.clone()))?;
     Ok(Some(Entry { key, value, origin }))
 }
-
-/// Reads a `config.toml` written by [`write_config`](super::config::RunConfig) back into a flat config:
-/// the same checks as a spec's `[base]`, so a hand-edited file gets the same clear errors.
-pub fn resolve_single(entries: &[Entry], seed: u64) -> Result<Flat, SpecError> {
-    let spec_like = Spec {
-        path: Default::default(),
-        meta: SweepMeta {
-            name: "run".into(),
-            description: String::new(),
-            seeds: vec![seed],
-            metric: "psnr".into(),
-            higher_is_better: true,
-            max_retries: 0,
-        },
-        data_defaults: Vec::new(),
-        base: entries.to_vec(),
-        grid: Vec::new(),
-        variants: Vec::new(),
-        excludes: Vec::new(),
-        reference: None,
-        slurm: SlurmSpec::default(),
-    };
-    let plan = plan(&spec_like, &[])?;
-    Ok(plan.runs.into_iter().next().expect("a spec without variants has one run").config)
-}
