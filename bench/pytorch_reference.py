@@ -7,7 +7,8 @@ tanh. Loss: mean squared error (sweep's l2). Optimizer: Adam, lr 1e-3, betas (0.
 eps 1e-5 (burn's default epsilon; PyTorch's is 1e-8; it does not change the cost). Batches: random
 64x1x32x32 inputs and 64x2x32x32 targets in [-1, 1], made before timing.
 
-Usage: python bench/pytorch_reference.py [--threads 2] [--steps 20] [--warmup 3] [--ops]
+Usage: python bench/pytorch_reference.py [--threads 2] [--steps 20] [--warmup 3] [--device cpu|cuda] [--ops]
+On CUDA each timed step ends with a device synchronisation, so a step's time is its full cost.
 Lines starting with RESULT are what bench/run.sh parses.
 """
 
@@ -53,10 +54,13 @@ class ColorizationNet(nn.Module):
 
 def train(args):
     torch.manual_seed(0)
-    model = ColorizationNet()
-    print(f"model: {sum(p.numel() for p in model.parameters())} parameters")
+    device = torch.device(args.device)
+    model = ColorizationNet().to(device)
+    print(f"model: {sum(p.numel() for p in model.parameters())} parameters, device {device}")
     optim = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-5)
-    batches = [(torch.rand(64, 1, 32, 32), torch.rand(64, 2, 32, 32) * 2 - 1) for _ in range(4)]
+    batches = [
+        (torch.rand(64, 1, 32, 32, device=device), torch.rand(64, 2, 32, 32, device=device) * 2 - 1) for _ in range(4)
+    ]
     times = []
     for s in range(args.warmup + args.steps):
         gray, target = batches[s % len(batches)]
@@ -66,6 +70,8 @@ def train(args):
         loss.item()  # sweep reads the loss before backward too
         loss.backward()
         optim.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         if s >= args.warmup:
             times.append(time.perf_counter() - t)
     print(
@@ -122,6 +128,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check of bench/gpu.sh)")
     p.add_argument("--ops", action="store_true", help="print the per-op table instead of training")
     args = p.parse_args()
     torch.set_num_threads(args.threads)

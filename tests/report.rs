@@ -49,6 +49,19 @@ citation = "A. Author, Made-up numbers for a test, 2024, table 1"
 [reference.variants]
 l2 = { psnr = 24.0, colorfulness = 10.0 }
 classification = { psnr = 23.0, colorfulness = 20.0 }
+
+[[reference.claim]]
+says = "classification is more colourful than L2 (sec. 3)"
+metric = "colorfulness"
+above = "classification"
+below = "l2"
+
+[[reference.claim]]
+says = "raw AuC exceeds rebalanced AuC"
+metric = "auc"
+above = "l2"
+below = "l2"
+below_metric = "auc_rebal"
 "#;
 
 const SPEC_B: &str = r#"
@@ -229,6 +242,44 @@ fn summary_numbers_are_the_metrics_files_recomputed() {
         }
     }
     assert_eq!(checked, 6 * 8);
+}
+
+#[test]
+fn published_claims_are_judged_on_the_measured_means() {
+    let f = fixture();
+    let plan: serde_json::Value = serde_json::from_slice(&std::fs::read(f.a.join("plan.json")).unwrap()).unwrap();
+    // Both variants have two finished seeds: the last epoch's value of each.
+    let last = |variant: &str, metric: &str| -> Vec<f64> {
+        plan["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["variant"] == variant)
+            .map(|r| metrics(&f.a.join(r["id"].as_str().unwrap())).last().unwrap()[metric])
+            .collect()
+    };
+    let md = std::fs::read_to_string(f.report.join("report.md")).unwrap();
+    for (says, above, below) in [
+        (
+            "classification is more colourful than L2 (sec. 3)",
+            last("classification", "colorfulness"),
+            last("l2", "colorfulness"),
+        ),
+        ("raw AuC exceeds rebalanced AuC", last("l2", "auc"), last("l2", "auc_rebal")),
+    ] {
+        let ((a, sa), (b, sb)) = (mean_std(&above), mean_std(&below));
+        let noise = (sa.unwrap().powi(2) / 2.0 + sb.unwrap().powi(2) / 2.0).sqrt();
+        let word = if (a - b).abs() <= noise {
+            "is within noise"
+        } else if a > b {
+            "holds"
+        } else {
+            "is reversed"
+        };
+        let line = md.lines().find(|l| l.contains(says)).unwrap_or_else(|| panic!("no claim line in\n{md}"));
+        assert!(line.contains(&format!("\" {word}: ")), "expected `{word}` (means {a} vs {b}, noise {noise}): {line}");
+    }
+    assert!(f.stdout.contains("claim \"raw AuC exceeds rebalanced AuC\""), "{}", f.stdout);
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn every_experiment_spec_plans() {
             n += 1;
         }
     }
-    assert!(n >= 7, "expected at least 7 specs, found {n}");
+    assert!(n >= 11, "expected at least 11 specs, found {n}");
 }
 
 #[test]
@@ -232,4 +232,21 @@ fn the_readme_spec_example_plans() {
     let end = start + readme[start..].find("```").unwrap();
     let p = plan(&spec(&readme[start..end]), &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.runs.len(), 3, "one variant x lab (yuv excluded) x 3 seeds");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_process_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // `sweep plan --json | head -1`: the reader is gone before sweep writes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["plan", "experiments/zhang2016.toml", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
 }

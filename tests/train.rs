@@ -225,3 +225,45 @@ fn a_diverging_run_fails_with_its_reason() {
     assert_eq!(status.state, State::Failed);
     assert!(status.reason.unwrap().contains("loss became"));
 }
+
+#[test]
+fn the_semantic_judge_is_trained_once_and_scores_colorized_gray_and_true_colour_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = sweep(
+        dir.path(),
+        "judge",
+        r#"
+judge.arch = "vgg16"
+judge.width = 0.0625
+judge.epochs = 2
+[grid]
+color_space = ["lab", "yuv"]
+task = ["regression", "classification"]
+"#,
+    );
+    train_all(&runs);
+    // One judge for the four runs: it depends on the data, not on the colorizer.
+    let judges: Vec<PathBuf> =
+        std::fs::read_dir(dir.path().join(".judge")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(judges.len(), 1);
+    let judge_top1: f64 = std::fs::read_to_string(judges[0].join("top1")).unwrap().trim().parse().unwrap();
+    assert_eq!(std::fs::read_to_string(judges[0].join("metrics.csv")).unwrap().lines().count(), 3);
+    let mut gray = Vec::new();
+    for run in &runs {
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        let row = MetricsFile::open(run).unwrap().rows()[0].clone();
+        let s = row.semantic.expect("a judged run has the semantic columns");
+        for v in [s.colorized, s.gray, s.color] {
+            // 8 validation images: top-1 is a multiple of 12.5 %.
+            assert!((0.0..=100.0).contains(&v) && (v / 12.5).fract() == 0.0, "{v}");
+        }
+        if config.contains("color_space = \"lab\"") {
+            // The true-colour images are the ones the judge was validated on, decoded the same way.
+            assert_eq!(s.color, judge_top1);
+            gray.push(s.gray);
+        }
+    }
+    // The gray images are the Lab luma with zero chroma whatever the colorizer's task.
+    assert_eq!(gray.len(), 2);
+    assert_eq!(gray[0], gray[1]);
+}

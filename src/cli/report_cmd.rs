@@ -56,6 +56,9 @@ pub fn report(args: ReportArgs) -> CmdResult {
         for v in &comparison.verdicts {
             println!("  {}", v.line);
         }
+        for c in &comparison.claims {
+            println!("  claim {}", c.line);
+        }
     }
     if let Some(grid) = tables::evaluations(&report) {
         println!("\nevaluations on other data sets (sweep eval), beside each run's last training epoch:");

@@ -91,6 +91,8 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         batch_size,
         &run.device,
         evaluator.class_weights.as_ref(),
+        // The judge is trained on the run's own data set; eval may point at another one.
+        None,
     )?;
     let result = EvalResult {
         run: run.run.id.clone(),

@@ -15,6 +15,10 @@
 //!   M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), rg = R - G, yb = (R + G) / 2 - B.
 //!   `colorfulness_gt` is the same on the ground truth.
 //!
+//! - `top1_colorized`, `top1_gray`, `top1_color`: Zhang et al.'s semantic test, the top-1 (%) of a
+//!   classifier trained on true-colour images on the colorized, gray and true-colour validation images
+//!   ([`SemanticTop1`], filled by `crate::train::judge`).
+//!
 //! Besides the AuC, the accumulator keeps a histogram of the per-pixel ab errors (raw and rebalanced
 //! weights) from which [`AccuracyCurve`] gives the cumulative curve itself, the fraction of pixels within
 //! each integer threshold 0..=150 (Zhang et al. 2016, figure 3). The AuC stays the exact integral; the
@@ -49,6 +53,15 @@ pub struct Metrics {
     pub auc_rebal: f64,
     pub colorfulness: f64,
     pub colorfulness_gt: f64,
+}
+
+/// Zhang et al.'s semantic test: a true-colour classifier's top-1 (%) on the same validation images
+/// colorized, gray and in true colour.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SemanticTop1 {
+    pub colorized: f64,
+    pub gray: f64,
+    pub color: f64,
 }
 
 /// The cumulative ab-accuracy curve: `raw[t]` is the fraction of pixels whose ab error is at most `t`,

@@ -258,6 +258,12 @@ impl ModelConfig {
             if !(self.backbone_width.is_finite() && self.backbone_width > 0.0) {
                 return Err(invalid("backbone_width", "must be a positive number"));
             }
+            if self.backbone_input == BackboneInput::Rgb {
+                return Err(invalid(
+                    "backbone_input",
+                    "a colorizer's backbone sees the gray input: use Gray or ImagenetRgb",
+                ));
+            }
         }
         if self.features != FeatureMode::Local && self.fusion_dim == 0 {
             return Err(invalid("fusion_dim", "must be positive"));

@@ -141,6 +141,10 @@ fn render(report: &Report, figures: &[Figure]) -> Result<String> {
             for v in &c.verdicts {
                 let _ = writeln!(h, "<p class=\"verdict\">{}</p>", esc(&v.line));
             }
+            if !c.claims.is_empty() {
+                let items: String = c.claims.iter().map(|c| format!("<li>{}</li>", esc(&c.line))).collect();
+                let _ = writeln!(h, "<p>Published claims:</p>\n<ul class=\"verdict\">{items}</ul>");
+            }
             let pairs = reference::pairs_table(&c.verdicts);
             if !pairs.rows.is_empty() {
                 let _ = writeln!(h, "<details><summary>Every pair</summary>\n{}</details>", table(&pairs));

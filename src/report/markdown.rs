@@ -71,6 +71,13 @@ fn render(report: &Report, figures: &[Figure]) -> String {
             md.push_str(&format!("- {}\n", escape(&v.line)));
         }
         md.push('\n');
+        if !comparison.claims.is_empty() {
+            md.push_str("Published claims:\n\n");
+            for c in &comparison.claims {
+                md.push_str(&format!("- {}\n", escape(&c.line)));
+            }
+            md.push('\n');
+        }
         let pairs = reference::pairs_table(&comparison.verdicts);
         if !pairs.rows.is_empty() {
             md.push_str(&table(&pairs));

@@ -89,6 +89,16 @@ impl Report {
         Ok(Report { sets, labels, variants, metric, higher_is_better, at, notes, created: utc_now() })
     }
 
+    /// The schema's metrics, in its order, that at least one variant has a value of (the semantic
+    /// test's columns only exist where a sweep has a judge).
+    pub fn measured_metrics(&self) -> Vec<&'static str> {
+        crate::spec::schema::METRICS
+            .iter()
+            .map(|m| m.0)
+            .filter(|m| self.variants.iter().any(|v| v.stat(self.at, m).is_some()))
+            .collect()
+    }
+
     /// Writes every output into `out` and returns the files written.
     pub fn write(&self, out: &Path) -> Result<Vec<PathBuf>> {
         let mut files = vec![summary::write(self, out)?];

@@ -539,8 +539,7 @@ pub fn write_all(report: &Report, out: &Path) -> Result<Vec<Figure>> {
     )?;
 
     // Final metrics.
-    let bar_metrics: Vec<&'static str> =
-        crate::spec::schema::METRICS.iter().map(|m| m.0).filter(|m| *m != "train_loss").collect();
+    let bar_metrics: Vec<&'static str> = report.measured_metrics().into_iter().filter(|m| *m != "train_loss").collect();
     let widest =
         entries.iter().enumerate().map(|(i, e)| text_width(&format!("{}. {}", i + 1, e.label), 13)).max().unwrap_or(0);
     let bars = Bars {
@@ -686,6 +685,7 @@ mod tests {
                         seconds: 1.0,
                         lr: 0.001,
                         pretrain_top1: None,
+                        semantic: None,
                     })
                     .collect();
                 let curve = AccuracyCurve {

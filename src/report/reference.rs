@@ -7,6 +7,9 @@
 //! the other way by more than their noise, and is *unresolved* otherwise. The noise is the standard
 //! error of the difference, sqrt(s1^2/n1 + s2^2/n2), when both variants have several seeds, and zero
 //! otherwise (one seed gives no estimate of it, which the verdict then says).
+//!
+//! Claims (`[[reference.claim]]`) are orderings a paper states in words ("rebalancing gives the
+//! most colourful results"): each is one such pair, judged the same way.
 
 use super::aggregate::{At, Stat, Variant};
 use super::tables::{Grid, format_stat};
@@ -45,6 +48,15 @@ pub struct Comparison {
     /// Variant, metric, published, measured.
     pub table: Grid,
     pub verdicts: Vec<Verdict>,
+    /// One line per claim, in the spec's order.
+    pub claims: Vec<ClaimVerdict>,
+}
+
+/// How a published claim fares: `None` when a side has no measurement yet.
+#[derive(Clone, Debug)]
+pub struct ClaimVerdict {
+    pub outcome: Option<Outcome>,
+    pub line: String,
 }
 
 /// The comparison of each sweep of the report whose spec has a `[reference]`, with the sweep's index.
@@ -101,7 +113,38 @@ pub fn compare(reference: &Reference, variants: &[&Variant], at: At) -> Comparis
             verdict(metric, &values)
         })
         .collect();
-    Comparison { citation: reference.citation.clone(), url: reference.url.clone(), table, verdicts }
+    let claims = reference
+        .claims
+        .iter()
+        .map(|c| {
+            let above = measured(&c.above, &c.metric);
+            let below = measured(&c.below, &c.below_metric);
+            let side = |name: &str, metric: &str, stat: Option<Stat>| format!("{name} {metric} {}", format_stat(stat));
+            let sides = format!("{} vs {}", side(&c.above, &c.metric, above), side(&c.below, &c.below_metric, below));
+            let outcome = above.zip(below).map(|(a, b)| outcome(a, b));
+            let word = match outcome {
+                Some(Outcome::Holds) => "holds",
+                Some(Outcome::Reversed) => "is reversed",
+                Some(Outcome::Unresolved) => "is within noise",
+                None => "is not measured yet",
+            };
+            ClaimVerdict { outcome, line: format!("\"{}\" {word}: {sides}", c.says) }
+        })
+        .collect();
+    Comparison { citation: reference.citation.clone(), url: reference.url.clone(), table, verdicts, claims }
+}
+
+/// Whether `a`'s mean is above `b`'s by more than the noise (see the module docs).
+fn outcome(a: Stat, b: Stat) -> Outcome {
+    let diff = a.mean - b.mean;
+    let noise = if a.n > 1 && b.n > 1 { (a.std.powi(2) / a.n as f64 + b.std.powi(2) / b.n as f64).sqrt() } else { 0.0 };
+    if diff.abs() <= noise {
+        Outcome::Unresolved
+    } else if diff > 0.0 {
+        Outcome::Holds
+    } else {
+        Outcome::Reversed
+    }
 }
 
 /// The verdict of one metric from `(variant, published, measured)` triples.
@@ -114,19 +157,7 @@ fn verdict(metric: &str, values: &[(&str, f64, Stat)]) -> Verdict {
                 continue;
             }
             let (a, b) = if x.1 > y.1 { (x, y) } else { (y, x) };
-            let diff = a.2.mean - b.2.mean;
-            let noise = if a.2.n > 1 && b.2.n > 1 {
-                (a.2.std.powi(2) / a.2.n as f64 + b.2.std.powi(2) / b.2.n as f64).sqrt()
-            } else {
-                0.0
-            };
-            let outcome = if diff.abs() <= noise {
-                Outcome::Unresolved
-            } else if diff > 0.0 {
-                Outcome::Holds
-            } else {
-                Outcome::Reversed
-            };
+            let outcome = outcome(a.2, b.2);
             pairs.push(Pair { a: a.0.into(), b: b.0.into(), published: (a.1, b.1), measured: (a.2, b.2), outcome });
         }
     }

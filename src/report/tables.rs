@@ -5,7 +5,6 @@
 use super::aggregate::{At, Stat, Variant, metric_columns};
 use super::load::RunState;
 use super::{Report, direction};
-use crate::spec::schema::METRICS;
 
 /// A table of text cells; `numeric` columns align right, `highlight` marks the best row.
 #[derive(Clone, Debug, Default)]
@@ -51,9 +50,9 @@ pub fn format_stat(stat: Option<Stat>) -> String {
     }
 }
 
-/// The metrics shown beside the primary one: the schema's metrics, in its order.
-pub fn secondary_metrics(primary: &str) -> Vec<&'static str> {
-    METRICS.iter().map(|m| m.0).filter(|m| *m != primary && *m != "train_loss").collect()
+/// The metrics shown beside the primary one: the measured ones, in the schema's order.
+pub fn secondary_metrics(report: &Report) -> Vec<&'static str> {
+    report.measured_metrics().into_iter().filter(|m| *m != report.metric && *m != "train_loss").collect()
 }
 
 /// The runs behind a variant's numbers: "2 done", "1 done, 1 failed", "partial: 0 of 2 done".
@@ -74,7 +73,7 @@ pub fn runs_cell(v: &Variant) -> String {
 pub fn ranked(report: &Report, compact: bool) -> Grid {
     let at = report.at;
     let metric = report.metric.as_str();
-    let others = secondary_metrics(metric);
+    let others = secondary_metrics(report);
     let mut columns: Vec<(&str, bool)> =
         vec![("#", true), ("variant", false), (metric, true), ("n", true), ("vs best", true)];
     columns.extend(others.iter().map(|m| (*m, true)));

@@ -247,19 +247,24 @@ fn check_reference(reference: &super::parse::Reference, runs: &[RunPlan], errors
             names.push(&run.variant);
         }
     }
-    for published in &reference.variants {
-        if names.contains(&published.name.as_str()) {
+    let named = reference.variants.iter().map(|p| (p.name.as_str(), "gives numbers for", &p.origin)).chain(
+        reference.claims.iter().flat_map(|c| {
+            [(c.above.as_str(), "claims something of", &c.origin), (c.below.as_str(), "claims something of", &c.origin)]
+        }),
+    );
+    for (name, what, origin) in named {
+        if names.contains(&name) {
             continue;
         }
         let list = names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
-        let help = match did_you_mean(&published.name, names.iter().copied()) {
+        let help = match did_you_mean(name, names.iter().copied()) {
             Some(g) => format!("did you mean \"{g}\"? the variants are {list}"),
             None => format!("the variants are {list}"),
         };
         errors.push(
             Diagnostic::new(
-                format!("[reference] gives numbers for \"{}\", which is not a variant of this sweep", published.name),
-                published.origin.clone(),
+                format!("[reference] {what} \"{name}\", which is not a variant of this sweep"),
+                origin.clone(),
             )
             .help(help),
         );

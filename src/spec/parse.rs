@@ -86,6 +86,22 @@ pub struct Reference {
     pub citation: String,
     pub url: Option<String>,
     pub variants: Vec<PublishedVariant>,
+    /// Orderings the paper states in words (`[[reference.claim]]`).
+    pub claims: Vec<Claim>,
+}
+
+/// A published ordering: variant `above` measures higher on `metric` than variant `below` does on
+/// `below_metric` (the same metric unless the claim compares two metrics of one variant, as in
+/// "colorized images are recognised better than gray ones").
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The paper's statement and where it is made.
+    pub says: String,
+    pub metric: String,
+    pub above: String,
+    pub below: String,
+    pub below_metric: String,
+    pub origin: Origin,
 }
 
 /// The published numbers of one variant: `(metric, value)` with metrics from [`schema::METRICS`].
@@ -112,7 +128,8 @@ pub struct Spec {
 }
 
 const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference", "slurm"];
-const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants"];
+const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants", "claim"];
+const CLAIM_KEYS: &[&str] = &["says", "metric", "above", "below", "below_metric"];
 const SWEEP_KEYS: &[&str] =
     &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
 const SLURM_KEYS: &[&str] = &["partition", "gpus_per_task", "cpus_per_task", "mem", "time", "max_concurrent", "extra"];
@@ -157,10 +174,19 @@ impl Spec {
         let doc = DeTable::parse(&file.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let message = e.message().trim_end();
-            let d = Diagnostic::new(format!("TOML syntax error: {message}"), Origin::File { file: file.clone(), span });
+            let d = Diagnostic::new(format!("TOML syntax error: {message}"), Origin::File { file: file.clone(), span: span.clone() });
             if message.contains("dotted key") {
-                // `backbone = "vgg16"` followed by `backbone.pretrain = ...` in one table.
-                d.help("a key cannot be both a value and a table: write `backbone.arch = \"vgg16\"` (not `backbone = \"vgg16\"`) where the same table sets other `backbone.*` keys")
+                // `backbone = "vgg16"` followed by `backbone.pretrain = ...` in one table: the span
+                // starts at the dotted key, whose first part names the shorthand.
+                let dotted = file.text.get(span.start..).unwrap_or("");
+                let table = dotted.split(['.', '=', ' ']).next().unwrap_or("");
+                let (table, key) = match schema::SHORTHANDS.iter().find(|s| s.0 == table) {
+                    Some((t, k)) => (*t, *k),
+                    None => ("backbone", "backbone.arch"),
+                };
+                d.help(format!(
+                    "a key cannot be both a value and a table: write `{key} = \"...\"` (not `{table} = \"...\"`) where the same table sets other `{table}.*` keys"
+                ))
             } else {
                 d
             }
@@ -545,7 +571,7 @@ fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Referenc
         r.error("`reference` must be a table: [reference]".into(), v.span(), None);
         return None;
     };
-    let mut reference = Reference { citation: String::new(), url: None, variants: Vec::new() };
+    let mut reference = Reference { citation: String::new(), url: None, variants: Vec::new(), claims: Vec::new() };
     let mut variants_given = false;
     for (k, v) in t.iter() {
         match k.get_ref().as_ref() {
@@ -570,6 +596,20 @@ fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Referenc
                     }
                 }
             }
+            "claim" => match v.get_ref().as_array() {
+                Some(items) => {
+                    for item in items.iter() {
+                        if let Some(claim) = read_claim(r, item) {
+                            reference.claims.push(claim);
+                        }
+                    }
+                }
+                None => r.error(
+                    "[reference] claim must be an array of tables".into(),
+                    v.span(),
+                    Some("write one [[reference.claim]] table per claim".into()),
+                ),
+            },
             other => {
                 let help = did_you_mean(other, REFERENCE_KEYS.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
@@ -585,9 +625,9 @@ fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Referenc
             Some("add citation = \"Authors, title, venue year, table N\": published numbers need their source".into()),
         );
     }
-    if !variants_given {
+    if !variants_given && reference.claims.is_empty() {
         r.error(
-            "[reference] gives no numbers".into(),
+            "[reference] gives no numbers and no claims".into(),
             v.span(),
             Some(
                 "add [reference.variants] with one line per variant, e.g. l2 = { auc = 91.2, auc_rebal = 64.4 }".into(),
@@ -595,6 +635,68 @@ fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Referenc
         );
     }
     Some(reference)
+}
+
+/// One `[[reference.claim]]`: `says`, `metric`, `above`, `below` (required) and `below_metric`.
+fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
+    let example = "e.g. says = \"rebalancing gives the most colourful results (sec. 3)\", metric = \"colorfulness\", above = \"full\", below = \"l2\"";
+    let Some(t) = v.get_ref().as_table() else {
+        r.error("a [[reference.claim]] must be a table".into(), v.span(), Some(example.into()));
+        return None;
+    };
+    let metrics: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
+    let mut text = |key: &str| -> Option<String> {
+        let (k, value) = t.iter().find(|(k, _)| k.get_ref() == key)?;
+        match value.get_ref().as_str().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(s.to_string()),
+            None => {
+                r.error(format!("[[reference.claim]] {key} must be a non-empty string"), k.span(), None);
+                None
+            }
+        }
+    };
+    let (says, metric, above, below, below_metric) =
+        (text("says"), text("metric"), text("above"), text("below"), text("below_metric"));
+    for (k, _) in t.iter() {
+        if !CLAIM_KEYS.contains(&k.get_ref().as_ref()) {
+            let help = did_you_mean(k.get_ref(), CLAIM_KEYS.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("a claim takes {}", schema::quoted_list(CLAIM_KEYS)));
+            r.error(format!("unknown key `{}` in [[reference.claim]]", k.get_ref()), k.span(), Some(help));
+        }
+    }
+    for (key, value) in [("metric", &metric), ("below_metric", &below_metric)] {
+        if let Some(m) = value
+            && !metrics.contains(&m.as_str())
+        {
+            let mut help = format!("claims are about the metrics {}", schema::quoted_list(&metrics));
+            if let Some(g) = did_you_mean(m, metrics.iter().copied()) {
+                help = format!("did you mean `{g}`? {help}");
+            }
+            r.error(format!("[[reference.claim]] {key} = \"{m}\" is not a known metric"), v.span(), Some(help));
+            return None;
+        }
+    }
+    let missing: Vec<&str> = [("says", &says), ("metric", &metric), ("above", &above), ("below", &below)]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+    if !missing.is_empty() {
+        r.error(format!("a [[reference.claim]] lacks {}", missing.join(", ")), v.span(), Some(example.into()));
+        return None;
+    }
+    let (says, metric, above, below) = (says?, metric?, above?, below?);
+    let below_metric = below_metric.unwrap_or_else(|| metric.clone());
+    if above == below && metric == below_metric {
+        r.error(
+            format!("this [[reference.claim]] compares \"{above}\" on {metric} with itself"),
+            v.span(),
+            Some("name two variants, or a below_metric for two metrics of one variant".into()),
+        );
+        return None;
+    }
+    Some(Claim { says, metric, above, below, below_metric, origin: r.origin(v.span()) })
 }
 
 /// One variant's published numbers: `name = { metric = number, ... }`.

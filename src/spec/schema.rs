@@ -23,9 +23,11 @@ pub enum Kind {
     /// Free text (a path).
     Text,
     Choice(&'static [&'static str]),
+    /// `empty`: whether `[]` is allowed (no pooling, no hidden head layer).
     IntList {
         min: i64,
         max: i64,
+        empty: bool,
     },
     FloatList {
         min: f64,
@@ -79,6 +81,9 @@ fn classification(f: &Flat) -> bool {
 }
 fn has_backbone(f: &Flat) -> bool {
     !is(f, "backbone.arch", "none")
+}
+fn has_judge(f: &Flat) -> bool {
+    !is(f, "judge.arch", "none")
 }
 
 /// Every key, in the order `sweep keys` and `config.toml` list them.
@@ -236,17 +241,17 @@ pub const KEYS: &[Key] = &[
     // --- model ---
     Key {
         name: "local.widths",
-        kind: Kind::IntList { min: 1, max: 4096 },
+        kind: Kind::IntList { min: 1, max: 4096, empty: false },
         default: Some("[64, 128, 128]"),
         when: None,
         doc: "Filters of the local network's 3x3 conv layers (each with batch norm and ReLU); the length sets the depth.",
     },
     Key {
         name: "local.pool_after",
-        kind: Kind::IntList { min: 1, max: 64 },
+        kind: Kind::IntList { min: 1, max: 64, empty: true },
         default: Some("[2]"),
         when: None,
-        doc: "1-based indices of the local conv layers followed by a 2x2 max pooling.",
+        doc: "1-based indices of the local conv layers followed by a 2x2 max pooling ([] = none).",
     },
     Key {
         name: "backbone.arch",
@@ -319,10 +324,10 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "head.widths",
-        kind: Kind::IntList { min: 1, max: 4096 },
+        kind: Kind::IntList { min: 1, max: 4096, empty: true },
         default: Some("[64, 64]"),
         when: None,
-        doc: "Filters of the colorization head's 3x3 conv layers, before the per-pixel (1x1) output.",
+        doc: "Filters of the colorization head's 3x3 conv layers, before the per-pixel (1x1) output ([] = the dense output alone).",
     },
     // --- training ---
     Key { name: "epochs", kind: POS_INT, default: Some("10"), when: None, doc: "Training epochs." },
@@ -384,6 +389,28 @@ pub const KEYS: &[Key] = &[
         when: Some(Condition { holds: |f| is(f, "lr_schedule", "cosine"), describe: "lr_schedule = \"cosine\"" }),
         doc: "Final learning rate of the cosine schedule.",
     },
+    // --- evaluation ---
+    Key {
+        name: "judge.arch",
+        kind: Kind::Choice(BACKBONES),
+        default: Some("\"none\""),
+        when: None,
+        doc: "Zhang et al.'s semantic test: a classifier of the data set's labels trained on the true-colour training images (vgg16 or resnet18; none = no test), trained once and cached under <results>/.judge/. Every epoch logs its top-1 on the colorized (top1_colorized), gray (top1_gray) and true-colour (top1_color) validation images.",
+    },
+    Key {
+        name: "judge.width",
+        kind: Kind::Float { min: 0.0, max: 4.0, min_open: true },
+        default: Some("1.0"),
+        when: Some(Condition { holds: has_judge, describe: "judge.arch is not \"none\"" }),
+        doc: "Channel multiplier of the judge (1.0 = torchvision's sizes).",
+    },
+    Key {
+        name: "judge.epochs",
+        kind: POS_INT,
+        default: Some("10"),
+        when: Some(Condition { holds: has_judge, describe: "judge.arch is not \"none\"" }),
+        doc: "Training epochs of the judge (with the run's lr and batch size).",
+    },
 ];
 
 impl std::fmt::Debug for Key {
@@ -393,7 +420,7 @@ impl std::fmt::Debug for Key {
 }
 
 /// Tables whose string value is shorthand for one of their keys (`backbone = "vgg16"`).
-pub const SHORTHANDS: &[(&str, &str)] = &[("backbone", "backbone.arch")];
+pub const SHORTHANDS: &[(&str, &str)] = &[("backbone", "backbone.arch"), ("judge", "judge.arch")];
 
 /// The per-run seed is not a [`Key`]: it comes from `[sweep] seeds`.
 pub const SEED_KEY: &str = "seed";
@@ -416,6 +443,9 @@ pub const METRICS: &[(&str, bool)] = &[
     ("colorfulness", true),
     ("val_loss", false),
     ("train_loss", false),
+    ("top1_colorized", true),
+    ("top1_gray", true),
+    ("top1_color", true),
 ];
 
 impl Kind {
@@ -435,7 +465,8 @@ impl Kind {
             Kind::Bool => "true or false".into(),
             Kind::Text => "a string".into(),
             Kind::Choice(c) => format!("one of {}", quoted_list(c)),
-            Kind::IntList { min, .. } => format!("a non-empty list of integers >= {min}"),
+            Kind::IntList { min, empty: false, .. } => format!("a non-empty list of integers >= {min}"),
+            Kind::IntList { min, empty: true, .. } => format!("a list of integers >= {min} (may be empty)"),
             Kind::FloatList { min, max, len } => format!("a list of {len} numbers from {min} to {max}"),
         }
     }

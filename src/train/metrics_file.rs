@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::data::io::write_atomic;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SemanticTop1};
 
 pub const METRICS_FILE: &str = "metrics.csv";
 
@@ -26,6 +26,9 @@ pub const COLUMNS: &[&str] = &[
     "seconds",
     "lr",
     "pretrain_top1",
+    "top1_colorized",
+    "top1_gray",
+    "top1_color",
 ];
 
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +42,8 @@ pub struct MetricsRow {
     pub lr: f64,
     /// Top-1 of the classification-pretrained backbone on gray validation images, if there is one.
     pub pretrain_top1: Option<f64>,
+    /// The semantic judge's top-1 on colorized, gray and true-colour validation images, if there is one.
+    pub semantic: Option<SemanticTop1>,
 }
 
 impl MetricsRow {
@@ -58,6 +63,9 @@ impl MetricsRow {
             Some(self.seconds),
             Some(self.lr),
             self.pretrain_top1,
+            self.semantic.map(|s| s.colorized),
+            self.semantic.map(|s| s.gray),
+            self.semantic.map(|s| s.color),
         ]
     }
 
@@ -89,6 +97,10 @@ impl MetricsRow {
             seconds: num(10)?,
             lr: num(11)?,
             pretrain_top1: num(12),
+            semantic: match (num(13), num(14), num(15)) {
+                (Some(colorized), Some(gray), Some(color)) => Some(SemanticTop1 { colorized, gray, color }),
+                _ => None,
+            },
         })
     }
 
@@ -193,6 +205,7 @@ mod tests {
             seconds: 3.0,
             lr: 0.001,
             pretrain_top1: None,
+            semantic: None,
         }
     }
 
@@ -201,13 +214,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = MetricsFile::open(dir.path()).unwrap();
         for e in 1..=3 {
-            f.append(row(e)).unwrap();
+            let semantic = (e == 2).then_some(SemanticTop1 { colorized: 41.5, gray: 30.0, color: 50.25 });
+            f.append(MetricsRow { semantic, ..row(e) }).unwrap();
         }
         f.append(row(3)).unwrap();
         let back = MetricsFile::open(dir.path()).unwrap();
         assert_eq!(back.rows().len(), 3);
         assert_eq!(back.rows()[2].get("psnr"), Some(24.5));
         assert_eq!(back.rows()[0].get("pretrain_top1"), None);
+        assert_eq!(back.rows()[0].get("top1_gray"), None);
+        assert_eq!(back.rows()[1].semantic, Some(SemanticTop1 { colorized: 41.5, gray: 30.0, color: 50.25 }));
         let mut back = back;
         back.truncate_after(1).unwrap();
         let text = std::fs::read_to_string(dir.path().join(METRICS_FILE)).unwrap();

@@ -1,11 +1,14 @@
-//! Transfer learning: a backbone first trained to classify the data set's labels on gray images,
-//! cached under the hash of what determines it so that every run sharing it reuses one pretraining.
+//! Classifiers trained before a run and cached under the hash of what determines them, so that
+//! every run sharing one reuses a single training. Two kinds use it:
+//! - transfer learning: the backbone first trained to classify the data set's labels on gray
+//!   images (`backbone.pretrain = "classification"`, cached in `<results>/.pretrain/<hash>/`);
+//! - the semantic judge of [`super::judge`], trained on true-colour images (`<results>/.judge/<hash>/`).
 //!
-//! The cache lives in `<results>/.pretrain/<hash>/` (`backbone.bpk`, `metrics.csv`, `log.txt`). The
-//! hash covers the data (set, folder, size, image counts, seed), the color space (it decides the
-//! luma the backbone sees), the backbone (arch, width), the pretraining epochs, lr, batch size and
-//! the run's seed. Concurrent runs needing the same backbone take a lock file (with the owner's pid);
-//! the others wait for the result instead of training it twice, and take over a lock whose owner died.
+//! A cache folder holds `classifier.bpk`, `metrics.csv` (one row per epoch) and `top1` (the final
+//! validation top-1). The hash covers the data (set, folder, size, image counts, seed), what the
+//! classifier sees, its architecture, epochs, lr, batch size and the run's seed. Concurrent runs
+//! needing the same classifier take a lock file (with the owner's pid); the others wait for the
+//! result instead of training it twice, and take over a lock whose owner died.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,56 +20,86 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::trainer::{RunLog, seeded};
+use crate::color::ColorSpace;
+use crate::color::convert::decode_planar;
 use crate::data::io::write_atomic;
-use crate::data::{DataSet, prepare};
+use crate::data::{ColorBatch, DataSet, ImageSource, prepare};
 use crate::metrics::top1;
-use crate::model::{BackboneNet, ModelConfig};
+use crate::model::{BackboneConfig, BackboneNet};
 use crate::rng::Rng;
 use crate::runner::lock::LockFile;
 use crate::spec::Flat;
 use crate::spec::expand::short_hash;
 
-/// A pretrained backbone: its burnpack file and its top-1 on the validation images (gray).
+/// A trained classifier: its burnpack file and its top-1 (%) on the validation images.
 pub struct Pretrained {
     pub path: PathBuf,
     pub top1: f64,
 }
 
-const KEYS: &[&str] = &[
-    "dataset",
-    "data_dir",
-    "image_size",
-    "train_images",
-    "val_images",
-    "data_seed",
-    "color_space",
-    "backbone.arch",
-    "backbone.width",
-    "backbone.pretrain_epochs",
-    "lr",
-    "batch_size",
-    "seed",
-];
-
-/// The folder of the pretraining a run needs.
-pub fn cache_dir(cfg: &Flat, results_root: &Path) -> PathBuf {
-    let key: Vec<String> =
-        KEYS.iter().map(|k| format!("{k}={}", cfg.value(k).map(|v| v.to_string()).unwrap_or_default())).collect();
-    results_root.join(".pretrain").join(short_hash(&key.join("\n")))
+/// What a classifier sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassifierInput {
+    /// The colorizer's own input: luma in `[0, 1]` of this color space, `[N, 1, H, W]`.
+    Gray(ColorSpace),
+    /// The true-colour image, sRGB in `[0, 1]`, `[N, 3, H, W]`.
+    Rgb,
 }
 
-/// Returns the cached pretrained backbone, training it first if no run has.
-pub fn pretrained_backbone(
-    cfg: &Flat,
-    model_cfg: &ModelConfig,
-    data: &DataSet,
-    device: &Device,
-    results_root: &Path,
-    log: &mut RunLog,
-) -> Result<Pretrained> {
-    let dir = cache_dir(cfg, results_root);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("backbone.bpk");
+impl ClassifierInput {
+    /// The images `indices` of `source` as this input, `(values, channels, batch)`.
+    fn load(self, source: &dyn ImageSource, indices: &[usize]) -> Result<(Vec<f32>, usize, ColorBatch)> {
+        Ok(match self {
+            ClassifierInput::Gray(space) => {
+                let batch = prepare(source, indices, space)?;
+                (batch.gray.clone(), 1, batch)
+            }
+            ClassifierInput::Rgb => {
+                let batch = prepare(source, indices, ColorSpace::Lab)?;
+                (rgb_of(ColorSpace::Lab, &batch.gray, &batch.chroma, batch.hw()), 3, batch)
+            }
+        })
+    }
+}
+
+/// Planar sRGB `[n][3][hw]` of gray input plus chroma in `space`.
+pub fn rgb_of(space: ColorSpace, gray: &[f32], chroma: &[f32], hw: usize) -> Vec<f32> {
+    let mut rgb = vec![0.0; 3 * gray.len()];
+    decode_planar(space, gray, chroma, hw, &mut rgb);
+    rgb
+}
+
+/// One classifier to obtain: where it is cached, what it is and how it is trained.
+pub struct ClassifierJob {
+    /// What it is for, in log lines ("backbone", "judge").
+    pub role: &'static str,
+    pub dir: PathBuf,
+    pub net: BackboneConfig,
+    pub input: ClassifierInput,
+    pub epochs: u64,
+    pub seed: u64,
+    pub lr: f64,
+    pub batch_size: usize,
+}
+
+/// Keys that decide the images every cached classifier learns from.
+const DATA_KEYS: &[&str] = &["dataset", "data_dir", "image_size", "train_images", "val_images", "data_seed"];
+
+/// The cache folder `<results>/<kind>/<hash>`, the hash over the values of the data keys and `keys`.
+pub fn cache_dir(cfg: &Flat, results_root: &Path, kind: &str, keys: &[&str]) -> PathBuf {
+    let key: Vec<String> = DATA_KEYS
+        .iter()
+        .chain(keys)
+        .map(|k| format!("{k}={}", cfg.value(k).map(|v| v.to_string()).unwrap_or_default()))
+        .collect();
+    results_root.join(kind).join(short_hash(&key.join("\n")))
+}
+
+/// Returns the cached classifier of `job`, training it first if no run has.
+pub fn cached_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &mut RunLog) -> Result<Pretrained> {
+    let dir = &job.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("classifier.bpk");
     let top1_path = dir.join("top1");
     let lock = dir.join("lock");
     let mut waited = false;
@@ -74,21 +107,21 @@ pub fn pretrained_backbone(
         if path.is_file()
             && let Ok(top1) = std::fs::read_to_string(&top1_path).map(|s| s.trim().parse::<f64>().unwrap_or(f64::NAN))
         {
-            log.line(&format!("backbone: classification-pretrained, from {} (top-1 {top1:.1}%)", dir.display()));
+            log.line(&format!("{}: trained classifier from {} (top-1 {top1:.1}%)", job.role, dir.display()));
             return Ok(Pretrained { path, top1 });
         }
         match LockFile::try_acquire(&lock)? {
             Ok(_held) => {
                 // Another run may have finished it between the check above and the lock.
                 if !path.is_file() || !top1_path.is_file() {
-                    let top1 = train_classifier(cfg, model_cfg, data, device, &dir, log)?;
+                    let top1 = train_classifier(job, data, device, log)?;
                     return Ok(Pretrained { path, top1 });
                 }
             }
             Err(held) => {
                 if !waited {
                     let who = held.pid.map_or("another process".to_string(), |p| format!("process {p}"));
-                    log.line(&format!("waiting for {who}, which pretrains this backbone in {}", dir.display()));
+                    log.line(&format!("waiting for {who}, which trains this {} in {}", job.role, dir.display()));
                     waited = true;
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -97,88 +130,79 @@ pub fn pretrained_backbone(
     }
 }
 
-/// Trains the backbone's classifier with cross-entropy; writes `backbone.bpk`, `metrics.csv` and
-/// `top1` into `dir` and returns the final validation top-1.
-fn train_classifier(
-    cfg: &Flat,
-    model_cfg: &ModelConfig,
-    data: &DataSet,
-    device: &Device,
-    dir: &Path,
-    log: &mut RunLog,
-) -> Result<f64> {
+/// Trains the classifier with cross-entropy; writes `classifier.bpk`, `metrics.csv` and `top1`
+/// into the job's folder and returns the final validation top-1.
+fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &mut RunLog) -> Result<f64> {
     let classes = data.classes.len();
     if classes < 2 {
-        bail!(
-            "backbone.pretrain = \"classification\" needs a data set with at least 2 classes; this one has {classes}"
-        );
+        bail!("the {} classifier needs a data set with at least 2 classes; this one has {classes}", job.role);
     }
-    let seed = cfg.int("seed") as u64;
     let ad_device = device.clone().autodiff();
-    let mut backbone: BackboneNet = seeded(&ad_device, seed ^ 0x5EED_BAC4_B0E5, || model_cfg.init_backbone(&ad_device))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut net: BackboneNet = seeded(&ad_device, job.seed ^ 0x5EED_BAC4_B0E5, || {
+        Ok::<_, std::convert::Infallible>(job.net.init(&ad_device))
+    })?;
     let mut optim = AdamConfig::new().init();
-    let lr = cfg.float("lr");
-    let batch_size = cfg.int("batch_size") as usize;
-    let epochs = cfg.int("backbone.pretrain_epochs") as u64;
-    let space = cfg.color_space();
     let val_indices: Vec<usize> = (0..data.val.len()).collect();
-    let val = prepare(data.val.as_ref(), &val_indices, space)?;
+    let (val_input, channels, val) = job.input.load(data.val.as_ref(), &val_indices)?;
     let mut csv = String::from("epoch,train_loss,val_top1,seconds\n");
     let mut top = 0.0;
     log.line(&format!(
-        "pretraining the backbone to classify {classes} classes for {epochs} epochs ({})",
-        dir.display()
+        "training the {} to classify {classes} classes for {} epochs ({})",
+        job.role,
+        job.epochs,
+        job.dir.display()
     ));
-    for epoch in 0..epochs {
+    for epoch in 0..job.epochs {
         let started = Instant::now();
         let mut order: Vec<usize> = (0..data.train.len()).collect();
-        Rng::derive(seed ^ 0x5EED, epoch).shuffle(&mut order);
+        Rng::derive(job.seed ^ 0x5EED, epoch).shuffle(&mut order);
         let (mut loss_sum, mut seen) = (0.0, 0usize);
-        for idx in order.chunks(batch_size) {
-            let batch = prepare(data.train.as_ref(), idx, space)?;
-            let gray =
-                Tensor::<4>::from_data(TensorData::new(batch.gray, [batch.n, 1, batch.side, batch.side]), &ad_device);
-            let logits = backbone.classify(gray);
-            let loss = cross_entropy(logits, &batch.labels, classes, &ad_device);
+        for idx in order.chunks(job.batch_size) {
+            let (input, channels, batch) = job.input.load(data.train.as_ref(), idx)?;
+            let x =
+                Tensor::<4>::from_data(TensorData::new(input, [batch.n, channels, batch.side, batch.side]), &ad_device);
+            let loss = cross_entropy(net.classify(x), &batch.labels, classes, &ad_device);
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
-                bail!("the pretraining loss became {value} at epoch {}", epoch + 1);
+                bail!("the {} classifier's loss became {value} at epoch {}", job.role, epoch + 1);
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &backbone);
-            backbone = optim.step(lr, backbone, grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(job.lr, net, grads);
             loss_sum += value * batch.n as f64;
             seen += batch.n;
         }
-        let valid = backbone.valid();
-        let mut logits_all = Vec::with_capacity(val.n * classes);
-        for start in (0..val.n).step_by(batch_size) {
-            let b = val.slice(start..(start + batch_size).min(val.n));
-            let gray = Tensor::<4>::from_data(TensorData::new(b.gray, [b.n, 1, b.side, b.side]), device);
-            logits_all
-                .extend(valid.classify(gray).into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
-        }
-        top = top1(&logits_all, classes, &val.labels);
-        let line = format!(
-            "{},{:.6},{top:.4},{:.2}",
-            epoch + 1,
-            loss_sum / seen.max(1) as f64,
-            started.elapsed().as_secs_f64()
-        );
-        log.line(&format!(
-            "pretrain epoch {}/{epochs}: loss {:.4}, val top-1 {top:.1}%",
-            epoch + 1,
-            loss_sum / seen.max(1) as f64
-        ));
-        csv.push_str(&line);
-        csv.push('\n');
+        let valid = net.valid();
+        let logits = classify_all(&valid, &val_input, channels, val.side, job.batch_size, device)?;
+        top = top1(&logits, classes, &val.labels);
+        let mean_loss = loss_sum / seen.max(1) as f64;
+        csv.push_str(&format!("{},{mean_loss:.6},{top:.4},{:.2}\n", epoch + 1, started.elapsed().as_secs_f64()));
+        log.line(&format!("{} epoch {}/{}: loss {mean_loss:.4}, val top-1 {top:.1}%", job.role, epoch + 1, job.epochs));
     }
-    write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
-    let tmp = dir.join(".backbone.bpk.tmp");
-    backbone.valid().save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot save the pretrained backbone: {e:?}"))?;
-    std::fs::rename(&tmp, dir.join("backbone.bpk"))?;
-    write_atomic(&dir.join("top1"), format!("{top}").as_bytes())?;
+    write_atomic(&job.dir.join("metrics.csv"), csv.as_bytes())?;
+    let tmp = job.dir.join(".classifier.bpk.tmp");
+    net.valid().save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot save the {} classifier: {e:?}", job.role))?;
+    std::fs::rename(&tmp, job.dir.join("classifier.bpk"))?;
+    write_atomic(&job.dir.join("top1"), format!("{top}").as_bytes())?;
     Ok(top)
+}
+
+/// Class logits `[n][classes]` of planar images `[n][channels][side * side]`, in batches.
+pub fn classify_all(
+    net: &BackboneNet,
+    images: &[f32],
+    channels: usize,
+    side: usize,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<f32>> {
+    let per_image = channels * side * side;
+    let mut logits = Vec::new();
+    for chunk in images.chunks(batch_size.max(1) * per_image) {
+        let n = chunk.len() / per_image;
+        let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, channels, side, side]), device);
+        logits.extend(net.classify(x).into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    }
+    Ok(logits)
 }
 
 /// Mean cross-entropy of logits `[n, classes]` against integer labels.
@@ -189,4 +213,31 @@ fn cross_entropy(logits: Tensor<2>, labels: &[u32], classes: usize, device: &Dev
     }
     let target = Tensor::<2>::from_data(TensorData::new(one_hot, [labels.len(), classes]), device);
     (log_softmax(logits, 1) * target).sum_dim(1).neg().mean()
+}
+
+/// Keys besides the data's that decide the classification-pretrained backbone.
+const BACKBONE_KEYS: &[&str] =
+    &["color_space", "backbone.arch", "backbone.width", "backbone.pretrain_epochs", "lr", "batch_size", "seed"];
+
+/// The classification-pretrained backbone a run needs (`backbone.pretrain = "classification"`):
+/// `net` is the colorizer's backbone config with a classifier of the data set's classes.
+pub fn pretrained_backbone(
+    cfg: &Flat,
+    net: BackboneConfig,
+    data: &DataSet,
+    device: &Device,
+    results_root: &Path,
+    log: &mut RunLog,
+) -> Result<Pretrained> {
+    let job = ClassifierJob {
+        role: "backbone",
+        dir: cache_dir(cfg, results_root, ".pretrain", BACKBONE_KEYS),
+        net,
+        input: ClassifierInput::Gray(cfg.color_space()),
+        epochs: cfg.int("backbone.pretrain_epochs") as u64,
+        seed: cfg.int("seed") as u64,
+        lr: cfg.float("lr"),
+        batch_size: cfg.int("batch_size") as usize,
+    };
+    cached_classifier(&job, data, device, log)
 }

@@ -24,6 +24,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::checkpoint;
 use super::curve_file;
+use super::judge::{Judge, SemanticTally, judge};
 use super::metrics_file::{MetricsFile, MetricsRow};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
@@ -170,7 +171,8 @@ fn train(
     let mut model =
         seeded(&ad_device, run.seed, || model_cfg.try_init(&ad_device)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut pretrain_top1 = None;
-    if model_cfg.backbone != Backbone::None {
+    let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    if let Some(net) = model_cfg.backbone_config() {
         let weights = cfg.str("backbone.weights").unwrap_or("");
         if !weights.is_empty() {
             model
@@ -178,8 +180,7 @@ fn train(
                 .map_err(|e| anyhow::anyhow!("backbone.weights = \"{weights}\": {e}"))?;
             log.line(&format!("backbone: torchvision weights from {weights}"));
         } else if cfg.str("backbone.pretrain") == Some("classification") {
-            let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
-            let pre = pretrain::pretrained_backbone(cfg, &model_cfg, &data, device, results_root, log)?;
+            let pre = pretrain::pretrained_backbone(cfg, net, &data, device, results_root, log)?;
             model = model.load_backbone_file(&pre.path, true).map_err(|e| anyhow::anyhow!("{e}"))?;
             pretrain_top1 = Some(pre.top1);
         }
@@ -187,6 +188,7 @@ fn train(
             model = model.freeze_backbone();
         }
     }
+    let judge = judge(cfg, &data, device, results_root, log)?;
     let mut optim = optimizer(cfg);
 
     // Resume from the last complete epoch.
@@ -220,6 +222,8 @@ fn train(
         let started = Instant::now();
         let mut loss_sum = 0.0f64;
         let mut seen = 0usize;
+        // Seconds the step waited for the data thread: the data path must not be what training waits on.
+        let mut data_wait = 0.0f64;
         let (trained, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
             let mut model = model;
             // Batches are decoded, converted and encoded on another thread while the model trains.
@@ -233,7 +237,9 @@ fn train(
                     }
                 }
             });
+            let mut waiting = Instant::now();
             for (step, batch) in rx.iter().enumerate() {
+                data_wait += waiting.elapsed().as_secs_f64();
                 if STOP.load(Ordering::SeqCst) {
                     return Ok((model, true));
                 }
@@ -252,6 +258,7 @@ fn train(
                 seen += n;
                 bar.inc(1);
                 bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                waiting = Instant::now();
             }
             Ok((model, false))
         })?;
@@ -264,7 +271,7 @@ fn train(
         let train_seconds = started.elapsed().as_secs_f64();
 
         let valid = model.valid();
-        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref())?;
+        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref(), judge.as_ref())?;
         let row = MetricsRow {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -274,6 +281,7 @@ fn train(
             seconds: started.elapsed().as_secs_f64(),
             lr,
             pretrain_top1,
+            semantic: eval.semantic,
         };
         let value = row.get(&meta.metric).unwrap_or(f64::NAN);
         let is_best = match best {
@@ -290,7 +298,11 @@ fn train(
         status.epochs_done = epoch + 1;
         status.seconds = clock.seconds();
         status.write(run_dir)?;
-        log.line(&row.summary());
+        log.line(&format!(
+            "{}  (waited for data {:.1}% of training)",
+            row.summary(),
+            100.0 * data_wait / train_seconds
+        ));
     }
     Ok(Outcome::Done)
 }
@@ -340,9 +352,11 @@ pub struct Evaluation {
     pub metrics: crate::metrics::Metrics,
     pub curve: crate::metrics::AccuracyCurve,
     pub sample_chroma: Vec<f32>,
+    /// The judge's top-1 on colorized, gray and true-colour images, when there is a judge.
+    pub semantic: Option<crate::metrics::SemanticTop1>,
 }
 
-/// Runs `model` (inference view) over `val` in batches.
+/// Runs `model` (inference view) over `val` in batches; with a `judge`, Zhang's semantic test too.
 pub fn evaluate(
     model: &ColorizationNet,
     objective: &Objective,
@@ -350,10 +364,12 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
     class_weights: Option<&ClassWeights>,
+    judge: Option<&Judge>,
 ) -> Result<Evaluation> {
     let space = objective.space();
     let hw = val.side * val.side;
     let mut acc = Accumulator::new(class_weights.cloned());
+    let mut semantic = judge.map(|j| SemanticTally::new(j, device, batch_size));
     let mut loss_sum = 0.0;
     let mut sample_chroma = Vec::new();
     for start in (0..val.n).step_by(batch_size) {
@@ -369,12 +385,21 @@ pub fn evaluate(
         let mut truth = vec![0.0; 3 * batch.n * hw];
         decode_planar(space, &batch.gray, &batch.chroma, hw, &mut truth);
         acc.add(&predicted, &truth, hw);
+        if let Some(tally) = &mut semantic {
+            tally.add(space, &predicted, &truth, &batch.gray, batch.side, &batch.labels)?;
+        }
         if sample_chroma.len() < SAMPLE_IMAGES * 2 * hw {
             let take = (SAMPLE_IMAGES * 2 * hw - sample_chroma.len()).min(chroma.len());
             sample_chroma.extend_from_slice(&chroma[..take]);
         }
     }
-    Ok(Evaluation { loss: loss_sum / val.n.max(1) as f64, metrics: acc.finish(), curve: acc.curve(), sample_chroma })
+    Ok(Evaluation {
+        loss: loss_sum / val.n.max(1) as f64,
+        metrics: acc.finish(),
+        curve: acc.curve(),
+        sample_chroma,
+        semantic: semantic.map(|t| t.finish()),
+    })
 }
 
 /// What validation needs: the objective (with rebalancing weights from the training images), the

@@ -16,7 +16,9 @@
 //! torchvision weights expect normalised RGB, so [`BackboneInput::ImagenetRgb`] replicates the
 //! luma channel three times and applies ImageNet's mean/std. Scratch backbones can use
 //! [`BackboneInput::Gray`]: one input channel, normalised by the channel-averaged ImageNet
-//! mean/std, which saves the two redundant channels of the first conv.
+//! mean/std, which saves the two redundant channels of the first conv. [`BackboneInput::Rgb`] takes
+//! real colour images (the semantic judge of `crate::train::judge`, which classifies colorized
+//! images).
 
 pub mod resnet;
 pub mod vgg;
@@ -55,6 +57,9 @@ pub enum BackboneInput {
     /// Luma replicated to RGB and normalised with ImageNet's per-channel mean/std, as torchvision
     /// weights expect.
     ImagenetRgb,
+    /// Colour images `[N, 3, H, W]` (sRGB in `[0, 1]`), normalised with ImageNet's per-channel
+    /// mean/std.
+    Rgb,
 }
 
 impl BackboneInput {
@@ -62,25 +67,27 @@ impl BackboneInput {
     pub fn channels(&self) -> usize {
         match self {
             BackboneInput::Gray => 1,
-            BackboneInput::ImagenetRgb => 3,
+            BackboneInput::ImagenetRgb | BackboneInput::Rgb => 3,
         }
     }
 
-    /// `[N, 1, H, W]` luma in `[0, 1]` to the first conv's input.
-    pub fn prepare(&self, gray: Tensor<4>) -> Tensor<4> {
+    /// The network's input (`[N, 1, H, W]` luma in `[0, 1]`, or `[N, 3, H, W]` sRGB for
+    /// [`BackboneInput::Rgb`]) to the first conv's input.
+    pub fn prepare(&self, input: Tensor<4>) -> Tensor<4> {
         const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
         const STD: [f32; 3] = [0.229, 0.224, 0.225];
         match self {
             BackboneInput::Gray => {
                 let mean = MEAN.iter().sum::<f32>() / 3.0;
                 let std = STD.iter().sum::<f32>() / 3.0;
-                gray.sub_scalar(mean).div_scalar(std)
+                input.sub_scalar(mean).div_scalar(std)
             }
-            BackboneInput::ImagenetRgb => {
-                let device = gray.device();
+            BackboneInput::ImagenetRgb | BackboneInput::Rgb => {
+                let device = input.device();
                 let mean = Tensor::<1>::from_floats(MEAN, &device).reshape([1, 3, 1, 1]);
                 let std = Tensor::<1>::from_floats(STD, &device).reshape([1, 3, 1, 1]);
-                (gray.repeat_dim(1, 3) - mean) / std
+                let rgb = if *self == BackboneInput::Rgb { input } else { input.repeat_dim(1, 3) };
+                (rgb - mean) / std
             }
         }
     }
@@ -157,7 +164,7 @@ impl BackboneNet {
         }
     }
 
-    /// Class logits `[N, num_classes]`.
+    /// Class logits `[N, num_classes]` of the network's input (gray, or RGB for [`BackboneInput::Rgb`]).
     ///
     /// # Panics
     /// When built with `num_classes = 0` (see [`BackboneNet::has_classifier`]).
