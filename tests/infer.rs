@@ -166,3 +166,43 @@ fn eval_on_the_validation_split_repeats_the_last_epoch() {
     assert!(rows.iter().any(|r| r.contains(&psnr)), "{section}");
     assert!(std::fs::read_to_string(out.join("index.html")).unwrap().contains("Evaluations on other data sets"));
 }
+
+#[test]
+fn a_run_can_be_named_by_its_sweep_folder_and_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "");
+    let photo = dir.path().join("in.png");
+    image::RgbImage::from_fn(40, 24, |x, y| image::Rgb([(x * 6) as u8, (y * 10) as u8, 90])).save(&photo).unwrap();
+    let out = dir.path().join("out.png");
+    // The only variant of a sweep without [[variant]] tables is "base".
+    let by_name = run.parent().unwrap().join("base");
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        by_name.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), (40, 24));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(run.file_name().unwrap().to_str().unwrap()), "names the run it picked: {stdout}");
+
+    let wrong = run.parent().unwrap().join("bsae");
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        wrong.to_str().unwrap(),
+        photo.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("is neither a run folder nor a variant of sweep \"infer\": its variants are \"base\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -158,7 +158,8 @@ pub struct ExecArgs {
 
 #[derive(Args, Debug)]
 pub struct ColorizeArgs {
-    /// The trained run's folder.
+    /// The trained run's folder, or SWEEP_FOLDER/VARIANT for the variant's run with the lowest seed
+    /// (e.g. results/quickstart/classification-rebalanced).
     #[arg(long)]
     pub run: PathBuf,
     /// Image files (JPEG, PNG) or folders (recursed).
@@ -189,7 +190,8 @@ pub struct ColorizeArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The trained run's folder.
+    /// The trained run's folder, or SWEEP_FOLDER/VARIANT for the variant's run with the lowest seed
+    /// (e.g. results/quickstart/classification-rebalanced).
     #[arg(long)]
     pub run: PathBuf,
     /// Data set: synthetic, cifar10, cifar100 or folder.

@@ -25,6 +25,35 @@ pub struct ModelInfo {
     pub num_classes: usize,
 }
 
+/// The run folder `path` names: itself when it is a folder, else, for `<sweep folder>/<variant>`,
+/// the run of that variant with the lowest seed (ids change with the schema; variant names do not).
+pub fn find_run(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let (Some(sweep_dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        bail!("{} is not a run folder", path.display());
+    };
+    let Ok(index) = crate::runner::layout::SweepIndex::read(sweep_dir) else {
+        bail!("{} is not a run folder, and {} is not a sweep's results folder", path.display(), sweep_dir.display());
+    };
+    let mut runs: Vec<_> = index.runs.iter().filter(|r| r.variant == name).collect();
+    runs.sort_by_key(|r| r.seed);
+    match runs.first() {
+        Some(run) => Ok(sweep_dir.join(&run.id)),
+        None => {
+            let mut variants: Vec<&str> = index.runs.iter().map(|r| r.variant.as_str()).collect();
+            variants.dedup();
+            bail!(
+                "{} is neither a run folder nor a variant of sweep \"{}\": its variants are {}",
+                path.display(),
+                index.sweep,
+                variants.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+            )
+        }
+    }
+}
+
 /// A trained run, ready for inference.
 pub struct TrainedRun {
     pub dir: PathBuf,
@@ -38,7 +67,9 @@ pub struct TrainedRun {
 
 impl TrainedRun {
     /// Loads the run in `run_dir` from its `best`, `last` or given checkpoint onto `device`.
+    /// `run_dir` may also name a variant of a sweep, `results/<sweep>/<variant>` (see [`find_run`]).
     pub fn load(run_dir: &Path, which: &str, device: &Device) -> Result<TrainedRun> {
+        let run_dir = &find_run(run_dir)?;
         let config = run_dir.join("config.toml");
         if !config.is_file() {
             bail!("{} is not a run folder: it has no config.toml", run_dir.display());
