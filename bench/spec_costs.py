@@ -77,15 +77,15 @@ def main():
                 images = train * cfg["epochs"] * len(vruns)
                 hours = images / measured[variant] / 3600
                 total_hours += hours
-                print(f"| {os.path.basename(spec)} | {variant} | {len(vruns)} | {measured[variant]:.1f} | {images:,} | {hours:.1f} |")
+                print(f"| {os.path.basename(spec)} | {variant} | {len(vruns)} | {measured[variant]:.1f} | {images:,} | {hours:.2f} |")
             for kind, key in ((".pretrain", "backbone.pretrain_epochs"), (".judge", "judge.epochs")):
                 for _, secs in per_image_seconds(os.path.join(results, kind)).items():
                     cfg = next(r["config"] for r in runs if key in r["config"])
                     train = cfg["train_images"] or TRAIN_IMAGES[cfg["dataset"]]
                     hours = secs / args.images * train * cfg[key] / 3600
                     total_hours += hours
-                    print(f"| {os.path.basename(spec)} | {kind[1:]} ({cfg[key]} epochs, shared) | 1 | {args.images / secs:.1f} | {train * cfg[key]:,} | {hours:.1f} |")
-            print(f"| **{os.path.basename(spec)}** | **all** | {len(runs)} | | | **{total_hours:.1f}** |")
+                    print(f"| {os.path.basename(spec)} | {kind[1:]} ({cfg[key]} epochs, shared) | 1 | {args.images / secs:.1f} | {train * cfg[key]:,} | {hours:.2f} |")
+            print(f"| **{os.path.basename(spec)}** | **all** | {len(runs)} | | | **{total_hours:.2f}** |")
             sys.stdout.flush()
 
 

@@ -189,7 +189,9 @@ fn span(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let pad = if hi > lo { 0.06 * (hi - lo) } else { 0.05 * lo.abs().max(1e-3) };
+    // Values equal up to rounding (the same judge on the same images in every run) get a range
+    // around them, not one of 1e-14.
+    let pad = if hi - lo > 1e-9 * hi.abs().max(lo.abs()) { 0.06 * (hi - lo) } else { 0.05 * lo.abs().max(1e-3) };
     (lo - pad, hi + pad)
 }
 

@@ -99,7 +99,7 @@ pub fn compare(reference: &Reference, variants: &[&Variant], at: At) -> Comparis
     }
     // Metrics in the schema's order, so that verdicts read the same way in every report.
     metrics.sort_by_key(|m| METRICS.iter().position(|(name, _)| name == m));
-    let verdicts = metrics
+    let verdicts: Vec<Verdict> = metrics
         .into_iter()
         .map(|metric| {
             let values: Vec<(&str, f64, Stat)> = reference
@@ -113,6 +113,20 @@ pub fn compare(reference: &Reference, variants: &[&Variant], at: At) -> Comparis
             verdict(metric, &values)
         })
         .collect();
+    // Metrics published for one variant only (or with ties) have no ordering to check: one line for all.
+    let (verdicts, silent): (Vec<Verdict>, Vec<Verdict>) = verdicts.into_iter().partition(|v| !v.pairs.is_empty());
+    let mut verdicts = verdicts;
+    if !silent.is_empty() {
+        let names: Vec<&str> = silent.iter().map(|v| v.metric.as_str()).collect();
+        verdicts.push(Verdict {
+            metric: names.join(", "),
+            pairs: Vec::new(),
+            line: format!(
+                "{}: no ordering to check (no two variants have measured values and different published ones); the values are in the table",
+                names.join(", ")
+            ),
+        });
+    }
     let claims = reference
         .claims
         .iter()

@@ -29,7 +29,8 @@ impl Grid {
 /// standard deviation, or four significant digits of the value when there is no spread.
 fn decimals(value: f64, std: f64) -> usize {
     let digits = |x: f64, significant: i32| (significant - 1 - x.abs().log10().floor() as i32).clamp(0, 6) as usize;
-    if std.is_finite() && std > 0.0 {
+    // A spread of rounding noise (identical values: the same judge on the same images) is no spread.
+    if std.is_finite() && std > 1e-9 * value.abs() {
         digits(std, 2)
     } else if value != 0.0 && value.is_finite() {
         digits(value, 4)
