@@ -347,6 +347,19 @@ fn encode_block_hsv([r, g, b]: [&[u8]; 3], luma: &mut [f32], c1: &mut [f32], c2:
     }
 }
 
+/// [`decode_planar`] into a new buffer: planar RGB `[n][3][hw]`.
+pub fn decoded_planar(space: ColorSpace, luma01: &[f32], chroma: &[f32], hw: usize) -> Vec<f32> {
+    let mut rgb = vec![0.0; 3 * luma01.len()];
+    decode_planar(space, luma01, chroma, hw, &mut rgb);
+    rgb
+}
+
+/// The gray input as a viewer (or a colour classifier) sees it: the luma with zero chroma, which is
+/// neutral in every space, as planar RGB `[n][3][hw]`.
+pub fn gray_planar(space: ColorSpace, luma01: &[f32], hw: usize) -> Vec<f32> {
+    decoded_planar(space, luma01, &vec![0.0; 2 * luma01.len()], hw)
+}
+
 /// Gray input plus chroma -> planar RGB in [0, 1] (clamped): `luma01` is `[n][hw]` in [0, 1] (times
 /// [`ColorSpace::luma_max`]), `chroma` is `[n][2][hw]` in natural units, `rgb` is `[n][3][hw]`.
 /// Rayon parallelises over images. Panics if the lengths disagree.

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::{DataSet, ImageSource, io, prepare};
 use crate::color::ColorSpace;
-use crate::color::convert::decode_planar;
+use crate::color::convert::gray_planar;
 
 /// Gap between the colour and the gray half of a pair, in pixels.
 const PAIR_GAP: usize = 2;
@@ -46,9 +46,7 @@ pub fn contact_sheet(ds: &DataSet, space: ColorSpace, count: usize, out: &Path) 
         .zip(indices.par_iter())
         .try_for_each(|(buf, &i)| source.read_rgb(i, buf).with_context(|| format!("reading image {i}")))?;
     let batch = prepare(source, &indices, space)?;
-    let zero_chroma = vec![0f32; count * 2 * hw];
-    let mut gray_rgb = vec![0f32; count * 3 * hw];
-    decode_planar(space, &batch.gray, &zero_chroma, hw, &mut gray_rgb);
+    let gray_rgb = gray_planar(space, &batch.gray, hw);
 
     let scale = MIN_TILE.div_ceil(side).clamp(1, 8);
     let tile = side * scale;

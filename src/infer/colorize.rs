@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::TrainedRun;
-use crate::color::convert::{decode_planar, encode_u8_planar};
+use crate::color::convert::{decoded_planar, encode_u8_planar, gray_planar};
 use crate::data::folder::{is_image_file, load_rgb8};
 use crate::data::io::write_atomic;
 use crate::data::pixels::{rgb_image_to_planar, square_resize};
@@ -178,8 +178,7 @@ pub fn colorize_image(
     encode_u8_planar(space, &small_planar, size * size, &mut small_luma, &mut small_chroma);
     let chroma_small = run.predict(small_luma, 1, size, temperature)?;
     let chroma = upsample_chroma(&chroma_small, size, w, h, space.hue_channel());
-    let mut rgb = vec![0.0f32; 3 * hw];
-    decode_planar(space, &luma, &chroma, hw, &mut rgb);
+    let rgb = decoded_planar(space, &luma, &chroma, hw);
     Ok(planar_f32_to_image(&rgb, w, h))
 }
 
@@ -241,8 +240,7 @@ fn compare_sheet(run: &TrainedRun, original: &image::RgbImage, colorized: &image
     let mut luma = vec![0.0f32; hw];
     let mut chroma = vec![0.0f32; 2 * hw];
     encode_u8_planar(space, &planar, hw, &mut luma, &mut chroma);
-    let mut gray_rgb = vec![0.0f32; 3 * hw];
-    decode_planar(space, &luma, &vec![0.0; 2 * hw], hw, &mut gray_rgb);
+    let gray_rgb = gray_planar(space, &luma, hw);
     let gray = planar_f32_to_image(&gray_rgb, w as usize, h as usize);
     let gap = 8;
     let mut sheet = image::RgbImage::from_pixel(3 * w + 2 * gap, h, image::Rgb([255, 255, 255]));

@@ -15,10 +15,11 @@ use anyhow::{Result, anyhow};
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::pretrain::{ClassifierInput, ClassifierJob, cached_classifier, classify_all, rgb_of};
+use super::pretrain::{ClassifierInput, ClassifierJob, cached_classifier, classify_all};
 use super::trainer::RunLog;
 use crate::color::ColorSpace;
-use crate::data::DataSet;
+use crate::color::convert::{decoded_planar, gray_planar};
+use crate::data::{ColorBatch, DataSet};
 use crate::metrics::{SemanticTop1, top1};
 use crate::model::{Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
 use crate::spec::Flat;
@@ -79,58 +80,39 @@ pub fn judge(
     Ok(Some(Judge { net, classes }))
 }
 
-/// Collects the judge's logits over validation batches.
-pub struct SemanticTally<'a> {
-    judge: &'a Judge,
-    device: Device,
-    batch_size: usize,
-    colorized: Vec<f32>,
-    gray: Vec<f32>,
-    color: Vec<f32>,
-    labels: Vec<u32>,
+/// The semantic test of one run: the judge and its top-1 on the run's gray and true-colour
+/// validation images. Those two do not change from epoch to epoch, so they are measured once, when
+/// the run starts; each epoch's validation classifies only the colorized images.
+pub struct SemanticTest {
+    judge: Judge,
+    gray: f64,
+    color: f64,
 }
 
-impl<'a> SemanticTally<'a> {
-    pub fn new(judge: &'a Judge, device: &Device, batch_size: usize) -> Self {
-        SemanticTally {
-            judge,
-            device: device.clone(),
-            batch_size,
-            colorized: Vec::new(),
-            gray: Vec::new(),
-            color: Vec::new(),
-            labels: Vec::new(),
-        }
+impl SemanticTest {
+    /// Measures `judge` on the gray and true-colour versions of `val` (prepared in `space`).
+    pub fn new(judge: Judge, space: ColorSpace, val: &ColorBatch, batch_size: usize, device: &Device) -> Result<Self> {
+        let hw = val.hw();
+        let top1_of = |rgb: &[f32]| -> Result<f64> {
+            let logits = classify_all(&judge.net, rgb, 3, val.side, batch_size, device)?;
+            Ok(top1(&logits, judge.classes, &val.labels))
+        };
+        let gray = top1_of(&gray_planar(space, &val.gray, hw))?;
+        let color = top1_of(&decoded_planar(space, &val.gray, &val.chroma, hw))?;
+        Ok(SemanticTest { judge, gray, color })
     }
 
-    /// One batch: planar sRGB `[n][3][side * side]` of the colorized and true-colour images, the
-    /// gray input (luma in `[0, 1]` of `space`) and the labels.
-    pub fn add(
-        &mut self,
-        space: ColorSpace,
-        colorized: &[f32],
-        color: &[f32],
-        gray: &[f32],
-        side: usize,
-        labels: &[u32],
-    ) -> Result<()> {
-        let hw = side * side;
-        let gray_rgb = rgb_of(space, gray, &vec![0.0; 2 * gray.len()], hw);
-        let net = &self.judge.net;
-        self.colorized.extend(classify_all(net, colorized, 3, side, self.batch_size, &self.device)?);
-        self.gray.extend(classify_all(net, &gray_rgb, 3, side, self.batch_size, &self.device)?);
-        self.color.extend(classify_all(net, color, 3, side, self.batch_size, &self.device)?);
-        self.labels.extend_from_slice(labels);
-        Ok(())
+    /// The judge's logits `[n][classes]` of planar sRGB images `[n][3][side * side]`.
+    pub fn logits(&self, rgb: &[f32], side: usize, batch_size: usize, device: &Device) -> Result<Vec<f32>> {
+        classify_all(&self.judge.net, rgb, 3, side, batch_size, device)
     }
 
-    /// The three top-1 accuracies (%).
-    pub fn finish(&self) -> SemanticTop1 {
-        let c = self.judge.classes;
+    /// The three top-1 accuracies (%), given the logits of the colorized validation images.
+    pub fn result(&self, colorized_logits: &[f32], labels: &[u32]) -> SemanticTop1 {
         SemanticTop1 {
-            colorized: top1(&self.colorized, c, &self.labels),
-            gray: top1(&self.gray, c, &self.labels),
-            color: top1(&self.color, c, &self.labels),
+            colorized: top1(colorized_logits, self.judge.classes, labels),
+            gray: self.gray,
+            color: self.color,
         }
     }
 }
@@ -159,22 +141,21 @@ mod tests {
         // Gray input and chroma in Lab units: a gradient and two colour casts per image.
         let gray: Vec<f32> = (0..n * hw).map(|i| (i % hw) as f32 / hw as f32).collect();
         let chroma: Vec<f32> = (0..n * 2 * hw).map(|i| if (i / hw) % 2 == 0 { 40.0 } else { -30.0 }).collect();
-        let color = rgb_of(ColorSpace::Lab, &gray, &chroma, hw);
-        let labels = [0, 1, 2, 0, 1, 2];
-        let mut tally = SemanticTally::new(&judge, &device, 4);
-        tally.add(ColorSpace::Lab, &color, &color, &gray, side, &labels).unwrap();
-        let s = tally.finish();
+        let val = ColorBatch { n, side, gray: gray.clone(), chroma: chroma.clone(), labels: vec![0, 1, 2, 0, 1, 2] };
+        let test = SemanticTest::new(judge, ColorSpace::Lab, &val, 4, &device).unwrap();
+        let color = decoded_planar(ColorSpace::Lab, &gray, &chroma, hw);
+        let s = test.result(&test.logits(&color, side, 4, &device).unwrap(), &val.labels);
         assert_eq!(s.colorized, s.color);
         // What the judge sees as gray: equal R, G and B.
-        let gray_rgb = rgb_of(ColorSpace::Lab, &gray, &vec![0.0; 2 * gray.len()], hw);
+        let gray_rgb = gray_planar(ColorSpace::Lab, &gray, hw);
         for image in gray_rgb.chunks(3 * hw) {
             for p in 0..hw {
                 let (r, g, b) = (image[p], image[hw + p], image[2 * hw + p]);
                 assert!((r - g).abs() < 1e-4 && (g - b).abs() < 1e-4, "{r} {g} {b}");
             }
         }
-        // And the tally's gray top-1 is the judge's top-1 on exactly those images.
-        let logits = classify_all(&judge.net, &gray_rgb, 3, side, 4, &device).unwrap();
-        assert_eq!(s.gray, top1(&logits, 3, &labels));
+        // And the test's gray top-1 is the judge's top-1 on exactly those images.
+        let logits = test.logits(&gray_rgb, side, 4, &device).unwrap();
+        assert_eq!(s.gray, top1(&logits, 3, &val.labels));
     }
 }

@@ -5,8 +5,9 @@
 //! - the semantic judge of [`super::judge`], trained on true-colour images (`<results>/.judge/<hash>/`).
 //!
 //! A cache folder holds `classifier.bpk`, `metrics.csv` (one row per epoch) and `top1` (the final
-//! validation top-1). The hash covers the data (set, folder, size, image counts, seed), what the
-//! classifier sees, its architecture, epochs, lr, batch size and the run's seed. Concurrent runs
+//! validation top-1). The hash covers the data (set, folder, size, image counts, seed) and what
+//! each kind lists besides: what the classifier sees, its architecture, epochs, lr, batch size and,
+//! for the pretrained backbone, the run's seed (the judge is seeded by the data seed). Concurrent runs
 //! needing the same classifier take a lock file (with the owner's pid); the others wait for the
 //! result instead of training it twice, and take over a lock whose owner died.
 
@@ -21,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::trainer::{RunLog, seeded};
 use crate::color::ColorSpace;
-use crate::color::convert::decode_planar;
+use crate::color::convert::decoded_planar;
 use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, ImageSource, prepare};
 use crate::metrics::top1;
@@ -51,22 +52,16 @@ impl ClassifierInput {
     fn load(self, source: &dyn ImageSource, indices: &[usize]) -> Result<(Vec<f32>, usize, ColorBatch)> {
         Ok(match self {
             ClassifierInput::Gray(space) => {
-                let batch = prepare(source, indices, space)?;
-                (batch.gray.clone(), 1, batch)
+                let mut batch = prepare(source, indices, space)?;
+                // The values move out; the batch keeps what callers read of it (size and labels).
+                (std::mem::take(&mut batch.gray), 1, batch)
             }
             ClassifierInput::Rgb => {
                 let batch = prepare(source, indices, ColorSpace::Lab)?;
-                (rgb_of(ColorSpace::Lab, &batch.gray, &batch.chroma, batch.hw()), 3, batch)
+                (decoded_planar(ColorSpace::Lab, &batch.gray, &batch.chroma, batch.hw()), 3, batch)
             }
         })
     }
-}
-
-/// Planar sRGB `[n][3][hw]` of gray input plus chroma in `space`.
-pub fn rgb_of(space: ColorSpace, gray: &[f32], chroma: &[f32], hw: usize) -> Vec<f32> {
-    let mut rgb = vec![0.0; 3 * gray.len()];
-    decode_planar(space, gray, chroma, hw, &mut rgb);
-    rgb
 }
 
 /// One classifier to obtain: where it is cached, what it is and how it is trained.

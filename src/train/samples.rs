@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::color::ColorSpace;
-use crate::color::convert::decode_planar;
+use crate::color::convert::{decoded_planar, gray_planar};
 use crate::data::ColorBatch;
 use crate::data::io::write_atomic;
 
@@ -23,13 +23,10 @@ pub fn write_sheet(path: &Path, space: ColorSpace, val: &ColorBatch, predicted: 
     let mut img = image::RgbImage::from_pixel(width as u32, height.max(1) as u32, image::Rgb([255, 255, 255]));
     for i in 0..n {
         let gray = &val.gray[i * hw..(i + 1) * hw];
-        let mut pred = vec![0.0; 3 * hw];
-        decode_planar(space, gray, &predicted[i * 2 * hw..(i + 1) * 2 * hw], hw, &mut pred);
-        let mut truth = vec![0.0; 3 * hw];
-        decode_planar(space, gray, &val.chroma[i * 2 * hw..(i + 1) * 2 * hw], hw, &mut truth);
+        let pred = decoded_planar(space, gray, &predicted[i * 2 * hw..(i + 1) * 2 * hw], hw);
+        let truth = decoded_planar(space, gray, &val.chroma[i * 2 * hw..(i + 1) * 2 * hw], hw);
         // The gray tile is the image with zero chroma, i.e. what a viewer sees of the input.
-        let mut shown_gray = vec![0.0; 3 * hw];
-        decode_planar(space, gray, &vec![0.0; 2 * hw], hw, &mut shown_gray);
+        let shown_gray = gray_planar(space, gray, hw);
         let y0 = gap + i * (tile + gap);
         for (col, shown) in [&shown_gray, &pred, &truth].into_iter().enumerate() {
             let x0 = gap + col * (tile + gap);

@@ -24,13 +24,13 @@ use burn::tensor::{Device, Tensor};
 
 use super::checkpoint;
 use super::curve_file;
-use super::judge::{Judge, SemanticTally, judge};
+use super::judge::{SemanticTest, judge};
 use super::metrics_file::{MetricsFile, MetricsRow};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
 use super::samples;
 use crate::color::ColorSpace;
-use crate::color::convert::decode_planar;
+use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
 use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, prepare};
@@ -188,7 +188,10 @@ fn train(
             model = model.freeze_backbone();
         }
     }
-    let judge = judge(cfg, &data, device, results_root, log)?;
+    let semantic = match judge(cfg, &data, device, results_root, log)? {
+        Some(j) => Some(SemanticTest::new(j, space, &val, batch_size, device)?),
+        None => None,
+    };
     let mut optim = optimizer(cfg);
 
     // Resume from the last complete epoch.
@@ -271,7 +274,7 @@ fn train(
         let train_seconds = started.elapsed().as_secs_f64();
 
         let valid = model.valid();
-        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref(), judge.as_ref())?;
+        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref(), semantic.as_ref())?;
         let row = MetricsRow {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -356,7 +359,7 @@ pub struct Evaluation {
     pub semantic: Option<crate::metrics::SemanticTop1>,
 }
 
-/// Runs `model` (inference view) over `val` in batches; with a `judge`, Zhang's semantic test too.
+/// Runs `model` (inference view) over `val` in batches; with a `semantic` test, Zhang's semantic test too.
 pub fn evaluate(
     model: &ColorizationNet,
     objective: &Objective,
@@ -364,12 +367,12 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
     class_weights: Option<&ClassWeights>,
-    judge: Option<&Judge>,
+    semantic: Option<&SemanticTest>,
 ) -> Result<Evaluation> {
     let space = objective.space();
     let hw = val.side * val.side;
     let mut acc = Accumulator::new(class_weights.cloned());
-    let mut semantic = judge.map(|j| SemanticTally::new(j, device, batch_size));
+    let mut colorized_logits = Vec::new();
     let mut loss_sum = 0.0;
     let mut sample_chroma = Vec::new();
     for start in (0..val.n).step_by(batch_size) {
@@ -380,13 +383,11 @@ pub fn evaluate(
         loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
         let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let chroma = objective.decode(raw, hw, None);
-        let mut predicted = vec![0.0; 3 * batch.n * hw];
-        decode_planar(space, &batch.gray, &chroma, hw, &mut predicted);
-        let mut truth = vec![0.0; 3 * batch.n * hw];
-        decode_planar(space, &batch.gray, &batch.chroma, hw, &mut truth);
+        let predicted = decoded_planar(space, &batch.gray, &chroma, hw);
+        let truth = decoded_planar(space, &batch.gray, &batch.chroma, hw);
         acc.add(&predicted, &truth, hw);
-        if let Some(tally) = &mut semantic {
-            tally.add(space, &predicted, &truth, &batch.gray, batch.side, &batch.labels)?;
+        if let Some(test) = semantic {
+            colorized_logits.extend(test.logits(&predicted, batch.side, batch_size, device)?);
         }
         if sample_chroma.len() < SAMPLE_IMAGES * 2 * hw {
             let take = (SAMPLE_IMAGES * 2 * hw - sample_chroma.len()).min(chroma.len());
@@ -398,7 +399,7 @@ pub fn evaluate(
         metrics: acc.finish(),
         curve: acc.curve(),
         sample_chroma,
-        semantic: semantic.map(|t| t.finish()),
+        semantic: semantic.map(|t| t.result(&colorized_logits, &val.labels)),
     })
 }
 
