@@ -174,19 +174,24 @@ impl Spec {
         let doc = DeTable::parse(&file.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let message = e.message().trim_end();
-            let d = Diagnostic::new(format!("TOML syntax error: {message}"), Origin::File { file: file.clone(), span: span.clone() });
+            let d = Diagnostic::new(
+                format!("TOML syntax error: {message}"),
+                Origin::File { file: file.clone(), span: span.clone() },
+            );
             if message.contains("dotted key") {
                 // `backbone = "vgg16"` followed by `backbone.pretrain = ...` in one table: the span
                 // starts at the dotted key, whose first part names the shorthand.
                 let dotted = file.text.get(span.start..).unwrap_or("");
                 let table = dotted.split(['.', '=', ' ']).next().unwrap_or("");
-                let (table, key) = match schema::SHORTHANDS.iter().find(|s| s.0 == table) {
-                    Some((t, k)) => (*t, *k),
-                    None => ("backbone", "backbone.arch"),
+                let help = match schema::SHORTHANDS.iter().find(|s| s.0 == table) {
+                    Some((t, k)) => format!(
+                        "a key cannot be both a value and a table: write `{k} = \"...\"` (not `{t} = \"...\"`) where the same table sets other `{t}.*` keys"
+                    ),
+                    None => format!(
+                        "a key cannot be both a value and a table: this table gives `{table}` a value and `{table}.*` keys; keep one"
+                    ),
                 };
-                d.help(format!(
-                    "a key cannot be both a value and a table: write `{key} = \"...\"` (not `{table} = \"...\"`) where the same table sets other `{table}.*` keys"
-                ))
+                d.help(help)
             } else {
                 d
             }
@@ -380,20 +385,13 @@ pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result
             }
             meta.seeds = list;
         }
-        "metric" => {
-            let names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
-            match value.as_str() {
-                Some(s) if names.contains(&s) => meta.metric = s.to_string(),
-                other => {
-                    let guess = other.and_then(|s| did_you_mean(s, names.iter().copied()));
-                    let mut help = format!("valid metrics: {}", schema::quoted_list(&names));
-                    if let Some(g) = guess {
-                        help = format!("did you mean \"{g}\"? {help}");
-                    }
-                    return Err((format!("[sweep] metric = {} is not a known metric", show(value)), Some(help)));
-                }
+        "metric" => match value.as_str() {
+            Some(s) if is_metric(s) => meta.metric = s.to_string(),
+            other => {
+                let help = metric_help(other.unwrap_or(""), "valid metrics:", '"');
+                return Err((format!("[sweep] metric = {} is not a known metric", show(value)), Some(help)));
             }
-        }
+        },
         "higher_is_better" => match value.as_bool() {
             Some(b) => meta.higher_is_better = b,
             None => return invalid("give true or false"),
@@ -644,11 +642,11 @@ fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
         r.error("a [[reference.claim]] must be a table".into(), v.span(), Some(example.into()));
         return None;
     };
-    let metrics: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
-    let mut text = |key: &str| -> Option<String> {
+    // A string value with the span of its value, for errors that point at it.
+    let mut text = |key: &str| -> Option<(String, std::ops::Range<usize>)> {
         let (k, value) = t.iter().find(|(k, _)| k.get_ref() == key)?;
         match value.get_ref().as_str().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Some(s.to_string()),
+            Some(s) => Some((s.to_string(), value.span())),
             None => {
                 r.error(format!("[[reference.claim]] {key} must be a non-empty string"), k.span(), None);
                 None
@@ -666,14 +664,11 @@ fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
         }
     }
     for (key, value) in [("metric", &metric), ("below_metric", &below_metric)] {
-        if let Some(m) = value
-            && !metrics.contains(&m.as_str())
+        if let Some((m, span)) = value
+            && !is_metric(m)
         {
-            let mut help = format!("claims are about the metrics {}", schema::quoted_list(&metrics));
-            if let Some(g) = did_you_mean(m, metrics.iter().copied()) {
-                help = format!("did you mean `{g}`? {help}");
-            }
-            r.error(format!("[[reference.claim]] {key} = \"{m}\" is not a known metric"), v.span(), Some(help));
+            let help = metric_help(m, "claims are about the metrics", '`');
+            r.error(format!("[[reference.claim]] {key} = \"{m}\" is not a known metric"), span.clone(), Some(help));
             return None;
         }
     }
@@ -686,8 +681,8 @@ fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
         r.error(format!("a [[reference.claim]] lacks {}", missing.join(", ")), v.span(), Some(example.into()));
         return None;
     }
-    let (says, metric, above, below) = (says?, metric?, above?, below?);
-    let below_metric = below_metric.unwrap_or_else(|| metric.clone());
+    let [says, metric, above, below] = [says?, metric?, above?, below?].map(|(text, _)| text);
+    let below_metric = below_metric.map_or_else(|| metric.clone(), |(text, _)| text);
     if above == below && metric == below_metric {
         r.error(
             format!("this [[reference.claim]] compares \"{above}\" on {metric} with itself"),
@@ -697,6 +692,21 @@ fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
         return None;
     }
     Some(Claim { says, metric, above, below, below_metric, origin: r.origin(v.span()) })
+}
+
+fn is_metric(name: &str) -> bool {
+    METRICS.iter().any(|m| m.0 == name)
+}
+
+/// Help for a name that is not a metric: the closest metric (quoted with `quote`), then `lead` and
+/// the list of metrics.
+fn metric_help(given: &str, lead: &str, quote: char) -> String {
+    let names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
+    let list = format!("{lead} {}", schema::quoted_list(&names));
+    match did_you_mean(given, names.iter().copied()) {
+        Some(g) => format!("did you mean {quote}{g}{quote}? {list}"),
+        None => list,
+    }
 }
 
 /// One variant's published numbers: `name = { metric = number, ... }`.
@@ -713,14 +723,10 @@ fn read_published(
         );
         return None;
     };
-    let metrics: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
     let mut values = Vec::new();
     for (metric, value) in t.iter() {
-        if !metrics.contains(&metric.get_ref().as_ref()) {
-            let mut help = format!("published numbers are for the metrics {}", schema::quoted_list(&metrics));
-            if let Some(g) = did_you_mean(metric.get_ref(), metrics.iter().copied()) {
-                help = format!("did you mean `{g}`? {help}");
-            }
+        if !is_metric(metric.get_ref()) {
+            let help = metric_help(metric.get_ref(), "published numbers are for the metrics", '`');
             r.error(
                 format!("unknown metric `{}` in [reference.variants]", metric.get_ref()),
                 metric.span(),
