@@ -26,8 +26,8 @@ def run(cmd):
     return out.stdout
 
 
-def per_image_seconds(folder):
-    """Seconds per training image of each classifier (pretrained backbone or judge) under folder."""
+def epoch_seconds(folder):
+    """Seconds of the (one) epoch of each classifier (pretrained backbone or judge) under folder."""
     seconds = {}
     if not os.path.isdir(folder):
         return seconds
@@ -79,7 +79,7 @@ def main():
                 total_hours += hours
                 print(f"| {os.path.basename(spec)} | {variant} | {len(vruns)} | {measured[variant]:.1f} | {images:,} | {hours:.2f} |")
             for kind, key in ((".pretrain", "backbone.pretrain_epochs"), (".judge", "judge.epochs")):
-                for _, secs in per_image_seconds(os.path.join(results, kind)).items():
+                for _, secs in epoch_seconds(os.path.join(results, kind)).items():
                     cfg = next(r["config"] for r in runs if key in r["config"])
                     train = cfg["train_images"] or TRAIN_IMAGES[cfg["dataset"]]
                     hours = secs / args.images * train * cfg[key] / 3600

@@ -174,30 +174,25 @@ fn a_run_can_be_named_by_its_sweep_folder_and_variant() {
     let photo = dir.path().join("in.png");
     image::RgbImage::from_fn(40, 24, |x, y| image::Rgb([(x * 6) as u8, (y * 10) as u8, 90])).save(&photo).unwrap();
     let out = dir.path().join("out.png");
+    let colorize_with = |variant: &str| {
+        let by_name = run.parent().unwrap().join(variant);
+        sweep_cmd(&[
+            "colorize",
+            "--run",
+            by_name.to_str().unwrap(),
+            photo.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
     // The only variant of a sweep without [[variant]] tables is "base".
-    let by_name = run.parent().unwrap().join("base");
-    let o = sweep_cmd(&[
-        "colorize",
-        "--run",
-        by_name.to_str().unwrap(),
-        photo.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = colorize_with("base");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), (40, 24));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains(run.file_name().unwrap().to_str().unwrap()), "names the run it picked: {stdout}");
 
-    let wrong = run.parent().unwrap().join("bsae");
-    let o = sweep_cmd(&[
-        "colorize",
-        "--run",
-        wrong.to_str().unwrap(),
-        photo.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = colorize_with("bsae");
     assert_eq!(o.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(

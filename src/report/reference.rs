@@ -114,8 +114,7 @@ pub fn compare(reference: &Reference, variants: &[&Variant], at: At) -> Comparis
         })
         .collect();
     // Metrics published for one variant only (or with ties) have no ordering to check: one line for all.
-    let (mut verdicts, silent): (Vec<Verdict>, Vec<Verdict>) =
-        verdicts.into_iter().partition(|v| !v.pairs.is_empty());
+    let (mut verdicts, silent): (Vec<Verdict>, Vec<Verdict>) = verdicts.into_iter().partition(|v| !v.pairs.is_empty());
     if !silent.is_empty() {
         let names: Vec<&str> = silent.iter().map(|v| v.metric.as_str()).collect();
         verdicts.push(Verdict {
