@@ -1,11 +1,15 @@
 """What each spec in experiments/ costs on this machine, measured rather than guessed.
 
-For every spec, every variant trains for one short epoch (`--set train_images=N`, one seed) on
-synthetic 32x32 images, at the spec's own model sizes; the training rate (images_per_s of
-metrics.csv) and the pretraining / judge epochs (their metrics.csv) are then scaled to the spec's
-real size: its data set's training images x its epochs x its seeds. Prints a Markdown table.
+For every spec, every variant trains for short epochs (`--set train_images=N`, one seed) on
+synthetic 32x32 images, at the spec's own model sizes; the training rate of the last epoch
+(images_per_s of metrics.csv) and the last pretraining / judge epoch (their metrics.csv) are then
+scaled to the spec's real size: its data set's training images x its epochs x its seeds. Prints a
+Markdown table.
 
-Usage: python3 bench/spec_costs.py [--sweep target/release/sweep] [--images 256] [SPEC ...]
+On a GPU, give `--epochs 2`: the first epoch compiles the kernels and is not representative.
+
+Usage: python3 bench/spec_costs.py [--sweep target/release/sweep] [--device cpu] [--images 256]
+                                   [--epochs 1] [SPEC ...]
 """
 
 import argparse
@@ -27,7 +31,7 @@ def run(cmd):
 
 
 def epoch_seconds(folder):
-    """Seconds of the (one) epoch of each classifier (pretrained backbone or judge) under folder."""
+    """Seconds of the last epoch of each classifier (pretrained backbone or judge) under folder."""
     seconds = {}
     if not os.path.isdir(folder):
         return seconds
@@ -42,7 +46,9 @@ def epoch_seconds(folder):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sweep", default="target/release/sweep")
-    p.add_argument("--images", type=int, default=256, help="training images of the measured epoch")
+    p.add_argument("--device", default="cpu", help="sweep's --device: cpu, wgpu:0, cuda:0")
+    p.add_argument("--images", type=int, default=256, help="training images of each measured epoch")
+    p.add_argument("--epochs", type=int, default=1, help="epochs trained; the last one is measured")
     p.add_argument("specs", nargs="*")
     args = p.parse_args()
     specs = args.specs or sorted(os.path.join("experiments", f) for f in os.listdir("experiments") if f.endswith(".toml"))
@@ -51,13 +57,14 @@ def main():
     for spec in specs:
         planned = json.loads(run([args.sweep, "plan", spec, "--json"]))
         runs = planned["runs"]
-        sets = [f"train_images={args.images}", "val_images=32", "epochs=1", "sweep.seeds=[0]", "dataset=synthetic"]
+        e = args.epochs
+        sets = [f"train_images={args.images}", "val_images=32", f"epochs={e}", "sweep.seeds=[0]", "dataset=synthetic"]
         if any(r["config"].get("backbone.pretrain") == "classification" for r in runs):
-            sets.append("backbone.pretrain_epochs=1")
+            sets.append(f"backbone.pretrain_epochs={e}")
         if any(r["config"].get("judge.arch", "none") != "none" for r in runs):
-            sets.append("judge.epochs=1")
+            sets.append(f"judge.epochs={e}")
         with tempfile.TemporaryDirectory() as results:
-            cmd = [args.sweep, "run", spec, "--results", results]
+            cmd = [args.sweep, "run", spec, "--results", results, "--device", args.device]
             for s in sets:
                 cmd += ["--set", s]
             run(cmd)

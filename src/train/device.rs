@@ -79,7 +79,14 @@ fn probe(device: &Device, name: &str) -> Result<()> {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            bail!("device `{name}` is not available: {msg}")
+            // wgpu:N asks for the N-th *discrete* GPU, so an integrated or software adapter
+            // (lavapipe, say) fails there with an opaque channel error.
+            let hint = if name.starts_with("wgpu:") {
+                " (`wgpu:N` is the N-th discrete GPU; `--device wgpu` takes wgpu's default adapter, integrated and software ones included)"
+            } else {
+                ""
+            };
+            bail!("device `{name}` is not available: {msg}{hint}")
         }
     }
 }
