@@ -114,6 +114,37 @@ fn corrupt_and_missing_inputs_are_named_and_do_not_stop_the_batch() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let made = image::open(out.join("sub/good.png")).unwrap();
     assert_eq!((made.width(), made.height()), (40, 24));
+    // Inputs that would write the same file: `a/x.png` and `b/x.png`, and with --compare `y.jpg`'s
+    // and `y.png`'s sheets (both y.compare.png). The first of each pair is written, the second is an
+    // error that names the first, not a silent overwrite or skip.
+    let clash = dir.path().join("clash");
+    for name in ["a/x.png", "b/x.png", "c/y.jpg", "c/y.png"] {
+        std::fs::create_dir_all(clash.join(name).parent().unwrap()).unwrap();
+        good.save(clash.join(name)).unwrap();
+    }
+    let out = dir.path().join("clash-out");
+    let arg = |p: &str| clash.join(p).to_str().unwrap().to_string();
+    let o = sweep_cmd(&[
+        "colorize",
+        "--run",
+        run.to_str().unwrap(),
+        &arg("a/x.png"),
+        &arg("b/x.png"),
+        &arg("c"),
+        "--compare",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("{}: its output", arg("b/x.png"))), "{stderr}");
+    assert!(stderr.contains(&format!("is also {}'s", arg("a/x.png"))), "{stderr}");
+    assert!(stderr.contains(&format!("{}: its output", arg("c/y.png"))), "{stderr}");
+    assert!(stderr.contains("y.compare.png") && stderr.contains(&format!("is also {}'s", arg("c/y.jpg"))), "{stderr}");
+    for made in ["x.png", "x.compare.png", "y.jpg", "y.compare.png"] {
+        assert!(out.join(made).is_file(), "{made} missing: {stderr}");
+    }
+    assert!(!out.join("y.png").exists(), "{stderr}");
     // A working resolution the model cannot take is refused up front.
     let o = sweep_cmd(&[
         "colorize",

@@ -6,6 +6,7 @@
 //! Zhang et al. do). HSV hue is upsampled as a unit vector, so that 350 and 10 degrees blend to 0, not
 //! 180. Outputs have the input's width and height, PNG or JPEG by extension.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -49,7 +50,7 @@ pub fn colorize(run: &TrainedRun, inputs: &[PathBuf], opts: &ColorizeOptions) ->
     let size = opts.size.unwrap_or_else(|| run.image_size());
     check_size(run, size)?;
     let mut report = ColorizeReport::default();
-    let jobs = plan_jobs(inputs, &opts.output, &mut report)?;
+    let jobs = plan_jobs(inputs, &opts.output, opts.compare, &mut report)?;
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("colorize [{bar:30}] {pos}/{len}  {wide_msg}")
@@ -89,7 +90,10 @@ fn check_size(run: &TrainedRun, size: usize) -> Result<()> {
 
 /// Expands folders and names outputs: a single file input may be written to `output` itself when it
 /// has an image extension; otherwise outputs mirror the inputs' names and tree under `output`.
-fn plan_jobs(inputs: &[PathBuf], output: &Path, report: &mut ColorizeReport) -> Result<Vec<Job>> {
+/// Two inputs that would write the same file (`a/x.png` and `b/x.png`, or `x.png` and `x.jpg`'s
+/// comparison sheets) are not allowed to overwrite each other: the later one is an error that
+/// names the earlier.
+fn plan_jobs(inputs: &[PathBuf], output: &Path, compare: bool, report: &mut ColorizeReport) -> Result<Vec<Job>> {
     let single_file_output = inputs.len() == 1 && inputs[0].is_file() && output_format(output).is_some();
     let mut jobs = Vec::new();
     for input in inputs {
@@ -116,7 +120,34 @@ fn plan_jobs(inputs: &[PathBuf], output: &Path, report: &mut ColorizeReport) -> 
             report.errors.push((input.clone(), "no such file or folder".into()));
         }
     }
+    let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
+    jobs.retain(|job| {
+        let mut writes = vec![job.output.clone()];
+        if compare {
+            writes.push(compare_sheet_path(&job.output));
+        }
+        if let Some((path, first)) = writes.iter().find_map(|w| claimed.get(w).map(|first| (w, first))) {
+            report.errors.push((
+                job.input.clone(),
+                format!(
+                    "its output {} is also {}'s: colorize one of them in a separate call with another --output",
+                    path.display(),
+                    first.display()
+                ),
+            ));
+            return false;
+        }
+        for w in writes {
+            claimed.insert(w, job.input.clone());
+        }
+        true
+    });
     Ok(jobs)
+}
+
+/// Where `--compare` puts the comparison sheet of `output`: beside it, `NAME.compare.png`.
+fn compare_sheet_path(output: &Path) -> PathBuf {
+    output.with_file_name(format!("{}.compare.png", output.file_stem().unwrap_or_default().to_string_lossy()))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -147,8 +178,7 @@ fn colorize_file(run: &TrainedRun, input: &Path, output: &Path, size: usize, opt
     save(&colorized, output, format)?;
     if opts.compare {
         let sheet = compare_sheet(run, &original, &colorized);
-        let name = format!("{}.compare.png", output.file_stem().unwrap_or_default().to_string_lossy());
-        save(&sheet, &output.with_file_name(name), image::ImageFormat::Png)?;
+        save(&sheet, &compare_sheet_path(output), image::ImageFormat::Png)?;
     }
     Ok(())
 }
