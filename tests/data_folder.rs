@@ -197,6 +197,7 @@ fn corrupt_images_are_errors_naming_the_file() {
         let msg = format!("{:#}", read(&src, i).unwrap_err());
         assert!(msg.contains(&path.display().to_string()), "{msg}");
         assert!(msg.contains("decode") || msg.contains("format"), "{msg}");
+        assert!(msg.contains("repair, replace or delete it"), "{msg}");
     }
     // Through prepare as well: the batch fails, naming the file.
     let msg = format!("{:#}", data::prepare(&src, &[0, 2], sweep::color::ColorSpace::Lab).unwrap_err());

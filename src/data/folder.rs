@@ -206,7 +206,12 @@ impl ImageSource for FolderSource {
             bail!("image index {index} is out of range ({} images)", self.files.len());
         };
         ensure!(self.side > 0, "image side must be positive");
-        let img = load_rgb8(path)?;
+        // One bad file in a big folder ends the run; say what to do about it.
+        let img = load_rgb8(path).map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#} (every file of the data set must decode: repair, replace or delete it, then `sweep run --retry-failed` trains the run again)"
+            )
+        })?;
         pixels::rgb_image_to_planar(&pixels::square_resize(&img, self.side), out)
             .with_context(|| format!("image {}", path.display()))
     }
