@@ -1,6 +1,10 @@
 //! The experiment library (issue 6): every spec in experiments/ trains end to end at tiny size
 //! through the real binary, with the `--set` overrides its comment tells a user to try, and the
 //! zhang2016 spec's report carries its published numbers and the semantic test's columns.
+//!
+//! `SWEEP_TEST_DEVICE` trains them on another device, to check that every op of every spec runs
+//! on a GPU backend: `SWEEP_TEST_DEVICE=wgpu cargo test --release --features wgpu --test
+//! experiments` (on a machine without a GPU, over Mesa's software Vulkan; see bench/README.md).
 
 mod common;
 
@@ -62,6 +66,9 @@ fn every_experiment_trains_at_tiny_size() {
     for spec in &specs {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sweep"));
         cmd.arg("run").arg(spec).arg("--results").arg(&results);
+        if let Ok(device) = std::env::var("SWEEP_TEST_DEVICE") {
+            cmd.arg("--device").arg(device);
+        }
         for set in tiny_overrides(spec) {
             cmd.arg("--set").arg(set);
         }
