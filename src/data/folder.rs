@@ -8,9 +8,10 @@
 //! the order the file system lists them. `train_images` / `val_images` keep a subset chosen the same way
 //! (the N files with the smallest hash under another seed), again independent of listing order.
 //!
-//! Images are decoded lazily in [`ImageSource::read_rgb`] (format sniffed from the content), converted to
-//! 8-bit RGB (gray, alpha and 16-bit inputs included), resized so the shorter side is `image_size` with
-//! [`pixels::RESIZE_FILTER`] and centre-cropped to a square.
+//! Images are decoded lazily in [`ImageSource::read_rgb`] (format sniffed from the content), converted to 8-bit RGB (gray, alpha and 16-bit inputs
+//! included), resized so the shorter side is `image_size` with [`pixels::RESIZE_FILTER`] and
+//! centre-cropped to a square; a random resized crop ([`ImageSource::read_rgb_region`]) cuts its
+//! rectangle out of the full-size photo before shrinking it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 
+use super::augment::Rect;
 use super::{DataConfig, DataSet, ImageSource, pixels};
 use crate::rng::Rng;
 
@@ -202,18 +204,31 @@ impl ImageSource for FolderSource {
     }
 
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()> {
+        self.read_rgb_region(index, &mut Rect::centre_square, out)
+    }
+
+    fn read_rgb_region(
+        &self,
+        index: usize,
+        region: &mut dyn FnMut(u32, u32) -> Rect,
+        out: &mut [u8],
+    ) -> anyhow::Result<()> {
         let Some(path) = self.files.get(index) else {
             bail!("image index {index} is out of range ({} images)", self.files.len());
         };
         ensure!(self.side > 0, "image side must be positive");
         // One bad file in a big folder ends the run; say what to do about it.
-        let img = load_rgb8(path).map_err(|e| {
+        let img = load_rgb8(path)
+            .map(|img| {
+                let rect = region(img.width(), img.height());
+                pixels::crop_resize(&img, rect, self.side)
+            })
+            .map_err(|e| {
             anyhow::anyhow!(
                 "{e:#} (every file of the data set must decode: repair, replace or delete it, then `sweep run --retry-failed` trains the run again)"
             )
         })?;
-        pixels::rgb_image_to_planar(&pixels::square_resize(&img, self.side), out)
-            .with_context(|| format!("image {}", path.display()))
+        pixels::rgb_image_to_planar(&img, out).with_context(|| format!("image {}", path.display()))
     }
 }
 

@@ -2,12 +2,14 @@
 //!
 //! Every data set is a pair of [`ImageSource`]s (train and validation) of square RGB images with class
 //! labels. [`prepare()`] turns a batch of them into model-ready planar `f32` buffers in the configured
-//! color space: the gray input, the chroma target and the labels. Sources: `synthetic` (built in, no
+//! color space: the gray input, the chroma target and the labels; [`prepare_augmented`] does the same
+//! for training batches after the random crops and flips of [`augment`]. Sources: `synthetic` (built in, no
 //! download), `cifar` (CIFAR-10/100 binary layout), `folder` (ImageNet-style class folders); `fetch`
 //! downloads the CIFAR archives; `show` writes contact sheets and summaries; `io` holds
 //! [`io::write_atomic`]; `pixels` the planar/interleaved conversions and the square resize shared by the
 //! sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
 
+pub mod augment;
 pub mod cifar;
 pub mod fetch;
 pub mod folder;
@@ -24,9 +26,10 @@ use std::sync::Arc;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
+pub use augment::{Augment, Crop};
 pub use fetch::fetch;
 pub use io::write_atomic;
-pub use prepare::{ColorBatch, prepare};
+pub use prepare::{ColorBatch, prepare, prepare_augmented};
 pub use show::{contact_sheet, describe};
 
 /// Which data set a run uses.
@@ -92,6 +95,23 @@ pub trait ImageSource: Send + Sync {
     /// Writes image `index` as planar RGB (all R, then all G, then all B; row-major), `3 * side * side`
     /// bytes, into `out`. Errors name the file and what is wrong with it.
     fn read_rgb(&self, index: usize, out: &mut [u8]) -> anyhow::Result<()>;
+    /// Writes the rectangle `region(width, height)` of image `index`'s original (`width x height`), resized
+    /// to `side x side`, as [`read_rgb`](ImageSource::read_rgb) does (the random resized crop of
+    /// [`augment`]). Sources whose originals are larger than what they serve (photo folders) override
+    /// this to crop before they shrink; by default the original is the served `side x side` image.
+    fn read_rgb_region(
+        &self,
+        index: usize,
+        region: &mut dyn FnMut(u32, u32) -> augment::Rect,
+        out: &mut [u8],
+    ) -> anyhow::Result<()> {
+        let side = self.side();
+        let mut served = vec![0u8; 3 * side * side];
+        self.read_rgb(index, &mut served)?;
+        let rect = region(side as u32, side as u32);
+        let img = pixels::planar_to_rgb_image(&served, side)?;
+        pixels::rgb_image_to_planar(&pixels::crop_resize(&img, rect, side), out)
+    }
     /// A human-readable name of image `index` for messages (a file path, a file and record number).
     fn item_name(&self, index: usize) -> String {
         format!("image {index}")

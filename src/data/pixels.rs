@@ -1,10 +1,12 @@
-//! Pixel layout helpers shared by the sources: planar <-> interleaved RGB and the square resize
-//! (centre crop to a square, then a Catmull-Rom resample) used by `cifar` (when `image_size != 32`) and
-//! `folder`.
+//! Pixel layout helpers shared by the sources: planar <-> interleaved RGB, the square resize (centre
+//! crop to a square, then a Catmull-Rom resample) used by `cifar` (when `image_size != 32`) and
+//! `folder`, and the crop-and-resize of a rectangle behind it and the random resized crop.
 
 use anyhow::{Context, ensure};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, RgbImage};
+
+use super::augment::Rect;
 
 /// The filter of every resize in the data module: Catmull-Rom (bicubic, sharp, little ringing). The
 /// `image` crate widens its support when shrinking, so downscaling is properly low-pass filtered.
@@ -40,14 +42,19 @@ pub fn planar_to_rgb_image(planar: &[u8], side: usize) -> anyhow::Result<RgbImag
 /// [`RESIZE_FILTER`]. Equivalent to "resize the shorter side to `side`, then centre-crop".
 pub fn square_resize(img: &RgbImage, side: usize) -> RgbImage {
     let (w, h) = img.dimensions();
-    let s = w.min(h);
-    let (x0, y0) = ((w - s) / 2, (h - s) / 2);
+    crop_resize(img, Rect::centre_square(w, h), side)
+}
+
+/// Cuts `rect` out of `img` (clamped to the image) and resizes it to `side x side` with
+/// [`RESIZE_FILTER`], stretching it if it is not square (as torchvision's `resized_crop`).
+pub fn crop_resize(img: &RgbImage, rect: Rect, side: usize) -> RgbImage {
+    let (w, h) = img.dimensions();
     let side = side as u32;
-    if s == side && w == h {
+    if rect == (Rect { x: 0, y: 0, w, h }) && w == side && h == side {
         return img.clone();
     }
-    let cropped = imageops::crop_imm(img, x0, y0, s, s).to_image();
-    if s == side { cropped } else { imageops::resize(&cropped, side, side, RESIZE_FILTER) }
+    let cropped = imageops::crop_imm(img, rect.x, rect.y, rect.w, rect.h).to_image();
+    if cropped.dimensions() == (side, side) { cropped } else { imageops::resize(&cropped, side, side, RESIZE_FILTER) }
 }
 
 /// Converts any decoded image (gray, gray+alpha, RGBA, 16-bit, float) to 8-bit RGB. Alpha is dropped

@@ -5,6 +5,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use super::ImageSource;
+use super::augment::EpochAugment;
 use crate::color::ColorSpace;
 use crate::color::convert::encode_u8_planar;
 
@@ -50,6 +51,26 @@ impl ColorBatch {
 /// in `space`. Indices may repeat and come in any order; an index out of range or an unreadable image is
 /// an error naming it.
 pub fn prepare(source: &dyn ImageSource, indices: &[usize], space: ColorSpace) -> anyhow::Result<ColorBatch> {
+    prepare_with(source, indices, space, None)
+}
+
+/// [`prepare`] for training: each image is transformed by the epoch's `augment` (crop, flip) before its
+/// gray/chroma split, so input and target come from the same transformed pixels.
+pub fn prepare_augmented(
+    source: &dyn ImageSource,
+    indices: &[usize],
+    space: ColorSpace,
+    augment: &EpochAugment,
+) -> anyhow::Result<ColorBatch> {
+    prepare_with(source, indices, space, Some(augment))
+}
+
+fn prepare_with(
+    source: &dyn ImageSource,
+    indices: &[usize],
+    space: ColorSpace,
+    augment: Option<&EpochAugment>,
+) -> anyhow::Result<ColorBatch> {
     let n = indices.len();
     let side = source.side();
     let hw = side * side;
@@ -71,7 +92,11 @@ pub fn prepare(source: &dyn ImageSource, indices: &[usize], space: ColorSpace) -
             .try_for_each_init(Vec::new, |rgb: &mut Vec<u8>, ((idx, gray), chroma)| {
                 rgb.resize(idx.len() * 3 * hw, 0);
                 for (out, &i) in rgb.chunks_exact_mut(3 * hw).zip(idx) {
-                    source.read_rgb(i, out).with_context(|| format!("reading image {i}"))?;
+                    match augment {
+                        Some(a) => a.read(source, i, out),
+                        None => source.read_rgb(i, out),
+                    }
+                    .with_context(|| format!("reading image {i}"))?;
                 }
                 encode_u8_planar(space, rgb, hw, gray, chroma);
                 anyhow::Ok(())
