@@ -250,3 +250,62 @@ fn a_closed_stdout_ends_the_process_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
 }
+
+#[test]
+fn augmentation_keys_are_part_of_run_identity_only_when_they_augment() {
+    let ids = |base: &str| -> Vec<String> {
+        let text = format!("[sweep]\nname = \"aug\"\n[base]\nepochs = 3\n{base}\n");
+        plan(&spec(&text), &[]).unwrap_or_else(|e| panic!("{base}: {e}")).runs.iter().map(|r| r.id.clone()).collect()
+    };
+    let plain = ids("");
+    // Off, written out or not, is the run without augmentation; its config does not mention augment.
+    assert_eq!(ids("augment.flip = false\naugment.crop = \"none\""), plain);
+    let p = plan(&spec("[sweep]\nname = \"aug\"\n[base]\nepochs = 3\naugment.flip = false\n"), &[]).unwrap();
+    assert!(!p.runs[0].config.canonical_json().contains("augment"), "{}", p.runs[0].config.canonical_json());
+    let flip = ids("augment.flip = true");
+    let pad = ids("augment.crop = \"pad\"");
+    let resized = ids("augment.crop = \"resized\"");
+    for other in [&flip, &pad, &resized] {
+        assert_ne!(*other, plain);
+    }
+    assert_ne!(pad, resized);
+    // The crop's own settings count where they apply: the defaults are written out in the config.
+    assert_eq!(ids("augment.crop = \"pad\"\naugment.pad = 4"), pad);
+    assert_ne!(ids("augment.crop = \"pad\"\naugment.pad = 2"), pad);
+    assert_eq!(ids("augment.crop = \"resized\"\naugment.scale = [0.08, 1.0]"), resized);
+    assert_ne!(ids("augment.crop = \"resized\"\naugment.ratio = [0.5, 2.0]"), resized);
+    // A grid over the flip: the "false" variant is the plain run.
+    let grid = plan(&spec("[sweep]\nname = \"aug\"\n[base]\nepochs = 3\n[grid]\naugment.flip = [false, true]\n"), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(grid.runs[0].id, plain[0]);
+    assert_eq!(grid.runs[1].id, flip[0]);
+    let cfg = &grid.runs[1].config;
+    assert_eq!(cfg.augment(), sweep::data::Augment { flip: true, crop: sweep::data::Crop::None });
+    let p = plan(&spec("[sweep]\nname = \"aug\"\n[base]\naugment.crop = \"resized\"\n"), &[]).unwrap();
+    assert_eq!(
+        p.runs[0].config.augment().crop,
+        sweep::data::Crop::Resized { scale: [0.08, 1.0], ratio: [0.75, 4.0 / 3.0] }
+    );
+}
+
+#[test]
+fn augmentation_keys_are_checked() {
+    let err = |base: &str| -> String {
+        let text = format!("[sweep]\nname = \"aug\"\n[base]\n{base}\n[[variant]]\nname = \"v\"\nepochs = 2\n");
+        // Values are checked when the spec is read, rules between keys when it is planned.
+        match Spec::from_str(Path::new("test.toml"), text).map(|s| plan(&s, &[])) {
+            Ok(Ok(_)) => panic!("{base}: planned"),
+            Ok(Err(e)) | Err(e) => e.to_string(),
+        }
+    };
+    let msg = err("augment.crop = \"random\"");
+    assert!(msg.contains("augment.crop") && msg.contains("\"pad\"") && msg.contains("\"resized\""), "{msg}");
+    let msg = err("augment.crop = \"resized\"\naugment.scale = [1.0, 0.5]");
+    assert!(msg.contains("augment.scale = [1.0, 0.5] is not a range") && msg.contains("[0.5, 1.0]"), "{msg}");
+    let msg = err("augment.crop = \"resized\"\naugment.ratio = [0.0, 2.0]");
+    assert!(msg.contains("augment.ratio") && msg.contains("0.01"), "{msg}");
+    // augment.pad means nothing without the padded crop: an error in a variant, a warning in [base].
+    let text = "[sweep]\nname = \"aug\"\n[[variant]]\nname = \"v\"\naugment.crop = \"resized\"\naugment.pad = 2\n";
+    let msg = plan(&spec(text), &[]).unwrap_err().to_string();
+    assert!(msg.contains("augment.pad") && msg.contains("only applies when augment.crop = \"pad\""), "{msg}");
+}

@@ -165,7 +165,37 @@ fn numbers(run: &Path) -> Vec<Vec<f64>> {
 
 #[test]
 fn a_run_resumes_after_its_last_checkpoint_with_identical_numbers() {
-    let body = "epochs = 3\ntask = \"classification\"\nrebalance = true\n";
+    resumes_with_identical_numbers("epochs = 3\ntask = \"classification\"\nrebalance = true\n");
+}
+
+#[test]
+fn an_augmented_run_resumes_with_identical_numbers_and_validation_is_never_augmented() {
+    let body = "epochs = 3\naugment.flip = true\naugment.crop = \"resized\"\naugment.scale = [0.25, 1.0]\n";
+    let (_tmp, straight) = resumes_with_identical_numbers(body);
+    // Augmentation changes training, not the validation images: the same ground truth (its
+    // colorfulness, and the gray and truth columns of samples.png), other predictions.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = sweep(dir.path(), "resume", "epochs = 3\n");
+    train_all(&plain);
+    let (a, b) = (MetricsFile::open(&straight).unwrap(), MetricsFile::open(&plain[0]).unwrap());
+    for (x, y) in a.rows().iter().zip(b.rows()) {
+        assert_eq!(x.get("colorfulness_gt"), y.get("colorfulness_gt"), "epoch {}", x.epoch);
+        assert_ne!(x.train_loss, y.train_loss, "epoch {}: augmentation changed nothing", x.epoch);
+    }
+    let sheet = |run: &Path| image::open(run.join("samples.png")).unwrap().to_rgb8();
+    let (a, b) = (sheet(&straight), sheet(&plain[0]));
+    // Columns of 96-pixel tiles with 2-pixel gaps: gray, predicted, truth.
+    let column = |img: &image::RgbImage, c: u32| -> Vec<u8> {
+        (0..img.height()).flat_map(|y| (0..96).flat_map(move |x| img.get_pixel(2 + c * 98 + x, y).0)).collect()
+    };
+    assert_eq!(column(&a, 0), column(&b, 0), "gray inputs of validation");
+    assert_eq!(column(&a, 2), column(&b, 2), "ground truth of validation");
+    assert_ne!(column(&a, 1), column(&b, 1), "predictions");
+}
+
+/// Trains `body` straight through and again with a crash after epoch 1; both must give the same numbers.
+/// Returns the run trained straight through (in its temporary folder).
+fn resumes_with_identical_numbers(body: &str) -> (tempfile::TempDir, PathBuf) {
     let a = tempfile::tempdir().unwrap();
     let straight = sweep(a.path(), "resume", body);
     train_all(&straight);
@@ -195,6 +225,7 @@ fn a_run_resumes_after_its_last_checkpoint_with_identical_numbers() {
     let rows = numbers(run);
     assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), vec![1.0, 2.0, 3.0], "no duplicate or missing epoch");
     assert_eq!(rows, numbers(&straight[0]), "resumed run must match the uninterrupted one");
+    (a, straight[0].clone())
 }
 
 #[test]

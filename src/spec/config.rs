@@ -14,7 +14,7 @@ use super::parse::{Spec, SweepMeta};
 use super::schema::SEED_KEY;
 use super::value::{Flat, Origin};
 use crate::color::ColorSpace;
-use crate::data::{DataConfig, DatasetKind};
+use crate::data::{Augment, Crop, DataConfig, DatasetKind};
 
 /// The text of a run's `config.toml`.
 pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
@@ -118,6 +118,21 @@ impl Flat {
             val_images: self.int("val_images") as usize,
             data_seed: self.value("data_seed").and_then(Value::as_integer).unwrap_or(0) as u64,
         }
+    }
+
+    /// The training-image augmentation of the `augment.*` keys (none when they are left out).
+    pub fn augment(&self) -> Augment {
+        let range = |key: &str| -> [f64; 2] {
+            let v = self.floats(key);
+            [v[0], v[1]]
+        };
+        let crop = match self.str("augment.crop").unwrap_or("none") {
+            "none" => Crop::None,
+            "pad" => Crop::Pad { pad: self.int("augment.pad") as usize },
+            "resized" => Crop::Resized { scale: range("augment.scale"), ratio: range("augment.ratio") },
+            _ => missing("augment.crop"),
+        };
+        Augment { flip: self.bool("augment.flip").unwrap_or(false), crop }
     }
 }
 

@@ -182,6 +182,7 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
                     Layer::Default => {}
                 }
             }
+            omit_defaults(&mut flat);
             let changed = own
                 .iter()
                 .chain(point.iter())
@@ -284,6 +285,16 @@ fn derive(flat: &mut Flat) {
     }
 }
 
+/// Drops the [`schema::OMITTED_AT_DEFAULT`] keys that hold their default.
+fn omit_defaults(flat: &mut Flat) {
+    for &name in schema::OMITTED_AT_DEFAULT {
+        let default = schema::key(name).and_then(|k| k.default).and_then(|d| parse_literal(d).ok());
+        if default.is_some_and(|d| flat.value(name) == Some(&d)) {
+            flat.remove(name);
+        }
+    }
+}
+
 /// Rules that tie several keys together.
 fn cross_check(flat: &Flat) -> Result<(), Vec<Diagnostic>> {
     let mut errors = Vec::new();
@@ -333,6 +344,19 @@ fn cross_check(flat: &Flat) -> Result<(), Vec<Diagnostic>> {
             )
             .help("start the backbone from torchvision weights or from classification pretraining, not both"),
         );
+    }
+    for key in ["augment.scale", "augment.ratio"] {
+        if let Some([lo, hi]) = flat.value(key).and_then(Value::as_array).map(|a| a.as_slice())
+            && lo.as_float() > hi.as_float()
+        {
+            errors.push(
+                Diagnostic::new(
+                    format!("{key} = [{lo}, {hi}] is not a range: its first number is the larger"),
+                    origin_of(key),
+                )
+                .help(format!("write the lower bound first: [{hi}, {lo}]")),
+            );
+        }
     }
     let ints = |key: &str| -> Vec<i64> {
         flat.value(key)

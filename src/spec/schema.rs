@@ -72,6 +72,12 @@ pub const PRETRAIN: &[&str] = &["none", "classification"];
 pub const FEATURES: &[&str] = &["local", "fusion", "hypercolumn"];
 pub const OPTIMIZERS: &[&str] = &["adam", "adamw", "sgd"];
 pub const SCHEDULES: &[&str] = &["constant", "step", "cosine"];
+pub const CROPS: &[&str] = &["none", "pad", "resized"];
+
+/// Keys left out of the resolved config while they hold their default: they came after runs had
+/// published ids, and "off" must keep those ids (setting one to its default is the same run as not
+/// setting it; any other value is part of the run's identity).
+pub const OMITTED_AT_DEFAULT: &[&str] = &["augment.flip", "augment.crop"];
 
 fn is(flat: &Flat, key: &str, value: &str) -> bool {
     flat.str(key) == Some(value)
@@ -133,6 +139,42 @@ pub const KEYS: &[Key] = &[
             describe: "dataset is \"synthetic\" or \"folder\"",
         }),
         doc: "Seed of the synthetic generator, and of the train/validation split of a folder without train/ and val/.",
+    },
+    // --- augmentation (training images only) ---
+    Key {
+        name: "augment.flip",
+        kind: Kind::Bool,
+        default: Some("false"),
+        when: None,
+        doc: "Flip each training image horizontally with probability 1/2 (torchvision's RandomHorizontalFlip), after the crop. Validation images are never augmented. While false it is left out of the run's config (and identity).",
+    },
+    Key {
+        name: "augment.crop",
+        kind: Kind::Choice(CROPS),
+        default: Some("\"none\""),
+        when: None,
+        doc: "Random crop of each training image, before its gray/chroma split: none; pad (pad augment.pad pixels of black on every side, cut a random image_size window: torchvision's RandomCrop(32, padding=4), for CIFAR); resized (torchvision's RandomResizedCrop: an area fraction in augment.scale and an aspect ratio in augment.ratio of the full-size photo, resized to image_size; for folders). While none it is left out of the run's config (and identity).",
+    },
+    Key {
+        name: "augment.pad",
+        kind: Kind::Int { min: 1, max: 1024 },
+        default: Some("4"),
+        when: Some(Condition { holds: |f| is(f, "augment.crop", "pad"), describe: "augment.crop = \"pad\"" }),
+        doc: "Pixels of black padding on every side before the random crop (4 is the usual for 32-pixel CIFAR).",
+    },
+    Key {
+        name: "augment.scale",
+        kind: Kind::FloatList { min: 0.0, max: 1.0, len: 2 },
+        default: Some("[0.08, 1.0]"),
+        when: Some(Condition { holds: |f| is(f, "augment.crop", "resized"), describe: "augment.crop = \"resized\"" }),
+        doc: "Range of the area fraction of the full image that a random resized crop covers, lowest first (torchvision's 0.08 to 1).",
+    },
+    Key {
+        name: "augment.ratio",
+        kind: Kind::FloatList { min: 0.01, max: 100.0, len: 2 },
+        default: Some("[0.75, 1.3333333333333333]"),
+        when: Some(Condition { holds: |f| is(f, "augment.crop", "resized"), describe: "augment.crop = \"resized\"" }),
+        doc: "Range of the aspect ratio (width / height) of a random resized crop, lowest first, drawn log-uniformly (torchvision's 3/4 to 4/3).",
     },
     // --- color and task ---
     Key {

@@ -33,7 +33,7 @@ use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
 use crate::data::io::write_atomic;
-use crate::data::{ColorBatch, DataSet, prepare};
+use crate::data::{ColorBatch, DataSet, prepare, prepare_augmented};
 use crate::metrics::{Accumulator, ClassWeights};
 use crate::model::{
     Activation, Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output,
@@ -220,6 +220,8 @@ fn train(
         let mut order: Vec<usize> = (0..train_len).collect();
         Rng::derive(run.seed, epoch).shuffle(&mut order);
         let batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        // Training images only: validation (the Evaluator's, prepared once) is never augmented.
+        let augment = cfg.augment().epoch(run.seed, epoch);
         let bar = progress_bar(batches.len() as u64, &format!("epoch {}/{epochs}", epoch + 1), log.quiet);
 
         let started = Instant::now();
@@ -234,7 +236,8 @@ fn train(
             let (data, objective) = (&data, &objective);
             scope.spawn(move || {
                 for idx in &batches {
-                    let batch = prepare(data.train.as_ref(), idx, space).map(|b| objective.host_batch(&b));
+                    let batch =
+                        prepare_augmented(data.train.as_ref(), idx, space, &augment).map(|b| objective.host_batch(&b));
                     if tx.send(batch).is_err() {
                         break;
                     }
