@@ -279,3 +279,32 @@ fn real_photos_load_at_64() {
         assert!(close, "{}: no 64px image has its mean colour {m:?}", f.display());
     }
 }
+
+#[test]
+fn jpegs_decoded_at_reduced_size_match_the_full_decode() {
+    let photos = Path::new("/work/shared/photos");
+    if !photos.is_dir() {
+        eprintln!("SKIPPED: {} not present", photos.display());
+        return;
+    }
+    let mut jpegs: Vec<PathBuf> =
+        walk(photos).into_iter().filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect();
+    jpegs.sort();
+    assert!(jpegs.len() >= 2, "expected the JPEG photos, found {jpegs:?}");
+    for path in &jpegs {
+        let full = image::open(path).unwrap().to_rgb8();
+        // 64 px decodes these (>= 300 px) at 1/4 or 1/8, within a level or two of the full decode; a side
+        // over half the shorter one decodes in full, identical to the image crate's.
+        let full_size = full.width().min(full.height()) as usize / 2 + 1;
+        for (side, tolerance) in [(64usize, 2.0f64), (full_size, 0.0)] {
+            let src = FolderSource::new(vec![(path.clone(), 0)], side);
+            let got = read(&src, 0).unwrap();
+            let mut want = vec![0u8; got.len()];
+            sweep::data::pixels::rgb_image_to_planar(&sweep::data::pixels::square_resize(&full, side), &mut want)
+                .unwrap();
+            let mean =
+                got.iter().zip(&want).map(|(&a, &b)| (a as f64 - b as f64).abs()).sum::<f64>() / got.len() as f64;
+            assert!(mean <= tolerance, "{} at {side} px: mean difference {mean:.2} levels", path.display());
+        }
+    }
+}

@@ -8,19 +8,21 @@
 //! the order the file system lists them. `train_images` / `val_images` keep a subset chosen the same way
 //! (the N files with the smallest hash under another seed), again independent of listing order.
 //!
-//! Images are decoded lazily in [`ImageSource::read_rgb`] (format sniffed from the content), converted to 8-bit RGB (gray, alpha and 16-bit inputs
+//! Images are decoded lazily in [`ImageSource::read_rgb`] (format sniffed from the content; JPEGs at the
+//! reduced size [`decode::load_region`] picks), converted to 8-bit RGB (gray, alpha and 16-bit inputs
 //! included), resized so the shorter side is `image_size` with [`pixels::RESIZE_FILTER`] and
 //! centre-cropped to a square; a random resized crop ([`ImageSource::read_rgb_region`]) cuts its
 //! rectangle out of the full-size photo before shrinking it.
 
-use std::fs;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 
 use super::augment::Rect;
-use super::{DataConfig, DataSet, ImageSource, pixels};
+use super::filelist::Tree;
+use super::{DataConfig, DataSet, ImageSource, decode, pixels};
 use crate::rng::Rng;
 
 /// Percentage of files that go to validation when the folder has no `train`/`val` split.
@@ -38,7 +40,7 @@ pub fn is_image_file(path: &Path) -> bool {
 }
 
 /// FNV-1a, 64 bit: a stable hash of a relative path (std's hasher is not stable across releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3))
 }
 
@@ -57,49 +59,24 @@ fn relative(path: &Path, root: &Path) -> String {
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-fn is_hidden(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
-}
-
-fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("cannot list folder {}", dir.display()))?;
-        let path = entry.path();
-        if !is_hidden(&path) {
-            entries.push(path);
-        }
-    }
-    entries.sort();
-    Ok(entries)
-}
-
-/// All image files under `dir`, recursively, sorted.
-fn images_under(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for path in sorted_entries(dir)? {
-        if path.is_dir() {
-            images_under(&path, out)?;
-        } else if is_image_file(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// The class sub-folders of `root`, sorted by name.
-fn class_folders(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// The scanned tree of the folder `root`: from the file-list cache in `cache` when given ([`Tree::cached`]).
+fn tree(root: &Path, cache: Option<&Path>) -> anyhow::Result<Tree> {
     if !root.exists() {
         bail!("data folder {} does not exist", root.display());
     }
     ensure!(root.is_dir(), "{} is not a folder: `dir` must be a folder with one sub-folder per class", root.display());
-    let entries = sorted_entries(root)?;
-    let classes: Vec<(String, PathBuf)> = entries
-        .iter()
-        .filter(|p| p.is_dir())
-        .map(|p| (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), p.clone()))
-        .collect();
+    match cache {
+        Some(dir) => Tree::cached(root, dir),
+        None => Tree::scan(root),
+    }
+}
+
+/// The class sub-folders of `root` (the top-level folders of its `tree`), sorted by name.
+fn class_folders(root: &Path, tree: &Tree) -> anyhow::Result<Vec<String>> {
+    let top = |p: &&Path| p.components().count() == 1;
+    let classes: Vec<String> = tree.dirs().filter(top).map(|p| p.to_string_lossy().into_owned()).collect();
     if classes.is_empty() {
-        let loose = entries.iter().filter(|p| is_image_file(p)).count();
+        let loose = tree.files.iter().map(PathBuf::as_path).filter(top).count();
         if loose > 0 {
             bail!(
                 "{} holds {loose} images but no class sub-folders: put each class's images in a sub-folder named \
@@ -112,21 +89,31 @@ fn class_folders(root: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(classes)
 }
 
-/// `(file, label)` pairs of every image in the class folders of `root` (labels index into `classes`).
-fn scan(root: &Path, classes: &[String]) -> anyhow::Result<Vec<(PathBuf, u32)>> {
-    let mut files = Vec::new();
-    for (name, path) in class_folders(root)? {
-        let Some(label) = classes.iter().position(|c| *c == name) else {
-            bail!("class folder {} has no counterpart among the training classes", path.display());
-        };
-        let before = files.len();
-        let mut images = Vec::new();
-        images_under(&path, &mut images)?;
-        files.extend(images.into_iter().map(|p| (p, label as u32)));
-        ensure!(
-            files.len() > before,
+/// `(file, label)` pairs of every image in the class folders of `root` (labels index into `classes`), in
+/// path order; images directly in `root` are not in any class and are left out.
+fn scan(root: &Path, tree: &Tree, classes: &[String]) -> anyhow::Result<Vec<(PathBuf, u32)>> {
+    let labels: HashMap<&str, u32> = classes.iter().enumerate().map(|(i, c)| (c.as_str(), i as u32)).collect();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for name in class_folders(root, tree)? {
+        if !labels.contains_key(name.as_str()) {
+            bail!("class folder {} has no counterpart among the training classes", root.join(&name).display());
+        }
+        counts.insert(name, 0);
+    }
+    let mut files = Vec::with_capacity(tree.files.len());
+    for file in &tree.files {
+        let mut parts = file.components();
+        let (Some(class), Some(_)) = (parts.next(), parts.next()) else { continue };
+        let class = class.as_os_str().to_string_lossy();
+        if let Some(count) = counts.get_mut(class.as_ref()) {
+            *count += 1;
+            files.push((root.join(file), labels[class.as_ref()]));
+        }
+    }
+    if let Some((empty, _)) = counts.iter().filter(|(_, n)| **n == 0).min() {
+        bail!(
             "class folder {} holds no images (looked for {} files, any letter case)",
-            path.display(),
+            root.join(empty).display(),
             EXTENSIONS.join(", ")
         );
     }
@@ -218,12 +205,7 @@ impl ImageSource for FolderSource {
         };
         ensure!(self.side > 0, "image side must be positive");
         // One bad file in a big folder ends the run; say what to do about it.
-        let img = load_rgb8(path)
-            .map(|img| {
-                let rect = region(img.width(), img.height());
-                pixels::crop_resize(&img, rect, self.side)
-            })
-            .map_err(|e| {
+        let img = decode::load_region(path, region, self.side).map_err(|e| {
             anyhow::anyhow!(
                 "{e:#} (every file of the data set must decode: repair, replace or delete it, then `sweep run --retry-failed` trains the run again)"
             )
@@ -232,23 +214,27 @@ impl ImageSource for FolderSource {
     }
 }
 
-/// Opens an image folder as a config describes.
-pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
+/// Opens an image folder as a config describes, with its file lists cached in `cache` when given (see
+/// [`super::filelist`]).
+pub fn open(cfg: &DataConfig, cache: Option<&Path>) -> anyhow::Result<DataSet> {
     let root = &cfg.dir;
     let (train_dir, val_dir) = (root.join("train"), root.join("val"));
     let (classes, train, val) = if train_dir.is_dir() && val_dir.is_dir() {
-        let classes: Vec<String> = class_folders(&train_dir)?.into_iter().map(|(n, _)| n).collect();
-        let train = scan(&train_dir, &classes)?;
-        let val = scan(&val_dir, &classes)?;
+        let train_tree = tree(&train_dir, cache)?;
+        let classes = class_folders(&train_dir, &train_tree)?;
+        let train = scan(&train_dir, &train_tree, &classes)?;
+        let val = scan(&val_dir, &tree(&val_dir, cache)?, &classes)?;
         (
             classes,
             subset(train, cfg.train_images, &train_dir, cfg.data_seed),
             subset(val, cfg.val_images, &val_dir, cfg.data_seed),
         )
     } else {
-        let classes: Vec<String> = class_folders(root)?.into_iter().map(|(n, _)| n).collect();
-        let (val, train): (Vec<_>, Vec<_>) =
-            scan(root, &classes)?.into_iter().partition(|(p, _)| is_validation(&relative(p, root), cfg.data_seed));
+        let tree = tree(root, cache)?;
+        let classes = class_folders(root, &tree)?;
+        let (val, train): (Vec<_>, Vec<_>) = scan(root, &tree, &classes)?
+            .into_iter()
+            .partition(|(p, _)| is_validation(&relative(p, root), cfg.data_seed));
         (
             classes,
             subset(train, cfg.train_images, root, cfg.data_seed),

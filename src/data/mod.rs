@@ -5,13 +5,16 @@
 //! color space: the gray input, the chroma target and the labels; [`prepare_augmented`] does the same
 //! for training batches after the random crops and flips of [`augment`]. Sources: `synthetic` (built in, no
 //! download), `cifar` (CIFAR-10/100 binary layout), `folder` (ImageNet-style class folders); `fetch`
-//! downloads the CIFAR archives; `show` writes contact sheets and summaries; `io` holds
+//! downloads the CIFAR archives; `decode` decodes photos at the size they are needed (JPEG DCT
+//! scaling); `filelist` scans image folders once and caches their file lists; `show` writes contact sheets and summaries; `io` holds
 //! [`io::write_atomic`]; `pixels` the planar/interleaved conversions and the square resize shared by the
 //! sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
 
 pub mod augment;
 pub mod cifar;
+pub mod decode;
 pub mod fetch;
+pub mod filelist;
 pub mod folder;
 pub mod io;
 pub mod pixels;
@@ -20,7 +23,7 @@ pub mod show;
 pub mod synthetic;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
@@ -160,12 +163,18 @@ impl fmt::Debug for DataSet {
 /// Nothing is downloaded here: `cifar*` expects the unpacked binary folder (see [`fetch()`]). Errors name
 /// the path and what is wrong with it.
 pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
+    open_with(cfg, None)
+}
+
+/// [`open()`], with the file lists of image folders cached in `file_lists` (a run's
+/// `<results>/`[`filelist::FILE_LISTS`]), so that a big folder is scanned once, not by every run.
+pub fn open_with(cfg: &DataConfig, file_lists: Option<&Path>) -> anyhow::Result<DataSet> {
     if cfg.image_size == 0 || cfg.image_size > MAX_IMAGE_SIZE {
         bail!("image_size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {}", cfg.image_size);
     }
     match cfg.kind {
         DatasetKind::Synthetic => Ok(synthetic::open(cfg)),
         DatasetKind::Cifar10 | DatasetKind::Cifar100 => cifar::open(cfg),
-        DatasetKind::Folder => folder::open(cfg),
+        DatasetKind::Folder => folder::open(cfg, file_lists),
     }
 }
