@@ -298,3 +298,40 @@ task = ["regression", "classification"]
     assert_eq!(gray.len(), 2);
     assert_eq!(gray[0], gray[1]);
 }
+
+#[test]
+fn a_photo_folder_trains_with_augmentation_and_one_cached_file_list_for_all_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("data");
+    for i in 0..24u8 {
+        let class = ["warm", "cool"][i as usize % 2];
+        let img = image::RgbImage::from_fn(48, 40, |x, y| {
+            let v = (x * 5 + y * 3) as u8;
+            if class == "warm" { image::Rgb([200, v, 40]) } else { image::Rgb([40, v, 200 - i]) }
+        });
+        std::fs::create_dir_all(photos.join(class)).unwrap();
+        img.save(photos.join(class).join(format!("{i}.png"))).unwrap();
+    }
+    // Folders copied in a while ago: their file list is settled and worth caching.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    for d in [photos.clone(), photos.join("warm"), photos.join("cool")] {
+        std::fs::File::open(&d).unwrap().set_modified(old).unwrap();
+    }
+    let base = TINY.replace("dataset = \"synthetic\"", &format!("dataset = \"folder\"\ndata_dir = {:?}", photos));
+    let text = format!(
+        "[sweep]\nname = \"photos\"\nseeds = [0, 1]\n[base]\n{base}epochs = 1\naugment.flip = true\n\
+         augment.crop = \"resized\"\n"
+    );
+    let spec = Spec::from_str(Path::new("photos.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan(&spec, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let sweep_dir = materialise(&plan, Path::new("photos.toml"), dir.path()).unwrap();
+    let runs: Vec<PathBuf> = plan.runs.iter().map(|r| sweep_dir.join(&r.id)).collect();
+    train_all(&runs);
+    let lists: Vec<PathBuf> = std::fs::read_dir(dir.path().join(sweep::data::filelist::FILE_LISTS))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(lists.len(), 1, "both runs share one file list: {lists:?}");
+    let text = std::fs::read_to_string(&lists[0]).unwrap();
+    assert_eq!(text.lines().filter(|l| l.starts_with("f ")).count(), 24, "{text}");
+}

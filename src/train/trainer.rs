@@ -32,6 +32,7 @@ use super::samples;
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
+use crate::data::filelist::FILE_LISTS;
 use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, prepare, prepare_augmented};
 use crate::metrics::{Accumulator, ClassWeights};
@@ -160,7 +161,9 @@ fn train(
     let batch_size = cfg.int("batch_size") as usize;
     log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, epochs));
 
-    let data = crate::data::open(&cfg.data_config())?;
+    let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    // A photo folder is scanned once for all the runs of the results folder (its file list is cached).
+    let data = crate::data::open_with(&cfg.data_config(), Some(&results_root.join(FILE_LISTS)))?;
     let space = cfg.color_space();
     let Evaluator { objective, class_weights, val } = Evaluator::new(cfg, &data)?;
 
@@ -171,7 +174,6 @@ fn train(
     let mut model =
         seeded(&ad_device, run.seed, || model_cfg.try_init(&ad_device)).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut pretrain_top1 = None;
-    let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
     if let Some(net) = model_cfg.backbone_config() {
         let weights = cfg.str("backbone.weights").unwrap_or("");
         if !weights.is_empty() {
