@@ -5,6 +5,7 @@
 //! - `objective`: regression and classification targets, losses and decoding (add a loss here);
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
 //! - `checkpoint`, `metrics_file`, `curve_file`, `samples`: what a run writes each epoch;
+//! - `tensorboard`: the run's TensorBoard event files (`results/<sweep>/tb/<variant>/seed<N>/`);
 //! - `pretrain`: classifiers trained before a run and shared between runs (pretrained backbones, judges);
 //! - `judge`: Zhang et al.'s semantic test, a true-colour classifier's top-1 on colorized images.
 
@@ -16,6 +17,7 @@ pub mod metrics_file;
 pub mod objective;
 pub mod pretrain;
 pub mod samples;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use device::parse_device;

@@ -128,3 +128,41 @@ pub fn assert_complete(run_dir: &Path) {
 pub fn resumed(run_dir: &Path) -> bool {
     std::fs::read_to_string(run_dir.join("log.txt")).unwrap_or_default().contains("resuming after epoch")
 }
+
+/// TensorBoard's own reader (its `EventMultiplexer`, as `tensorboard --logdir` loads runs) run on
+/// `logdir`: `{run: {"scalars": {tag: [[step, value], ...]}, "images": {tag: [[step, width, height,
+/// png bytes], ...]}}}`, run names relative to `logdir`. Needs `tensorboard` importable by
+/// `$SWEEP_PYTHON` (default `python3`); without it `None`, after a message naming `test`, unless
+/// `SWEEP_REQUIRE_TENSORBOARD=1` (as in CI) makes that a failure.
+pub fn tensorboard_read(logdir: &Path, test: &str) -> Option<serde_json::Value> {
+    const READER: &str = r#"
+import json, sys
+from tensorboard.backend.event_processing import event_multiplexer
+m = event_multiplexer.EventMultiplexer(size_guidance={"scalars": 0, "images": 0}, purge_orphaned_data=False)
+m.AddRunsFromDirectory(sys.argv[1])
+m.Reload()
+out = {}
+for run, tags in m.Runs().items():
+    out[run] = {
+        "scalars": {t: [[e.step, e.value] for e in m.Scalars(run, t)] for t in tags["scalars"]},
+        "images": {t: [[e.step, e.width, e.height, len(e.encoded_image_string)] for e in m.Images(run, t)]
+                   for t in tags["images"]},
+    }
+print(json.dumps(out))
+"#;
+    let python = std::env::var("SWEEP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable =
+        Command::new(&python).args(["-c", "import tensorboard"]).output().is_ok_and(|o| o.status.success());
+    if !importable {
+        let required = std::env::var("SWEEP_REQUIRE_TENSORBOARD").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "SWEEP_REQUIRE_TENSORBOARD=1 but {python} cannot import tensorboard (pip install tensorboard)"
+        );
+        eprintln!("SKIPPED {test}: {python} cannot import tensorboard (pip install tensorboard, or set SWEEP_PYTHON)");
+        return None;
+    }
+    let out = Command::new(&python).args(["-c", READER]).arg(logdir).output().unwrap();
+    assert!(out.status.success(), "TensorBoard's reader failed on {}: {}", logdir.display(), text(&out));
+    Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out))))
+}
