@@ -225,6 +225,13 @@ fn resumes_with_identical_numbers(body: &str) -> (tempfile::TempDir, PathBuf) {
     let rows = numbers(run);
     assert_eq!(rows.iter().map(|r| r[0]).collect::<Vec<_>>(), vec![1.0, 2.0, 3.0], "no duplicate or missing epoch");
     assert_eq!(rows, numbers(&straight[0]), "resumed run must match the uninterrupted one");
+    // TensorBoard's view of the resumed run: this attempt's event file alone, every epoch once.
+    let variant = RunStatus::read(run).unwrap().unwrap().variant;
+    let board = sweep::train::tensorboard::run_dir(run.parent().unwrap(), &variant, 0);
+    assert_eq!(std::fs::read_dir(&board).unwrap().count(), 1, "{}", board.display());
+    if let Some(read) = common::tensorboard_read(&board, "resumes_with_identical_numbers") {
+        common::assert_matches_metrics(&read["."], run);
+    }
     (a, straight[0].clone())
 }
 

@@ -29,6 +29,7 @@ use super::metrics_file::{MetricsFile, MetricsRow};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
 use super::samples;
+use super::tensorboard::{self, RunBoard};
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
@@ -208,6 +209,9 @@ fn train(
     } else {
         metrics.truncate_after(0)?;
     }
+    // TensorBoard's view: a new event file for this attempt, starting with the epochs kept.
+    let board_dir = tensorboard::run_dir(run_dir.parent().unwrap_or(Path::new(".")), &run.variant, run.seed);
+    let mut board = RunBoard::open(&board_dir, &run.id, metrics.rows())?;
     let higher = meta.higher_is_better;
     let mut best = metrics.rows().iter().filter_map(|r| r.get(&meta.metric)).fold(None, |b: Option<f64>, v| {
         Some(match b {
@@ -306,6 +310,7 @@ fn train(
         status.epochs_done = epoch + 1;
         status.seconds = clock.seconds();
         status.write(run_dir)?;
+        board.epoch(&row, &run_dir.join("samples.png"))?;
         log.line(&format!(
             "{}  (waited for data {:.1}% of training)",
             row.summary(),

@@ -166,3 +166,21 @@ print(json.dumps(out))
     assert!(out.status.success(), "TensorBoard's reader failed on {}: {}", logdir.display(), text(&out));
     Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out))))
 }
+
+/// Every scalar of a run's TensorBoard view (`board`, one run of [`tensorboard_read`]) is its
+/// `metrics.csv` column, epoch by epoch, once.
+pub fn assert_matches_metrics(board: &serde_json::Value, run_dir: &Path) {
+    let rows = MetricsFile::open(run_dir).unwrap().rows().to_vec();
+    for column in sweep::train::metrics_file::COLUMNS.iter().filter(|c| **c != "epoch") {
+        let want: Vec<(u64, f64)> = rows.iter().filter_map(|r| r.get(column).map(|v| (r.epoch, v))).collect();
+        let got: Vec<(u64, f64)> = board["scalars"][column]
+            .as_array()
+            .map(|a| a.iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
+            .unwrap_or_default();
+        assert_eq!(got.len(), want.len(), "{column}: {got:?} against metrics.csv's {want:?}");
+        for ((gs, gv), (ws, wv)) in got.iter().zip(&want) {
+            // metrics.csv keeps 6 decimals; TensorBoard's simple_value is an f32.
+            assert!(gs == ws && (gv - wv).abs() <= 2e-6 * wv.abs().max(1.0), "{column}: {got:?} vs {want:?}");
+        }
+    }
+}
