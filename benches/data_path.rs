@@ -102,16 +102,20 @@ fn make(dir: &Path, count: usize) {
     );
 }
 
-fn folder(dir: &Path, size: usize) -> data::DataSet {
-    let cfg = DataConfig {
+/// Every image of the folder `dir` at `size` pixels.
+fn folder_config(dir: &Path, size: usize) -> DataConfig {
+    DataConfig {
         kind: DatasetKind::Folder,
         dir: dir.to_path_buf(),
         image_size: size,
         train_images: 0,
         val_images: 0,
         data_seed: 0,
-    };
-    data::open(&cfg).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+}
+
+fn folder(dir: &Path, size: usize) -> data::DataSet {
+    data::open(&folder_config(dir, size)).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The default run config at `size` pixels (the standard model, Lab, l2).
@@ -202,14 +206,7 @@ fn decode_rate(dir: &Path, size: usize, files: usize) {
 fn open_time(dir: &Path) {
     let cache = tempfile::tempdir().unwrap();
     let lists = cache.path().join(FILE_LISTS);
-    let cfg = DataConfig {
-        kind: DatasetKind::Folder,
-        dir: dir.to_path_buf(),
-        image_size: 64,
-        train_images: 0,
-        val_images: 0,
-        data_seed: 0,
-    };
+    let cfg = folder_config(dir, 64);
     for what in ["scan, writing the cache", "cached list", "scan (no cache)"] {
         let t = Instant::now();
         let ds = match what {
