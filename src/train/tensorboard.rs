@@ -3,8 +3,8 @@
 //!
 //! Layout: `results/<sweep>/tb/<variant>/seed<N>/events.out.tfevents.<unix seconds>.<run id>.<pid>.<n>`
 //! ([`TB_DIR`], [`run_dir`]). TensorBoard names a run by the folder of its event files relative to the
-//! log directory, so runs appear as `tb/<variant>/seed<N>` (characters that cannot be in a folder name
-//! become `_`). Each epoch adds one event with a scalar per `metrics.csv` column (tag = column name,
+//! log directory, so runs appear as `tb/<variant>/seed<N>` (a name that cannot be a folder as it is
+//! gets `_` for its unsafe characters and a hash suffix; see [`run_dir`]). Each epoch adds one event with a scalar per `metrics.csv` column (tag = column name,
 //! step = epoch: losses, every metric, `lr`, `images_per_s`, `seconds`, and the judge's columns when
 //! there is one) and one with `samples.png` as an image (tag `samples`); the file is flushed after
 //! each epoch, so a TensorBoard watching it updates as the run trains.
@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 use super::metrics_file::{COLUMNS, MetricsRow};
 
@@ -41,15 +42,22 @@ pub const SAMPLES_TAG: &str = "samples";
 /// Longest folder name a variant gets (file systems allow 255 bytes).
 const MAX_NAME: usize = 200;
 
-/// The folder of a run's event files: `<sweep_dir>/tb/<variant>/seed<seed>`.
+/// The folder of a run's event files: `<sweep_dir>/tb/<variant>/seed<seed>`. A variant name that
+/// cannot be a folder name as it is (a `/`, a leading `.`, over [`MAX_NAME`] bytes) gets its unsafe
+/// characters replaced by `_`, is shortened, and ends in `~` and 8 hex digits of a hash of the name,
+/// so that two variants never share a folder (and delete each other's files, see [`RunBoard::open`]).
 pub fn run_dir(sweep_dir: &Path, variant: &str, seed: u64) -> PathBuf {
     let mut name: String =
         variant.chars().map(|c| if c.is_alphanumeric() || " _.,=+-@()[]".contains(c) { c } else { '_' }).collect();
-    if name.is_empty() || name.starts_with('.') {
+    if name.starts_with('.') {
         name.insert(0, '_');
     }
-    while name.len() > MAX_NAME {
-        name.pop();
+    if name != variant || name.len() > MAX_NAME || name.is_empty() {
+        while name.len() > MAX_NAME - 9 {
+            name.pop();
+        }
+        let hash = Sha256::digest(variant.as_bytes());
+        name += &format!("~{:02x}{:02x}{:02x}{:02x}", hash[0], hash[1], hash[2], hash[3]);
     }
     sweep_dir.join(TB_DIR).join(name).join(format!("seed{seed}"))
 }
@@ -251,12 +259,17 @@ mod tests {
     #[test]
     fn variant_names_become_one_folder_each() {
         let sweep = Path::new("r/s");
+        let name = |variant: &str| run_dir(sweep, variant, 0).parent().unwrap().file_name().unwrap().to_owned();
         assert_eq!(run_dir(sweep, "cls,color_space=lab", 2), Path::new("r/s/tb/cls,color_space=lab/seed2"));
-        assert_eq!(run_dir(sweep, "w=/data/x.pth", 0), Path::new("r/s/tb/w=_data_x.pth/seed0"));
-        assert_eq!(run_dir(sweep, "..", 0), Path::new("r/s/tb/_../seed0"));
-        assert_eq!(run_dir(sweep, "", 0), Path::new("r/s/tb/_/seed0"));
-        let long = "x".repeat(300);
-        let dir = run_dir(sweep, &long, 0);
-        assert_eq!(dir.parent().unwrap().file_name().unwrap().len(), MAX_NAME);
+        let slash = name("w=/data/x.pth");
+        assert!(slash.to_str().unwrap().starts_with("w=_data_x.pth~"), "{slash:?}");
+        assert_ne!(slash, name("w=_data_x.pth"), "a replaced character never makes two names one");
+        for odd in ["..", ".", ""] {
+            assert!(!name(odd).to_str().unwrap().starts_with('.') && !name(odd).is_empty(), "{odd:?}");
+        }
+        // Long names that differ only past the cut stay apart.
+        let (a, b) = ("x".repeat(300) + "a", "x".repeat(300) + "b");
+        assert!(name(&a).len() <= MAX_NAME);
+        assert_ne!(name(&a), name(&b));
     }
 }
