@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{DIVERGES, Sweep, assert_complete, resumed, text, wait_exit};
-use sweep::runner::status::{RunStatus, State};
+use sweep::store::status::{RunStatus, State};
 
 const MINUTE: Duration = Duration::from_secs(60);
 

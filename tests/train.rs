@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use common::TINY;
-use sweep::runner::layout::materialise;
-use sweep::runner::status::{RunStatus, State};
 use sweep::spec::{Spec, plan};
-use sweep::train::metrics_file::MetricsFile;
+use sweep::store::metrics_file::MetricsFile;
+use sweep::store::plan::materialise;
+use sweep::store::status::{RunStatus, State};
 use sweep::train::{Outcome, exec};
 
 fn sweep(dir: &Path, name: &str, body: &str) -> Vec<PathBuf> {

@@ -88,7 +88,7 @@ pub fn eval_cmd(args: EvalArgs) -> CmdResult {
             }
             _ => return Err(anyhow::anyhow!("-o {}: give a .csv or .json file", out.display()).into()),
         };
-        crate::data::io::write_atomic(out, &bytes)?;
+        crate::atomic::write_atomic(out, &bytes)?;
         println!("wrote {}", out.display());
     }
     Ok(())

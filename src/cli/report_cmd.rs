@@ -13,7 +13,7 @@ use crate::report::aggregate::At;
 use crate::report::load::RunState;
 use crate::report::tables::{self, Grid};
 use crate::report::{Report, Target, reference};
-use crate::runner::layout::PLAN_FILE;
+use crate::store::plan::PLAN_FILE;
 
 pub fn report(args: ReportArgs) -> CmdResult {
     let targets = args.targets.iter().map(|t| target(t, &args.results)).collect::<anyhow::Result<Vec<_>>>()?;

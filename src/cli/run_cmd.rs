@@ -6,14 +6,14 @@ use anyhow::{Context, bail};
 
 use super::table::Table;
 use super::{CmdResult, ExecArgs, Executor, Failure, RunArgs, StatusArgs};
-use crate::runner::layout::{SweepIndex, materialise, sweep_dir};
 use crate::runner::local::{self, LocalOptions};
-use crate::runner::lock::SweepLock;
 use crate::runner::queue::select;
 use crate::runner::slurm::{self, SlurmOptions};
-use crate::runner::status::{RunStatus, State};
-use crate::train::metrics_file::MetricsFile;
-use crate::train::trainer::{EXIT_BUSY, RunBusy};
+use crate::store::lock::SweepLock;
+use crate::store::metrics_file::MetricsFile;
+use crate::store::plan::{SweepIndex, materialise, sweep_dir};
+use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
+use crate::store::status::{RunStatus, State};
 use crate::train::{Outcome, exec as train_run, parse_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
@@ -129,13 +129,13 @@ fn usage(message: &str) -> Failure {
 
 pub fn exec(args: ExecArgs) -> CmdResult {
     let device = parse_device(&args.device)?;
-    crate::train::trainer::install_stop_handler();
+    install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
         Ok(Outcome::Done) => Ok(()),
         Ok(Outcome::Interrupted) => {
             Err(Failure { code: 130, error: anyhow::anyhow!("interrupted; run again to resume") })
         }
-        Err(error) if error.is::<RunBusy>() => Err(Failure { code: EXIT_BUSY, error }),
+        Err(error) if error.is::<RunBusy>() => Err(Failure { code: ExecExit::Busy.code(), error }),
         Err(error) => Err(error.into()),
     }
 }

@@ -4,14 +4,12 @@
 //! labels. [`prepare()`] turns a batch of them into model-ready planar `f32` buffers in the configured
 //! color space: the gray input, the chroma target and the labels. Sources: `synthetic` (built in, no
 //! download), `cifar` (CIFAR-10/100 binary layout), `folder` (ImageNet-style class folders); `fetch`
-//! downloads the CIFAR archives; `show` writes contact sheets and summaries; `io` holds
-//! [`io::write_atomic`]; `pixels` the planar/interleaved conversions and the square resize shared by the
-//! sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
+//! downloads the CIFAR archives; `show` writes contact sheets and summaries; `pixels` the
+//! planar/interleaved conversions and the square resize shared by the sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
 
 pub mod cifar;
 pub mod fetch;
 pub mod folder;
-pub mod io;
 pub mod pixels;
 pub mod prepare;
 pub mod show;
@@ -25,7 +23,6 @@ use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 pub use fetch::fetch;
-pub use io::write_atomic;
 pub use prepare::{ColorBatch, prepare};
 pub use show::{contact_sheet, describe};
 

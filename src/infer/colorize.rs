@@ -13,9 +13,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::TrainedRun;
+use crate::atomic::write_atomic;
 use crate::color::convert::{decoded_planar, encode_u8_planar, gray_planar};
 use crate::data::folder::{is_image_file, load_rgb8};
-use crate::data::io::write_atomic;
 use crate::data::pixels::{rgb_image_to_planar, square_resize};
 
 pub struct ColorizeOptions {

@@ -10,10 +10,11 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::metrics::Metrics;
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
+use crate::store::layout::{CONFIG_FILE, EVAL_DIR};
 use crate::train::trainer::{Evaluator, evaluate};
 
 /// Keys `sweep eval --set` may change: the data, and the decoding temperature.
@@ -52,7 +53,7 @@ impl EvalResult {
 /// The evaluations kept in a run folder (`eval/*.json`), in file-name order; files that do not parse
 /// are returned as notes naming them.
 pub fn read_kept(run_dir: &Path) -> (Vec<EvalResult>, Vec<String>) {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join("eval"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join(EVAL_DIR))
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
@@ -78,7 +79,7 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     }
     // The run's config.toml is a one-run spec: the overrides go through the same checks as any --set.
     let text = config_toml(&run.meta, &run.run);
-    let spec = Spec::from_str(Path::new("config.toml"), text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = Spec::from_str(Path::new(CONFIG_FILE), text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let planned = plan(&spec, overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = &planned.runs[0].config;
     let data = crate::data::open(&cfg.data_config())?;
@@ -105,7 +106,7 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         metrics: e.metrics,
     };
     let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
-    let path = run.dir.join("eval").join(format!("{label}.json"));
+    let path = run.dir.join(EVAL_DIR).join(format!("{label}.json"));
     write_atomic(&path, &serde_json::to_vec_pretty(&result)?)?;
     Ok((result, path))
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use super::tables::{self, Grid};
 use super::{Figure, Report, reference};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 
 pub const HTML_FILE: &str = "index.html";
 

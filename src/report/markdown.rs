@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::tables::{self, Grid};
 use super::{Figure, Report, reference};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 
 pub const MARKDOWN_FILE: &str = "report.md";
 

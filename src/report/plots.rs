@@ -18,7 +18,8 @@ use plotters::prelude::*;
 
 use super::aggregate::{AccuracyStats, Stat, Variant};
 use super::{Figure, Report};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
+use crate::store::curve_file::CURVE_FILE;
 
 /// The family name the compiled-in font is registered under.
 pub const FONT: &str = "sans-serif";
@@ -630,7 +631,7 @@ pub fn write_all(report: &Report, out: &Path) -> Result<Vec<Figure>> {
             format!(
                 "Zhang et al. 2016, figure 3: the share of pixels whose predicted ab lies within each distance of the truth, thresholds 0 to 150, {at_words}; raw and weighted by the inverse prior of the true colour's class. Mean over seeds with ± one standard deviation.{}",
                 if missing > 0 {
-                    format!(" {missing} variant(s) have no curve.csv at that epoch and are missing.")
+                    format!(" {missing} variant(s) have no {CURVE_FILE} at that epoch and are missing.")
                 } else {
                     String::new()
                 }
@@ -663,9 +664,9 @@ mod tests {
     fn fake_report(n: usize) -> Report {
         use crate::metrics::{AccuracyCurve, Metrics};
         use crate::report::load::{RunResult, RunState, SweepResults};
-        use crate::runner::layout::{PlannedRun, SweepIndex};
-        use crate::train::curve_file::CurveFile;
-        use crate::train::metrics_file::MetricsRow;
+        use crate::store::curve_file::CurveFile;
+        use crate::store::metrics_file::MetricsRow;
+        use crate::store::plan::{PlannedRun, SweepIndex};
         let mut runs = Vec::new();
         for v in 0..n {
             for seed in 0..2u64 {

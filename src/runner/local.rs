@@ -11,21 +11,20 @@
 //! failure's reason.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{Read, Seek};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::layout::SweepIndex;
-use super::lock::SweepLock;
 use super::queue::{FailedRun, SweepOutcome, select, settle};
-use super::status::{RunStatus, State};
-use crate::train::metrics_file::MetricsFile;
-use crate::train::trainer::{EXIT_BUSY, STOP, install_stop_handler};
+use crate::store::lock::SweepLock;
+use crate::store::log;
+use crate::store::metrics_file::MetricsFile;
+use crate::store::plan::SweepIndex;
+use crate::store::protocol::{ExecExit, install_stop_handler, is_stop_signal, request_stop, stop_requested};
+use crate::store::status::{RunStatus, State};
 
 /// How often finished children are looked for: short, so that a slot never idles for long.
 const POLL: Duration = Duration::from_millis(20);
@@ -96,7 +95,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
     // --fail-fast after a failure: the same, for the other runs.
     let mut halted = false;
     loop {
-        if STOP.load(Ordering::SeqCst) && !stopping {
+        if stop_requested() && !stopping {
             stopping = true;
             outcome.interrupted = true;
             // A Ctrl-C at the terminal reaches the children too; a signal to the orchestrator alone
@@ -123,7 +122,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
                 continue;
             }
             let attempts_before = status.map_or(0, |s| s.attempts);
-            let log_offset = std::fs::metadata(run_dir.join("log.txt")).map_or(0, |m| m.len());
+            let log_offset = log::len(&run_dir);
             let child = spawn(&exe, &run_dir, &slots[slot])?;
             progress.started(run, &slots[slot].device);
             active.push(Active { run, child, slot, attempts_before, log_offset });
@@ -144,8 +143,8 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
             free.push(a.slot);
             let planned = &index.runs[a.run];
             let run_dir = sweep_dir.join(&planned.id);
-            let output = output_since(&run_dir.join("log.txt"), a.log_offset);
-            if exit.code() == Some(i32::from(EXIT_BUSY)) {
+            let output = log::since(&run_dir, a.log_offset);
+            if exit.code().and_then(ExecExit::from_code) == Some(ExecExit::Busy) {
                 // Another process took the run's lock first (see above): nothing was changed.
                 progress.remove(a.run);
                 if !stopping && !halted {
@@ -158,7 +157,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
             }
             // Killed by a stop signal before it could record its state (before its handler was
             // installed): interrupted, not failed.
-            let stopped = exit.signal().is_some_and(|s| [libc::SIGINT, libc::SIGTERM, libc::SIGHUP].contains(&s));
+            let stopped = exit.signal().is_some_and(is_stop_signal);
             let status = settle(&run_dir, a.attempts_before, &describe(exit), stopped, &output)?;
             match status.state {
                 State::Done => {
@@ -192,8 +191,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
 
 /// Asks a child to stop: it finishes its current batch and records itself as interrupted.
 fn terminate(child: &Child) {
-    // The child is not reaped before try_wait sees it exit, so its pid cannot have been reused.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    request_stop(child.id());
 }
 
 /// How a child ended, for a failure's reason.
@@ -206,18 +204,6 @@ fn describe(exit: ExitStatus) -> String {
         (None, Some(signal)) => format!("was killed by signal {signal}"),
         (None, None) => format!("ended ({exit})"),
     }
-}
-
-/// What a file holds after `offset` (its last 64 KiB at most).
-fn output_since(path: &Path, offset: u64) -> String {
-    let Ok(mut file) = std::fs::File::open(path) else { return String::new() };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let start = offset.max(len.saturating_sub(64 * 1024));
-    let mut bytes = Vec::new();
-    if file.seek(std::io::SeekFrom::Start(start)).is_ok() {
-        let _ = file.read_to_end(&mut bytes);
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// The execution slots: one per GPU, or `jobs` CPU slots sharing the cores. `cuda_visible` is this
@@ -261,12 +247,7 @@ fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>>
 
 fn spawn(exe: &Path, run_dir: &Path, slot: &Slot) -> Result<Child> {
     use std::os::unix::process::CommandExt;
-    let log_path = run_dir.join("log.txt");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let log = log::append(run_dir)?;
     let mut cmd = Command::new(exe);
     cmd.arg("exec").arg(run_dir).arg("--device").arg(&slot.device).arg("--quiet");
     cmd.envs(slot.env.iter().map(|(k, v)| (k, v)));

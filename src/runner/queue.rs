@@ -7,8 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::layout::SweepIndex;
-use super::status::{RunStatus, State};
+use crate::store::plan::SweepIndex;
+use crate::store::status::{RunStatus, STATUS_FILE, State};
 
 /// A run that failed for good (its retries spent).
 #[derive(Clone, Debug)]
@@ -89,7 +89,7 @@ impl Selection {
 /// `ended` (how the process ended) and the last words of its `output` as the reason.
 pub fn settle(run_dir: &Path, attempts_before: u32, ended: &str, stopped: bool, output: &str) -> Result<RunStatus> {
     let mut status =
-        RunStatus::read(run_dir)?.with_context(|| format!("{} lost its status.json", run_dir.display()))?;
+        RunStatus::read(run_dir)?.with_context(|| format!("{} lost its {STATUS_FILE}", run_dir.display()))?;
     let recorded = status.attempts > attempts_before && status.state != State::Running;
     if recorded {
         return Ok(status);

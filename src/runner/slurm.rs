@@ -17,19 +17,18 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::layout::SweepIndex;
-use super::lock::SweepLock;
 use super::queue::{FailedRun, SweepOutcome, last_words, select, settle};
-use super::status::{RunStatus, State};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::spec::parse::SlurmSpec;
-use crate::train::trainer::{EXIT_BUSY, STOP, install_stop_handler};
+use crate::store::lock::SweepLock;
+use crate::store::plan::SweepIndex;
+use crate::store::protocol::{ExecExit, install_stop_handler, stop_requested};
+use crate::store::status::{RunStatus, State};
 
 /// The executor's folder inside the sweep's.
 pub const SLURM_DIR: &str = "slurm";
@@ -289,7 +288,7 @@ impl Follower<'_> {
     fn follow(&self, tasks: &mut [Task], jobs: &mut Jobs, outcome: &mut SweepOutcome) -> Result<bool> {
         let mut last_warning: Option<Instant> = None;
         while !tasks.iter().all(|t| t.ended) {
-            if STOP.load(Ordering::SeqCst) {
+            if stop_requested() {
                 return Ok(false);
             }
             std::thread::sleep(POLL);
@@ -364,7 +363,7 @@ impl Follower<'_> {
             Some((state, code)) => format!("Slurm task {name} ended as {state}, exit code {code}"),
             None => format!("Slurm task {name} ended"),
         };
-        let busy = end.as_ref().is_some_and(|(_, code)| code == &format!("{EXIT_BUSY}:0"))
+        let busy = end.as_ref().is_some_and(|(_, code)| code == &format!("{}:0", ExecExit::Busy.code()))
             || last_words(&output).is_some_and(|w| w.contains("is being trained by"));
         if busy {
             // Nothing was changed: another process (a local `sweep exec`?) trains the run.
@@ -556,7 +555,7 @@ fn check_path(sweep_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::layout::PlannedRun;
+    use crate::store::plan::PlannedRun;
 
     fn index() -> SweepIndex {
         SweepIndex {

@@ -16,13 +16,14 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::pretrain::{ClassifierInput, ClassifierJob, cached_classifier, classify_all};
-use super::trainer::RunLog;
 use crate::color::ColorSpace;
 use crate::color::convert::{decoded_planar, gray_planar};
 use crate::data::{ColorBatch, DataSet};
 use crate::metrics::{SemanticTop1, top1};
 use crate::model::{Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
 use crate::spec::Flat;
+use crate::store::layout::CacheKind;
+use crate::store::log::RunLog;
 
 /// Keys besides the data's that decide the judge: its architecture and training; not the colorizer,
 /// and not the run's seed: a measuring instrument, it is seeded by the data seed and shared by all seeds.
@@ -64,7 +65,7 @@ pub fn judge(
     };
     let job = ClassifierJob {
         role: "judge",
-        dir: super::pretrain::cache_dir(cfg, results_root, ".judge", KEYS),
+        cache: super::pretrain::cache_dir(cfg, results_root, CacheKind::Judge, KEYS),
         net: net.clone(),
         input: ClassifierInput::Rgb,
         epochs: cfg.int("judge.epochs") as u64,

@@ -4,15 +4,13 @@
 //! - `device`: `--device` names to burn devices;
 //! - `objective`: regression and classification targets, losses and decoding (add a loss here);
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
-//! - `checkpoint`, `metrics_file`, `curve_file`, `samples`: what a run writes each epoch;
+//! - `checkpoint`, `samples`: the files of a run whose format is training's (the others are the store's);
 //! - `pretrain`: classifiers trained before a run and shared between runs (pretrained backbones, judges);
 //! - `judge`: Zhang et al.'s semantic test, a true-colour classifier's top-1 on colorized images.
 
 pub mod checkpoint;
-pub mod curve_file;
 pub mod device;
 pub mod judge;
-pub mod metrics_file;
 pub mod objective;
 pub mod pretrain;
 pub mod samples;

@@ -20,17 +20,19 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::trainer::{RunLog, seeded};
+use super::trainer::seeded;
+use crate::atomic::write_atomic;
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
-use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, ImageSource, prepare};
 use crate::metrics::top1;
 use crate::model::{BackboneConfig, BackboneNet};
 use crate::rng::Rng;
-use crate::runner::lock::LockFile;
 use crate::spec::Flat;
 use crate::spec::expand::short_hash;
+use crate::store::layout::{CacheKind, ClassifierCache};
+use crate::store::lock::LockFile;
+use crate::store::log::RunLog;
 
 /// A trained classifier: its burnpack file and its top-1 (%) on the validation images.
 pub struct Pretrained {
@@ -68,7 +70,7 @@ impl ClassifierInput {
 pub struct ClassifierJob {
     /// What it is for, in log lines ("backbone", "judge").
     pub role: &'static str,
-    pub dir: PathBuf,
+    pub cache: ClassifierCache,
     pub net: BackboneConfig,
     pub input: ClassifierInput,
     pub epochs: u64,
@@ -81,22 +83,22 @@ pub struct ClassifierJob {
 const DATA_KEYS: &[&str] = &["dataset", "data_dir", "image_size", "train_images", "val_images", "data_seed"];
 
 /// The cache folder `<results>/<kind>/<hash>`, the hash over the values of the data keys and `keys`.
-pub fn cache_dir(cfg: &Flat, results_root: &Path, kind: &str, keys: &[&str]) -> PathBuf {
+pub fn cache_dir(cfg: &Flat, results_root: &Path, kind: CacheKind, keys: &[&str]) -> ClassifierCache {
     let key: Vec<String> = DATA_KEYS
         .iter()
         .chain(keys)
         .map(|k| format!("{k}={}", cfg.value(k).map(|v| v.to_string()).unwrap_or_default()))
         .collect();
-    results_root.join(kind).join(short_hash(&key.join("\n")))
+    ClassifierCache::new(results_root, kind, &short_hash(&key.join("\n")))
 }
 
 /// Returns the cached classifier of `job`, training it first if no run has.
 pub fn cached_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &mut RunLog) -> Result<Pretrained> {
-    let dir = &job.dir;
+    let dir = &job.cache.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("classifier.bpk");
-    let top1_path = dir.join("top1");
-    let lock = dir.join("lock");
+    let path = job.cache.classifier();
+    let top1_path = job.cache.top1();
+    let lock = job.cache.lock();
     let mut waited = false;
     loop {
         if path.is_file()
@@ -145,7 +147,7 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
         "training the {} to classify {classes} classes for {} epochs ({})",
         job.role,
         job.epochs,
-        job.dir.display()
+        job.cache.dir.display()
     ));
     for epoch in 0..job.epochs {
         let started = Instant::now();
@@ -173,11 +175,11 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
         csv.push_str(&format!("{},{mean_loss:.6},{top:.4},{:.2}\n", epoch + 1, started.elapsed().as_secs_f64()));
         log.line(&format!("{} epoch {}/{}: loss {mean_loss:.4}, val top-1 {top:.1}%", job.role, epoch + 1, job.epochs));
     }
-    write_atomic(&job.dir.join("metrics.csv"), csv.as_bytes())?;
-    let tmp = job.dir.join(".classifier.bpk.tmp");
+    write_atomic(&job.cache.metrics(), csv.as_bytes())?;
+    let tmp = job.cache.classifier_tmp();
     net.valid().save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot save the {} classifier: {e:?}", job.role))?;
-    std::fs::rename(&tmp, job.dir.join("classifier.bpk"))?;
-    write_atomic(&job.dir.join("top1"), format!("{top}").as_bytes())?;
+    std::fs::rename(&tmp, job.cache.classifier())?;
+    write_atomic(&job.cache.top1(), format!("{top}").as_bytes())?;
     Ok(top)
 }
 
@@ -226,7 +228,7 @@ pub fn pretrained_backbone(
 ) -> Result<Pretrained> {
     let job = ClassifierJob {
         role: "backbone",
-        dir: cache_dir(cfg, results_root, ".pretrain", BACKBONE_KEYS),
+        cache: cache_dir(cfg, results_root, CacheKind::Pretrain, BACKBONE_KEYS),
         net,
         input: ClassifierInput::Gray(cfg.color_space()),
         epochs: cfg.int("backbone.pretrain_epochs") as u64,

@@ -9,9 +9,7 @@
 //! checkpointing, metric loggers and TUI do not fit those contracts. The learning-rate schedules are
 //! closed-form functions of the epoch (see [`learning_rate`]), so resuming needs no scheduler state.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -23,41 +21,33 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor};
 
 use super::checkpoint;
-use super::curve_file;
 use super::judge::{SemanticTest, judge};
-use super::metrics_file::{MetricsFile, MetricsRow};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
 use super::samples;
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
-use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, prepare};
 use crate::metrics::{Accumulator, ClassWeights};
 use crate::model::{
     Activation, Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output,
 };
 use crate::rng::Rng;
-use crate::runner::lock::LockFile;
-use crate::runner::status::{RunStatus, State, this_host};
 use crate::spec::{Flat, RunPlan, SweepMeta, read_config};
+use crate::store::curve_file;
+use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE};
+use crate::store::lock::RunLock;
+use crate::store::log::RunLog;
+use crate::store::metrics_file::{MetricsFile, MetricsRow};
+use crate::store::model_info::ModelInfo;
+use crate::store::protocol::stop_requested;
+use crate::store::status::{End, RunStatus};
 
 /// Images whose chroma estimates the class prior (for rebalancing and the rebalanced AuC).
 const PRIOR_IMAGES: usize = 5000;
 /// Validation images on `samples.png`.
 const SAMPLE_IMAGES: usize = 8;
-
-/// Set by Ctrl-C / SIGTERM: the loop stops at the next batch and records the run as interrupted.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Installs the Ctrl-C / SIGTERM handler once per process.
-pub fn install_stop_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
-    });
-}
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,70 +56,37 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// A line-oriented log: to stdout and to the run's `log.txt`.
-pub struct RunLog {
-    file: Option<std::fs::File>,
-    quiet: bool,
-}
-
-impl RunLog {
-    pub fn open(run_dir: &Path, quiet: bool) -> RunLog {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("log.txt")).ok();
-        RunLog { file, quiet }
-    }
-    pub fn line(&mut self, text: &str) {
-        if !self.quiet {
-            println!("{text}");
-        }
-        if let Some(f) = &mut self.file {
-            let _ = writeln!(f, "{text}");
-        }
-    }
-}
-
 /// Trains the run in `run_dir` on `device` (plain, without autodiff) until it is done, fails or is
-/// interrupted. Keeps `status.json` up to date; a failure is recorded there with its reason.
+/// interrupted. Keeps `status.json` up to date; a failure is recorded there with its reason. Another
+/// live process training the run already is the error [`crate::store::protocol::RunBusy`].
 pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
-    let config_path = run_dir.join("config.toml");
+    let config_path = run_dir.join(CONFIG_FILE);
     if !config_path.is_file() {
-        bail!("{} is not a run folder: it has no config.toml (sweep run creates them)", run_dir.display());
+        bail!("{} is not a run folder: it has no {CONFIG_FILE} (sweep run creates them)", run_dir.display());
     }
     let (meta, mut run) = read_config(&config_path, Some(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
     // One trainer per run, whoever started it (two executors, a Slurm task and a local run, a user).
-    let _lock = LockFile::try_acquire(&run_dir.join("exec.lock"))?
-        .map_err(|held| RunBusy { run_dir: run_dir.to_path_buf(), pid: held.pid })?;
+    let _lock = RunLock::acquire(run_dir)?;
     let mut status = match RunStatus::read(run_dir)? {
         Some(s) => s,
         None => RunStatus::pending(&run, &meta.name),
     };
     // config.toml describes one run; the variant's name lives in the status the runner wrote.
     run.variant = status.variant.clone();
-    status.state = State::Running;
-    status.reason = None;
-    status.pid = Some(std::process::id());
-    status.host = Some(this_host());
-    status.attempts += 1;
-    status.write(run_dir)?;
+    status.begin_attempt(run_dir)?;
     let clock = WallClock { started: Instant::now(), before: status.seconds };
     let mut log = RunLog::open(run_dir, quiet);
     let result = train(run_dir, &meta, &run, device, &mut status, &clock, &mut log);
-    status.pid = None;
-    status.seconds = clock.seconds();
-    match &result {
-        Ok(Outcome::Done) => status.state = State::Done,
-        Ok(Outcome::Interrupted) => {
-            status.state = State::Interrupted;
-            status.reason = Some("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into());
-        }
+    let end = match &result {
+        Ok(Outcome::Done) => End::Done,
+        Ok(Outcome::Interrupted) => End::Interrupted("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into()),
         Err(e) => {
-            status.state = State::Failed;
-            status.failures += 1;
-            status.reason = Some(format!("{e:#}"));
             log.line(&format!("failed: {e:#}"));
+            End::Failed(format!("{e:#}"))
         }
-    }
-    status.write(run_dir)?;
+    };
+    status.end_attempt(run_dir, end, Some(clock.seconds()))?;
     result
 }
 
@@ -164,8 +121,7 @@ fn train(
     let space = cfg.color_space();
     let Evaluator { objective, class_weights, val } = Evaluator::new(cfg, &data)?;
 
-    let info = crate::infer::ModelInfo { num_classes: data.classes.len() };
-    write_atomic(&run_dir.join(crate::infer::MODEL_INFO), &serde_json::to_vec(&info)?)?;
+    ModelInfo { num_classes: data.classes.len() }.write(run_dir)?;
     let ad_device = device.clone().autodiff();
     let model_cfg = model_config(cfg, &objective, data.classes.len());
     let mut model =
@@ -243,7 +199,7 @@ fn train(
             let mut waiting = Instant::now();
             for (step, batch) in rx.iter().enumerate() {
                 data_wait += waiting.elapsed().as_secs_f64();
-                if STOP.load(Ordering::SeqCst) {
+                if stop_requested() {
                     return Ok((model, true));
                 }
                 let batch = batch?;
@@ -294,13 +250,11 @@ fn train(
         if is_best {
             best = Some(value);
         }
-        samples::write_sheet(&run_dir.join("samples.png"), space, &val, &eval.sample_chroma, SAMPLE_IMAGES)?;
+        samples::write_sheet(&run_dir.join(SAMPLES_FILE), space, &val, &eval.sample_chroma, SAMPLE_IMAGES)?;
         curve_file::write(run_dir, epoch + 1, &eval.curve, is_best)?;
         // The inference view carries batch norm's current running statistics (the training view lags one update).
         checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
-        status.epochs_done = epoch + 1;
-        status.seconds = clock.seconds();
-        status.write(run_dir)?;
+        status.record_epoch(run_dir, epoch + 1, clock.seconds())?;
         log.line(&format!(
             "{}  (waited for data {:.1}% of training)",
             row.summary(),
@@ -530,30 +484,4 @@ fn progress_bar(len: u64, prefix: &str, quiet: bool) -> indicatif::ProgressBar {
     );
     bar.set_prefix(prefix.to_string());
     bar
-}
-
-/// Exit code of `sweep exec` when its run is being trained by another live process (EX_TEMPFAIL):
-/// nothing was changed, and the executors try again later.
-pub const EXIT_BUSY: u8 = 75;
-
-/// `sweep exec` found its run being trained by another live process (exit code [`EXIT_BUSY`]).
-#[derive(Debug)]
-pub struct RunBusy {
-    pub run_dir: PathBuf,
-    pub pid: Option<u32>,
-}
-
-impl std::fmt::Display for RunBusy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let who = self.pid.map_or("another process".to_string(), |p| format!("process {p}"));
-        write!(f, "run {} is being trained by {who} already", self.run_dir.display())
-    }
-}
-
-impl std::error::Error for RunBusy {}
-
-/// Whether a process exists (signal 0 checks without sending anything).
-pub fn process_alive(pid: i32) -> bool {
-    pid > 0
-        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }

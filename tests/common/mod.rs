@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use sweep::runner::layout::SweepIndex;
-use sweep::runner::status::{RunStatus, State};
-use sweep::train::metrics_file::MetricsFile;
+use sweep::store::metrics_file::MetricsFile;
+use sweep::store::plan::SweepIndex;
+use sweep::store::status::{RunStatus, State};
 
 /// One epoch of this takes well under a second in the test profile.
 pub const TINY: &str = r#"

@@ -1,4 +1,9 @@
-//! Small file-system helpers shared by the data module (and reusable elsewhere): atomic writes.
+//! Atomic file writes: every file sweep writes (results, reports, colorized photos, contact sheets)
+//! goes through [`write_atomic`], so that a reader or a crash never sees a half-written file.
+//!
+//! A leaf beside `rng` rather than part of `store`: the data layer (contact sheets) writes files too
+//! and sits below the store, which reads the spec, which reads the data layer's types. It imports
+//! nothing from the crate, so every layer may use it without an import going upwards.
 
 use std::fs;
 use std::io::Write;

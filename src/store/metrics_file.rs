@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::metrics::{Metrics, SemanticTop1};
 
 pub const METRICS_FILE: &str = "metrics.csv";
