@@ -1,7 +1,8 @@
 //! The `sweep` command line: argument definitions (clap) and dispatch to one function per subcommand.
 //!
 //! Exit codes: 0 success, 1 a run or command failed, 2 bad usage or a bad spec, 130 interrupted;
-//! `sweep exec` exits with 75 when another process trains its run already.
+//! `sweep exec` also exits with 75 when another process trains its run already (its codes are the
+//! process protocol's, [`crate::store::protocol::ExecExit`]).
 
 mod data_cmd;
 mod infer_cmd;

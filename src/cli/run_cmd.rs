@@ -132,10 +132,16 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
         Ok(Outcome::Done) => Ok(()),
-        Ok(Outcome::Interrupted) => {
-            Err(Failure { code: 130, error: anyhow::anyhow!("interrupted; run again to resume") })
+        Ok(Outcome::Interrupted) => Err(Failure {
+            code: ExecExit::Interrupted.code(),
+            error: anyhow::anyhow!("interrupted; run again to resume"),
+        }),
+        Err(error) if error.is::<RunBusy>() => {
+            // The run's status belongs to the process that trains it: say so where an orchestrator
+            // that lost the exit status (Slurm) still finds it.
+            eprintln!("{}", ExecExit::Busy.notice());
+            Err(Failure { code: ExecExit::Busy.code(), error })
         }
-        Err(error) if error.is::<RunBusy>() => Err(Failure { code: ExecExit::Busy.code(), error }),
         Err(error) => Err(error.into()),
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::queue::{FailedRun, SweepOutcome, last_words, select, settle};
+use super::queue::{FailedRun, SweepOutcome, select, settle};
 use crate::atomic::write_atomic;
 use crate::spec::parse::SlurmSpec;
 use crate::store::lock::SweepLock;
@@ -363,8 +363,9 @@ impl Follower<'_> {
             Some((state, code)) => format!("Slurm task {name} ended as {state}, exit code {code}"),
             None => format!("Slurm task {name} ended"),
         };
-        let busy = end.as_ref().is_some_and(|(_, code)| code == &format!("{}:0", ExecExit::Busy.code()))
-            || last_words(&output).is_some_and(|w| w.contains("is being trained by"));
+        // The exit status, while the controller remembers the task; else the notice `sweep exec` wrote.
+        let exit = end.as_ref().and_then(|(_, code)| exec_exit(code)).or_else(|| ExecExit::noticed_in(&output));
+        let busy = exit == Some(ExecExit::Busy);
         if busy {
             // Nothing was changed: another process (a local `sweep exec`?) trains the run.
             self.say(&format!(
@@ -500,6 +501,15 @@ fn scontrol_end(task: &str) -> Option<(String, String)> {
     parse_scontrol(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// How `sweep exec` ended, from a task's `ExitCode=CODE:SIGNAL` (a code only when no signal ended it).
+fn exec_exit(exit_code: &str) -> Option<ExecExit> {
+    let (code, signal) = exit_code.split_once(':')?;
+    if signal != "0" {
+        return None;
+    }
+    ExecExit::from_code(code.parse().ok()?)
+}
+
 fn parse_scontrol(stdout: &str) -> Option<(String, String)> {
     let field = |name: &str| stdout.split_whitespace().find_map(|w| w.strip_prefix(name)).map(str::to_string);
     Some((field("JobState=")?, field("ExitCode=").unwrap_or_else(|| "?".into())))
@@ -627,6 +637,10 @@ mod tests {
             "JobId=15 ArrayJobId=12 ArrayTaskId=1 JobName=x JobState=CANCELLED Reason=None ExitCode=0:15 RunTime=1";
         assert_eq!(parse_scontrol(line), Some(("CANCELLED".into(), "0:15".into())));
         assert_eq!(parse_scontrol("slurm_load_jobs error: Invalid job id specified"), None);
+        assert_eq!(exec_exit("75:0"), Some(ExecExit::Busy));
+        assert_eq!(exec_exit("0:0"), Some(ExecExit::Done));
+        assert_eq!(exec_exit("0:15"), None);
+        assert_eq!(exec_exit("?"), None);
     }
 
     #[test]
