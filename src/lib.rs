@@ -2,8 +2,8 @@
 //!
 //! One folder per concern: `spec` (TOML experiment specs, resolved run configs, run identity), `color`
 //! (color spaces and chroma quantization), `data` (data sets behind one trait), `model` (the network),
-//! `train` (one run's training loop), `infer` (colorize and eval with a trained run), `metrics`
-//! (colorization metrics), `runner` (run folders and executors), `report` (tables, plots and pages from
+//! `loss` (the losses, one file each), `train` (one run's training loop), `infer` (colorize and eval with a trained run), `metrics`
+//! (colorization metrics), `named` (closed choices that know their names), `runner` (run folders and executors), `report` (tables, plots and pages from
 //! a sweep's results), `cli` (the `sweep` command line). The binary in `main.rs` only calls [`cli::main`].
 
 pub mod allocator;
@@ -11,8 +11,10 @@ pub mod cli;
 pub mod color;
 pub mod data;
 pub mod infer;
+pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod named;
 pub mod report;
 pub mod rng;
 pub mod runner;

@@ -23,6 +23,7 @@ use crate::data::{ColorBatch, DataSet};
 use crate::metrics::{SemanticTop1, top1};
 use crate::model::{Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
 use crate::spec::Flat;
+use crate::spec::run_config::choice;
 
 /// Keys besides the data's that decide the judge: its architecture and training; not the colorizer,
 /// and not the run's seed: a measuring instrument, it is seeded by the data seed and shared by all seeds.
@@ -42,11 +43,10 @@ pub fn judge(
     results_root: &Path,
     log: &mut RunLog,
 ) -> Result<Option<Judge>> {
-    let arch = match cfg.text("judge.arch") {
-        "vgg16" => Backbone::Vgg16,
-        "resnet18" => Backbone::Resnet18,
-        _ => return Ok(None),
-    };
+    let arch: Backbone = choice(cfg, "judge.arch");
+    if arch == Backbone::None {
+        return Ok(None);
+    }
     let image_size = cfg.int("image_size") as usize;
     if !image_size.is_multiple_of(32) {
         anyhow::bail!(
