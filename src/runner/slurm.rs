@@ -28,6 +28,7 @@ use super::lock::SweepLock;
 use super::queue::{FailedRun, SweepOutcome, last_words, select, settle};
 use super::status::{RunStatus, State};
 use crate::data::io::write_atomic;
+use crate::device::Device;
 use crate::spec::parse::SlurmSpec;
 use crate::train::trainer::{EXIT_BUSY, STOP, install_stop_handler};
 
@@ -42,7 +43,7 @@ const POLL: Duration = Duration::from_secs(2);
 
 pub struct SlurmOptions {
     /// `--device` of each task's `sweep exec`.
-    pub device: String,
+    pub device: Device,
     pub retry_failed: bool,
 }
 
@@ -132,7 +133,7 @@ pub fn dry_run(sweep_dir: &Path, index: &SweepIndex, spec: &SlurmSpec, opts: &Sl
     let exe = current_exe()?;
     let dir = sweep_dir.join(SLURM_DIR);
     let mut out = format!("# {}\n", dir.join(SCRIPT).display());
-    out += &job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len());
+    out += &job_script(&exe, sweep_dir, index, spec, &opts.device.to_string(), selection.queue.len());
     out += &format!("\n# {} (array index i is line i+1)\n", dir.join(RUNS).display());
     for &run in &selection.queue {
         out += &format!("{}\n", sweep_dir.join(&index.runs[run].id).display());
@@ -202,7 +203,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, spec: &SlurmSpec, opts: &
     write_atomic(&dir.join(RUNS), runs.as_bytes())?;
     write_atomic(
         &dir.join(SCRIPT),
-        job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len()).as_bytes(),
+        job_script(&exe, sweep_dir, index, spec, &opts.device.to_string(), selection.queue.len()).as_bytes(),
     )?;
     jobs = Jobs::default();
     let all: Vec<usize> = (0..selection.queue.len()).collect();

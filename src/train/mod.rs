@@ -1,7 +1,7 @@
 //! Training one run: the device, the objective (targets, losses, decoding), the loop with its
 //! metrics file, checkpoints, sample sheet, backbone pretraining and the semantic judge.
 //!
-//! - `device`: `--device` names to burn devices;
+//! - `device`: a [`crate::device::Device`] to a burn device;
 //! - `objective`: regression and classification targets, losses and decoding (add a loss here);
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
 //! - `checkpoint`, `metrics_file`, `curve_file`, `samples`: what a run writes each epoch;
@@ -18,5 +18,5 @@ pub mod pretrain;
 pub mod samples;
 pub mod trainer;
 
-pub use device::parse_device;
+pub use device::open_device;
 pub use trainer::{Outcome, exec};
