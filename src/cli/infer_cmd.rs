@@ -5,10 +5,10 @@ use super::{CmdResult, ColorizeArgs, EvalArgs, Failure};
 use crate::infer::TrainedRun;
 use crate::infer::colorize::{ColorizeOptions, colorize};
 use crate::infer::eval::eval as eval_run;
-use crate::train::parse_device;
+use crate::train::open_device;
 
 pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
-    let device = parse_device(&args.device)?;
+    let device = open_device(args.device)?;
     let run = TrainedRun::load(&args.run, &args.checkpoint, &device)?;
     let opts = ColorizeOptions {
         output: args.output.clone(),
@@ -58,7 +58,7 @@ pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
 }
 
 pub fn eval_cmd(args: EvalArgs) -> CmdResult {
-    let device = parse_device(&args.device)?;
+    let device = open_device(args.device)?;
     let run = TrainedRun::load(&args.run, &args.checkpoint, &device)?;
     let mut overrides = vec![format!("dataset={}", args.dataset)];
     if let Some(dir) = &args.data_dir {

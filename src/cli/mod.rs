@@ -16,6 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::device::Device;
+
 /// Define, run and compare automatic-colorization experiments.
 ///
 /// A TOML spec in experiments/ enumerates variants (task, loss, color space, backbone, features,
@@ -92,7 +94,7 @@ pub struct RunArgs {
     pub jobs: Option<usize>,
     /// GPU slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child).
     #[arg(long, value_delimiter = ',')]
-    pub devices: Vec<String>,
+    pub devices: Vec<Device>,
     /// Where runs execute: child processes here, or a Slurm job array (resources from the spec's
     /// [slurm] table; this command follows the job and resubmits failed tasks).
     #[arg(long, value_enum, default_value_t = Executor::Local)]
@@ -102,7 +104,7 @@ pub struct RunArgs {
     pub results: PathBuf,
     /// Device of each run: cpu, cuda:N or wgpu:N (on Slurm, cuda:0 is the task's first GPU).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
     /// Train failed runs again, with a fresh set of the spec's max_retries retries.
     #[arg(long)]
     pub retry_failed: bool,
@@ -151,7 +153,7 @@ pub struct ExecArgs {
     pub run_dir: PathBuf,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
     /// No progress bar or log lines on stdout (log.txt still gets them); what the executors use.
     #[arg(long)]
     pub quiet: bool,
@@ -186,7 +188,7 @@ pub struct ColorizeArgs {
     pub checkpoint: String,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
 }
 
 #[derive(Args, Debug)]
@@ -212,7 +214,7 @@ pub struct EvalArgs {
     pub checkpoint: String,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
 }
 
 #[derive(Subcommand, Debug)]

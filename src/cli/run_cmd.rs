@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 
 use super::table::Table;
 use super::{CmdResult, ExecArgs, Executor, Failure, RunArgs, StatusArgs};
+use crate::device::Device;
 use crate::runner::local::{self, LocalOptions};
 use crate::runner::queue::select;
 use crate::runner::slurm::{self, SlurmOptions};
@@ -14,7 +15,7 @@ use crate::store::metrics_file::MetricsFile;
 use crate::store::plan::{SweepIndex, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::store::status::{RunStatus, State};
-use crate::train::{Outcome, exec as train_run, parse_device};
+use crate::train::{Outcome, exec as train_run, open_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
     let plan = crate::spec::load(&args.spec.spec, &args.spec.overrides)?;
@@ -33,7 +34,7 @@ pub fn run(args: RunArgs) -> CmdResult {
         Executor::Local => {
             if args.devices.is_empty() {
                 // Fail before creating anything if the device cannot work.
-                parse_device(&args.device)?;
+                open_device(args.device)?;
             }
         }
         Executor::Slurm if args.jobs.is_some() || !args.devices.is_empty() || args.fail_fast => {
@@ -43,7 +44,7 @@ pub fn run(args: RunArgs) -> CmdResult {
             ));
         }
         Executor::Slurm => {
-            if plan.slurm.gpus_per_task > 0 && args.device == "cpu" {
+            if plan.slurm.gpus_per_task > 0 && args.device == Device::Cpu {
                 eprintln!(
                     "warning: [slurm] gpus_per_task = {} but --device cpu: the runs will not use the GPUs (pass --device cuda:0)",
                     plan.slurm.gpus_per_task
@@ -68,7 +69,7 @@ pub fn run(args: RunArgs) -> CmdResult {
                 }
             }
             Executor::Slurm => {
-                let opts = SlurmOptions { device: args.device.clone(), retry_failed: args.retry_failed };
+                let opts = SlurmOptions { device: args.device, retry_failed: args.retry_failed };
                 print!("{}", slurm::dry_run(&dir, &index, &plan.slurm, &opts)?);
             }
         }
@@ -84,14 +85,14 @@ pub fn run(args: RunArgs) -> CmdResult {
             let opts = LocalOptions {
                 jobs: args.jobs.unwrap_or(1),
                 devices: args.devices.clone(),
-                device: args.device.clone(),
+                device: args.device,
                 retry_failed: args.retry_failed,
                 fail_fast: args.fail_fast,
             };
             local::run_sweep(&lock, &index, &opts)?
         }
         Executor::Slurm => {
-            let opts = SlurmOptions { device: args.device.clone(), retry_failed: args.retry_failed };
+            let opts = SlurmOptions { device: args.device, retry_failed: args.retry_failed };
             slurm::run_sweep(&lock, &index, &plan.slurm, &opts)?
         }
     };
@@ -128,7 +129,7 @@ fn usage(message: &str) -> Failure {
 }
 
 pub fn exec(args: ExecArgs) -> CmdResult {
-    let device = parse_device(&args.device)?;
+    let device = open_device(args.device)?;
     install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
         Ok(Outcome::Done) => Ok(()),

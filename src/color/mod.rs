@@ -7,30 +7,18 @@
 pub mod convert;
 pub mod quantize;
 
-use serde::{Deserialize, Serialize};
+use crate::named::named_enum;
 
-/// The color space a model works in: one luminance channel in, two chroma channels out.
-///
-/// Units are chosen so that one chroma grid of size 10 makes sense in every space:
-/// - Lab: L in [0, 100], a and b in about [-128, 128] (CIE, D65).
-/// - YUV: BT.601 scaled by 255: Y in [0, 255], U in about [-111, 111], V in about [-157, 157].
-/// - HSV: V in [0, 100], H in degrees [0, 360) (circular), S in [0, 100].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColorSpace {
-    Lab,
-    Yuv,
-    Hsv,
-}
-
-impl ColorSpace {
-    pub const ALL: [ColorSpace; 3] = [ColorSpace::Lab, ColorSpace::Yuv, ColorSpace::Hsv];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ColorSpace::Lab => "lab",
-            ColorSpace::Yuv => "yuv",
-            ColorSpace::Hsv => "hsv",
-        }
+named_enum! {
+    /// The color space a model works in: one luminance channel in, two chroma channels out.
+    ///
+    /// Units are chosen so that one chroma grid of size 10 makes sense in every space:
+    /// - Lab: L in [0, 100], a and b in about [-128, 128] (CIE, D65).
+    /// - YUV: BT.601 scaled by 255: Y in [0, 255], U in about [-111, 111], V in about [-157, 157].
+    /// - HSV: V in [0, 100], H in degrees [0, 360) (circular), S in [0, 100].
+    pub enum ColorSpace {
+        Lab = "lab",
+        Yuv = "yuv",
+        Hsv = "hsv",
     }
 }

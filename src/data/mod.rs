@@ -20,39 +20,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::bail;
-use serde::{Deserialize, Serialize};
+
+use crate::named::named_enum;
 
 pub use fetch::fetch;
 pub use prepare::{ColorBatch, prepare};
 pub use show::{contact_sheet, describe};
 
-/// Which data set a run uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetKind {
-    /// The built-in procedural data set (no download); see [`synthetic`].
-    Synthetic,
-    /// CIFAR-10 in its binary layout; see [`cifar`] and [`fetch()`].
-    Cifar10,
-    /// CIFAR-100 (fine labels) in its binary layout; see [`cifar`] and [`fetch()`].
-    Cifar100,
-    /// ImageNet-style class folders of JPEG/PNG files; see [`folder`].
-    Folder,
-}
-
-impl DatasetKind {
-    /// Every kind, in the order the documentation lists them.
-    pub const ALL: [DatasetKind; 4] =
-        [DatasetKind::Synthetic, DatasetKind::Cifar10, DatasetKind::Cifar100, DatasetKind::Folder];
-
-    /// The lower-case name used in specs and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Synthetic => "synthetic",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100 => "cifar100",
-            DatasetKind::Folder => "folder",
-        }
+named_enum! {
+    /// Which data set a run uses.
+    pub enum DatasetKind {
+        /// The built-in procedural data set (no download); see [`synthetic`].
+        Synthetic = "synthetic",
+        /// CIFAR-10 in its binary layout; see [`cifar`] and [`fetch()`].
+        Cifar10 = "cifar10",
+        /// CIFAR-100 (fine labels) in its binary layout; see [`cifar`] and [`fetch()`].
+        Cifar100 = "cifar100",
+        /// ImageNet-style class folders of JPEG/PNG files; see [`folder`].
+        Folder = "folder",
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
 use crate::atomic::write_atomic;
-use crate::metrics::Metrics;
+use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
 use crate::store::layout::{CONFIG_FILE, EVAL_DIR};
@@ -37,16 +37,12 @@ pub struct EvalResult {
 }
 
 impl EvalResult {
+    /// The validation loss, every validation metric and the ground truth's colorfulness, by name.
     pub fn rows(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("val_loss", self.val_loss),
-            ("psnr", self.metrics.psnr),
-            ("ab_rmse", self.metrics.ab_rmse),
-            ("auc", self.metrics.auc),
-            ("auc_rebal", self.metrics.auc_rebal),
-            ("colorfulness", self.metrics.colorfulness),
-            ("colorfulness_gt", self.metrics.colorfulness_gt),
-        ]
+        let mut rows = vec![(Metric::ValLoss.name(), self.val_loss)];
+        rows.extend(Metric::ALL.iter().filter_map(|&m| self.metrics.value(m).map(|v| (m.name(), v))));
+        rows.push((COLORFULNESS_GT, self.metrics.colorfulness_gt));
+        rows
     }
 }
 

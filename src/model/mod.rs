@@ -63,37 +63,42 @@ pub use hypercolumn::Hypercolumn;
 pub use local::LocalFeatures;
 pub use weights::{LoadOptions, LoadReport, WeightError};
 
-/// Which global network, if any, runs beside the local branch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backbone {
-    /// No global network: local features only.
-    None,
-    /// torchvision `vgg16` (no batch norm); see [`Vgg16`] for the 32x32 variant.
-    Vgg16,
-    /// torchvision `resnet18`; see [`Resnet18`] for the CIFAR-style 32x32 variant.
-    Resnet18,
+use crate::named::named_enum;
+
+named_enum! {
+    /// Which global network, if any, runs beside the local branch.
+    pub enum Backbone {
+        /// No global network: local features only.
+        None = "none",
+        /// torchvision `vgg16` (no batch norm); see [`Vgg16`] for the 32x32 variant.
+        Vgg16 = "vgg16",
+        /// torchvision `resnet18`; see [`Resnet18`] for the CIFAR-style 32x32 variant.
+        Resnet18 = "resnet18",
+    }
 }
 
-/// How the local features are combined with the backbone's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FeatureMode {
-    /// Local features only (requires [`Backbone::None`]).
-    Local,
-    /// Iizuka et al. 2016: a global vector tiled over the local map. See [`Fusion`].
-    Fusion,
-    /// Larsson et al. 2016: backbone stages upsampled and stacked per pixel. See [`Hypercolumn`].
-    Hypercolumn,
+named_enum! {
+    /// How the local features are combined with the backbone's.
+    pub enum FeatureMode {
+        /// Local features only (requires [`Backbone::None`]).
+        Local = "local",
+        /// Iizuka et al. 2016: a global vector tiled over the local map. See [`Fusion`].
+        Fusion = "fusion",
+        /// Larsson et al. 2016: backbone stages upsampled and stacked per pixel. See [`Hypercolumn`].
+        Hypercolumn = "hypercolumn",
+    }
 }
 
-/// Squashing applied to the two regressed chroma channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// Output in `[-1, 1]`.
-    Tanh,
-    /// Output in `[0, 1]`.
-    Sigmoid,
-    /// Unbounded output.
-    Linear,
+named_enum! {
+    /// Squashing applied to the two regressed chroma channels.
+    pub enum Activation {
+        /// Output in `[-1, 1]`.
+        Tanh = "tanh",
+        /// Output in `[0, 1]`.
+        Sigmoid = "sigmoid",
+        /// Unbounded output.
+        Linear = "linear",
+    }
 }
 
 /// What the head predicts at each pixel.

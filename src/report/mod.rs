@@ -89,12 +89,12 @@ impl Report {
         Ok(Report { sets, labels, variants, metric, higher_is_better, at, notes, created: utc_now() })
     }
 
-    /// The schema's metrics, in its order, that at least one variant has a value of (the semantic
+    /// The metrics, in [`crate::metrics::Metric`]'s order, that at least one variant has a value of (the semantic
     /// test's columns only exist where a sweep has a judge).
     pub fn measured_metrics(&self) -> Vec<&'static str> {
-        crate::spec::schema::METRICS
+        crate::metrics::Metric::NAMES
             .iter()
-            .map(|m| m.0)
+            .copied()
             .filter(|m| self.variants.iter().any(|v| v.stat(self.at, m).is_some()))
             .collect()
     }

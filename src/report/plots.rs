@@ -19,6 +19,8 @@ use plotters::prelude::*;
 use super::aggregate::{AccuracyStats, Stat, Variant};
 use super::{Figure, Report};
 use crate::atomic::write_atomic;
+use crate::metrics::Metric;
+use crate::named::Named;
 use crate::store::curve_file::CURVE_FILE;
 
 /// The family name the compiled-in font is registered under.
@@ -211,7 +213,7 @@ fn axis_label(metric: &str, higher_is_better: Option<bool>) -> String {
 }
 
 fn natural_direction(metric: &str) -> Option<bool> {
-    crate::spec::schema::METRICS.iter().find(|m| m.0 == metric).map(|m| m.1)
+    Metric::parse(metric).map(Metric::higher_is_better)
 }
 
 /// Lines with bands over a shared x axis: one panel per series set, legend on the right.

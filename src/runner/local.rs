@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::queue::{FailedRun, SweepOutcome, select, settle};
+use crate::device::Device;
 use crate::store::lock::SweepLock;
 use crate::store::log;
 use crate::store::metrics_file::MetricsFile;
@@ -37,15 +38,15 @@ pub struct LocalOptions {
     /// Runs at once on `device` when `devices` is empty.
     pub jobs: usize,
     /// GPU slots (`cuda:0`, `wgpu:1`), one run each.
-    pub devices: Vec<String>,
-    pub device: String,
+    pub devices: Vec<Device>,
+    pub device: Device,
     pub retry_failed: bool,
     pub fail_fast: bool,
 }
 
 /// Where a child trains: its `--device` and environment.
 struct Slot {
-    device: String,
+    device: Device,
     env: Vec<(String, String)>,
 }
 
@@ -124,7 +125,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, opts: &LocalOptions) -> R
             let attempts_before = status.map_or(0, |s| s.attempts);
             let log_offset = log::len(&run_dir);
             let child = spawn(&exe, &run_dir, &slots[slot])?;
-            progress.started(run, &slots[slot].device);
+            progress.started(run, slots[slot].device);
             active.push(Active { run, child, slot, attempts_before, log_offset });
         }
         if active.is_empty() && (stopping || halted || waiting.is_empty()) {
@@ -215,18 +216,20 @@ fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>>
         return opts
             .devices
             .iter()
-            .map(|d| match d.split_once(':').map(|(kind, i)| (kind, i.parse::<usize>())) {
-                Some(("cuda", Ok(i))) => {
+            .map(|&d| match d {
+                Device::Cuda(i) => {
                     let physical = match &visible {
                         Some(list) => list.get(i).cloned().with_context(|| {
                             format!("--devices: {d} is not among the {} GPUs of CUDA_VISIBLE_DEVICES", list.len())
                         })?,
                         None => i.to_string(),
                     };
-                    Ok(Slot { device: "cuda:0".into(), env: vec![("CUDA_VISIBLE_DEVICES".into(), physical)] })
+                    Ok(Slot { device: Device::Cuda(0), env: vec![("CUDA_VISIBLE_DEVICES".into(), physical)] })
                 }
-                Some(("wgpu", Ok(_))) => Ok(Slot { device: d.clone(), env: Vec::new() }),
-                _ => bail!("--devices: `{d}` is not a GPU slot; give cuda:N or wgpu:N, comma-separated"),
+                Device::Wgpu(Some(_)) => Ok(Slot { device: d, env: Vec::new() }),
+                Device::Wgpu(None) | Device::Cpu => {
+                    bail!("--devices: `{d}` is not a GPU slot; give cuda:N or wgpu:N, comma-separated")
+                }
             })
             .collect();
     }
@@ -242,14 +245,14 @@ fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>>
     } else {
         vec![("RAYON_NUM_THREADS".to_string(), threads.to_string())]
     };
-    Ok((0..opts.jobs).map(|_| Slot { device: opts.device.clone(), env: env.clone() }).collect())
+    Ok((0..opts.jobs).map(|_| Slot { device: opts.device, env: env.clone() }).collect())
 }
 
 fn spawn(exe: &Path, run_dir: &Path, slot: &Slot) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     let log = log::append(run_dir)?;
     let mut cmd = Command::new(exe);
-    cmd.arg("exec").arg(run_dir).arg("--device").arg(&slot.device).arg("--quiet");
+    cmd.arg("exec").arg(run_dir).arg("--device").arg(slot.device.to_string()).arg("--quiet");
     cmd.envs(slot.env.iter().map(|(k, v)| (k, v)));
     cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
     let orchestrator = std::process::id() as i32;
@@ -348,7 +351,7 @@ impl<'a> Progress<'a> {
         }
     }
 
-    fn started(&mut self, run: usize, device: &str) {
+    fn started(&mut self, run: usize, device: Device) {
         let planned = &self.index.runs[run];
         let (done, total) = self.epochs.get(&run).copied().unwrap_or_default();
         if self.plain {
@@ -454,8 +457,8 @@ mod tests {
     fn opts(jobs: usize, devices: &[&str]) -> LocalOptions {
         LocalOptions {
             jobs,
-            devices: devices.iter().map(|d| d.to_string()).collect(),
-            device: "cpu".into(),
+            devices: devices.iter().map(|d| d.parse().unwrap()).collect(),
+            device: Device::Cpu,
             retry_failed: false,
             fail_fast: false,
         }
@@ -469,14 +472,18 @@ mod tests {
     fn gpu_slots_pin_one_gpu_each() {
         let s = slots(&opts(1, &["cuda:1", "cuda:0", "wgpu:0"]), None).unwrap();
         assert_eq!(s.len(), 3);
-        assert_eq!((s[0].device.as_str(), env(&s[0], "CUDA_VISIBLE_DEVICES").as_deref()), ("cuda:0", Some("1")));
+        assert_eq!(
+            (s[0].device.to_string().as_str(), env(&s[0], "CUDA_VISIBLE_DEVICES").as_deref()),
+            ("cuda:0", Some("1"))
+        );
         assert_eq!(env(&s[1], "CUDA_VISIBLE_DEVICES").as_deref(), Some("0"));
-        assert_eq!((s[2].device.as_str(), s[2].env.len()), ("wgpu:0", 0));
+        assert_eq!((s[2].device.to_string().as_str(), s[2].env.len()), ("wgpu:0", 0));
         // Indices count within the GPUs this process was given.
         let s = slots(&opts(1, &["cuda:0", "cuda:1"]), Some("4,6".into())).unwrap();
         assert_eq!(env(&s[1], "CUDA_VISIBLE_DEVICES").as_deref(), Some("6"));
         assert!(slots(&opts(1, &["cuda:2"]), Some("4,6".into())).is_err());
-        let err = slots(&opts(1, &["gpu0"]), None).err().unwrap().to_string();
+        // A name that is no device ("gpu0") is refused when the command line is parsed (crate::device).
+        let err = slots(&opts(1, &["cpu"]), None).err().unwrap().to_string();
         assert!(err.contains("give cuda:N or wgpu:N"), "{err}");
     }
 
@@ -485,7 +492,7 @@ mod tests {
         assert!(slots(&opts(0, &[]), None).is_err());
         let s = slots(&opts(2, &[]), None).unwrap();
         assert_eq!(s.len(), 2);
-        assert!(s.iter().all(|s| s.device == "cpu"));
+        assert!(s.iter().all(|s| s.device == Device::Cpu));
         if std::env::var_os("RAYON_NUM_THREADS").is_none() {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             assert_eq!(env(&s[0], "RAYON_NUM_THREADS"), Some((cores / 2).max(1).to_string()));

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::queue::{FailedRun, SweepOutcome, select, settle};
 use crate::atomic::write_atomic;
+use crate::device::Device;
 use crate::spec::parse::SlurmSpec;
 use crate::store::lock::SweepLock;
 use crate::store::plan::SweepIndex;
@@ -41,7 +42,7 @@ const POLL: Duration = Duration::from_secs(2);
 
 pub struct SlurmOptions {
     /// `--device` of each task's `sweep exec`.
-    pub device: String,
+    pub device: Device,
     pub retry_failed: bool,
 }
 
@@ -131,7 +132,7 @@ pub fn dry_run(sweep_dir: &Path, index: &SweepIndex, spec: &SlurmSpec, opts: &Sl
     let exe = current_exe()?;
     let dir = sweep_dir.join(SLURM_DIR);
     let mut out = format!("# {}\n", dir.join(SCRIPT).display());
-    out += &job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len());
+    out += &job_script(&exe, sweep_dir, index, spec, &opts.device.to_string(), selection.queue.len());
     out += &format!("\n# {} (array index i is line i+1)\n", dir.join(RUNS).display());
     for &run in &selection.queue {
         out += &format!("{}\n", sweep_dir.join(&index.runs[run].id).display());
@@ -201,7 +202,7 @@ pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, spec: &SlurmSpec, opts: &
     write_atomic(&dir.join(RUNS), runs.as_bytes())?;
     write_atomic(
         &dir.join(SCRIPT),
-        job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len()).as_bytes(),
+        job_script(&exe, sweep_dir, index, spec, &opts.device.to_string(), selection.queue.len()).as_bytes(),
     )?;
     jobs = Jobs::default();
     let all: Vec<usize> = (0..selection.queue.len()).collect();

@@ -11,10 +11,11 @@ use toml::Value;
 use super::error::{Diagnostic, SpecError};
 use super::expand::{Plan, RunPlan, plan};
 use super::parse::{Spec, SweepMeta};
+use super::run_config::choice;
 use super::schema::SEED_KEY;
 use super::value::{Flat, Origin};
 use crate::color::ColorSpace;
-use crate::data::{DataConfig, DatasetKind};
+use crate::data::DataConfig;
 
 /// The text of a run's `config.toml`.
 pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
@@ -24,7 +25,7 @@ pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
     sweep.insert("name".into(), Value::String(meta.name.clone()));
     sweep.insert("description".into(), Value::String(format!("variant \"{}\"", run.variant)));
     sweep.insert("seeds".into(), Value::Array(vec![Value::Integer(run.seed as i64)]));
-    sweep.insert("metric".into(), Value::String(meta.metric.clone()));
+    sweep.insert("metric".into(), Value::String(meta.metric.name().into()));
     sweep.insert("higher_is_better".into(), Value::Boolean(meta.higher_is_better));
     sweep.insert("max_retries".into(), Value::Integer(meta.max_retries as i64));
     let mut doc = toml::Table::new();
@@ -71,47 +72,14 @@ pub fn read_config(path: &Path, expected_id: Option<&str>) -> Result<(SweepMeta,
     Ok((meta, run))
 }
 
-/// Typed getters. Values were checked against the schema when the config was resolved, so a wrong
-/// type here is a bug in sweep, not in the user's spec.
 impl Flat {
-    pub fn int(&self, key: &str) -> i64 {
-        self.value(key).and_then(Value::as_integer).unwrap_or_else(|| missing(key))
-    }
-    pub fn float(&self, key: &str) -> f64 {
-        self.value(key).and_then(Value::as_float).unwrap_or_else(|| missing(key))
-    }
-    pub fn text(&self, key: &str) -> &str {
-        self.str(key).unwrap_or_else(|| missing(key))
-    }
-    pub fn flag(&self, key: &str) -> bool {
-        self.bool(key).unwrap_or_else(|| missing(key))
-    }
-    pub fn ints(&self, key: &str) -> Vec<usize> {
-        let list = self.value(key).and_then(Value::as_array).unwrap_or_else(|| missing(key));
-        list.iter().map(|v| v.as_integer().unwrap_or_else(|| missing(key)) as usize).collect()
-    }
-    pub fn floats(&self, key: &str) -> Vec<f64> {
-        let list = self.value(key).and_then(Value::as_array).unwrap_or_else(|| missing(key));
-        list.iter().map(|v| v.as_float().unwrap_or_else(|| missing(key))).collect()
-    }
-
     pub fn color_space(&self) -> ColorSpace {
-        match self.text("color_space") {
-            "yuv" => ColorSpace::Yuv,
-            "hsv" => ColorSpace::Hsv,
-            _ => ColorSpace::Lab,
-        }
+        choice(self, "color_space")
     }
 
     pub fn data_config(&self) -> DataConfig {
-        let kind = match self.text("dataset") {
-            "cifar10" => DatasetKind::Cifar10,
-            "cifar100" => DatasetKind::Cifar100,
-            "folder" => DatasetKind::Folder,
-            _ => DatasetKind::Synthetic,
-        };
         DataConfig {
-            kind,
+            kind: choice(self, "dataset"),
             dir: self.str("data_dir").unwrap_or("").into(),
             image_size: self.int("image_size") as usize,
             train_images: self.int("train_images") as usize,
@@ -119,8 +87,4 @@ impl Flat {
             data_seed: self.value("data_seed").and_then(Value::as_integer).unwrap_or(0) as u64,
         }
     }
-}
-
-fn missing(key: &str) -> ! {
-    panic!("resolved config lacks a valid `{key}` (a bug in sweep's schema handling)")
 }

@@ -15,7 +15,8 @@ use toml::Value;
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::parse::{Entry, SlurmSpec, Spec, SweepMeta};
-use super::schema::{self, KEYS, Kind, REGRESSION_LOSSES, SEED_KEY};
+use super::rules::{cross_check, derive};
+use super::schema::{self, KEYS, Kind, SEED_KEY};
 use super::value::{Flat, Layer, Origin, Setting, check, parse_literal};
 
 /// One run of a sweep.
@@ -269,118 +270,6 @@ fn check_reference(reference: &super::parse::Reference, runs: &[RunPlan], errors
             .help(help),
         );
     }
-}
-
-/// Keys whose default depends on others.
-fn derive(flat: &mut Flat) {
-    let derived = |v: &str| Setting { value: Value::String(v.into()), origin: Origin::Derived, layer: Layer::Default };
-    if !flat.contains("loss") {
-        let loss = if flat.str("task") == Some("classification") { "cross_entropy" } else { "l2" };
-        flat.set("loss", derived(loss));
-    }
-    if !flat.contains("features") {
-        let features = if flat.str("backbone.arch") == Some("none") { "local" } else { "fusion" };
-        flat.set("features", derived(features));
-    }
-}
-
-/// Rules that tie several keys together.
-fn cross_check(flat: &Flat) -> Result<(), Vec<Diagnostic>> {
-    let mut errors = Vec::new();
-    let origin_of = |key: &str| flat.get(key).map(|s| s.origin.clone()).unwrap_or(Origin::Default);
-    let blame = |a: &str, b: &str| {
-        // Point at whichever of two keys the user wrote last (variant over base over default).
-        let layer = |k: &str| flat.get(k).map(|s| s.layer).unwrap_or(Layer::Default);
-        if layer(a) >= layer(b) { origin_of(a) } else { origin_of(b) }
-    };
-    let task = flat.str("task").unwrap_or("regression");
-    let loss = flat.str("loss").unwrap_or("l2");
-    let regression_loss = REGRESSION_LOSSES.contains(&loss);
-    if (task == "regression") != regression_loss {
-        let fits =
-            if task == "regression" { schema::quoted_list(REGRESSION_LOSSES) } else { "\"cross_entropy\"".into() };
-        errors.push(
-            Diagnostic::new(format!("loss = \"{loss}\" does not fit task = \"{task}\""), blame("loss", "task"))
-                .help(format!("task = \"{task}\" trains with {fits}")),
-        );
-    }
-    let arch = flat.str("backbone.arch").unwrap_or("none");
-    let features = flat.str("features").unwrap_or("local");
-    if arch == "none" && features != "local" {
-        errors.push(
-            Diagnostic::new(
-                format!("features = \"{features}\" needs global features, but backbone = \"none\""),
-                blame("features", "backbone.arch"),
-            )
-            .help("set backbone = \"vgg16\" or \"resnet18\", or features = \"local\""),
-        );
-    }
-    if arch != "none" && features == "local" {
-        errors.push(
-            Diagnostic::new(
-                format!("backbone = \"{arch}\" is unused with features = \"local\""),
-                blame("features", "backbone.arch"),
-            )
-            .help("use features = \"fusion\" or \"hypercolumn\", or backbone = \"none\""),
-        );
-    }
-    let weights = flat.str("backbone.weights").unwrap_or("");
-    if arch != "none" && !weights.is_empty() && flat.str("backbone.pretrain") == Some("classification") {
-        errors.push(
-            Diagnostic::new(
-                "backbone.weights and backbone.pretrain = \"classification\" are both set",
-                blame("backbone.weights", "backbone.pretrain"),
-            )
-            .help("start the backbone from torchvision weights or from classification pretraining, not both"),
-        );
-    }
-    let ints = |key: &str| -> Vec<i64> {
-        flat.value(key)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_integer).collect())
-            .unwrap_or_default()
-    };
-    let widths = ints("local.widths");
-    let pools = ints("local.pool_after");
-    if let Some(bad) = pools.iter().find(|&&p| p as usize > widths.len()) {
-        errors.push(
-            Diagnostic::new(
-                format!("local.pool_after names layer {bad}, but local.widths has {} layers", widths.len()),
-                blame("local.pool_after", "local.widths"),
-            )
-            .help("give 1-based indices of layers in local.widths"),
-        );
-    }
-    let mut unique = pools.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    if unique.len() != pools.len() {
-        errors.push(Diagnostic::new("local.pool_after names a layer twice", origin_of("local.pool_after")));
-    }
-    let size = flat.value("image_size").and_then(Value::as_integer).unwrap_or(32);
-    let factor = 1i64 << unique.len().min(16);
-    if size % factor != 0 {
-        errors.push(
-            Diagnostic::new(
-                format!(
-                    "image_size = {size} is not divisible by {factor}, the local network's {} poolings",
-                    unique.len()
-                ),
-                blame("image_size", "local.pool_after"),
-            )
-            .help(format!("use an image_size that is a multiple of {factor}")),
-        );
-    }
-    if arch != "none" && size % 32 != 0 {
-        errors.push(
-            Diagnostic::new(
-                format!("image_size = {size} does not suit backbone = \"{arch}\", which downsamples by 32"),
-                blame("image_size", "backbone.arch"),
-            )
-            .help("use an image_size that is a multiple of 32 (32 for CIFAR, 224 for ImageNet-style folders)"),
-        );
-    }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
 /// `name`, or the grid values (`task=classification,lr=0.01`), or both; `base` for a spec without either.

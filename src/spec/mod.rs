@@ -5,13 +5,17 @@
 //! - `parse`: reading a spec file into checked tables (`[sweep]`, `[base]`, `[grid]`, `[[variant]]`,
 //!   `[[exclude]]`, `[reference]`);
 //! - `expand`: the runs a spec describes, with their resolved configs and ids;
+//! - `rules`: derived defaults and the rules that tie several keys together;
 //! - `config`: a run's `config.toml` and typed access to a resolved config;
+//! - `run_config`: the closed choices only the trainer implements (task, optimizer, schedule, pretraining);
 //! - `error`: diagnostics with file:line:column, the offending text and "did you mean".
 
 pub mod config;
 pub mod error;
 pub mod expand;
 pub mod parse;
+pub mod rules;
+pub mod run_config;
 pub mod schema;
 pub mod value;
 

@@ -12,8 +12,10 @@ use toml::Value;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::schema::{self, Key, METRICS};
+use super::schema::{self, Key};
 use super::value::{Origin, SourceFile, check, show};
+use crate::metrics::Metric;
+use crate::named::Named;
 
 /// The `[sweep]` table.
 #[derive(Clone, Debug)]
@@ -21,8 +23,8 @@ pub struct SweepMeta {
     pub name: String,
     pub description: String,
     pub seeds: Vec<u64>,
-    /// Primary metric, one of [`schema::METRICS`].
-    pub metric: String,
+    /// Primary metric.
+    pub metric: Metric,
     pub higher_is_better: bool,
     /// Automatic retries of a failed run.
     pub max_retries: u32,
@@ -104,7 +106,7 @@ pub struct Claim {
     pub origin: Origin,
 }
 
-/// The published numbers of one variant: `(metric, value)` with metrics from [`schema::METRICS`].
+/// The published numbers of one variant: `(metric, value)`, each metric a [`Metric`]'s name.
 #[derive(Clone, Debug)]
 pub struct PublishedVariant {
     pub name: String,
@@ -314,7 +316,7 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
         name: String::new(),
         description: String::new(),
         seeds: vec![0],
-        metric: "psnr".to_string(),
+        metric: Metric::Psnr,
         higher_is_better: true,
         max_retries: 0,
     };
@@ -347,7 +349,7 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
         return (None, data_defaults);
     }
     if !higher_given {
-        meta.higher_is_better = METRICS.iter().find(|m| m.0 == meta.metric).is_none_or(|m| m.1);
+        meta.higher_is_better = meta.metric.higher_is_better();
     }
     (Some(meta), data_defaults)
 }
@@ -385,10 +387,10 @@ pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result
             }
             meta.seeds = list;
         }
-        "metric" => match value.as_str() {
-            Some(s) if is_metric(s) => meta.metric = s.to_string(),
-            other => {
-                let help = metric_help(other.unwrap_or(""), "valid metrics:", '"');
+        "metric" => match value.as_str().and_then(Metric::parse) {
+            Some(metric) => meta.metric = metric,
+            None => {
+                let help = metric_help(value.as_str().unwrap_or(""), "valid metrics:", '"');
                 return Err((format!("[sweep] metric = {} is not a known metric", show(value)), Some(help)));
             }
         },
@@ -695,15 +697,14 @@ fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
 }
 
 fn is_metric(name: &str) -> bool {
-    METRICS.iter().any(|m| m.0 == name)
+    Metric::parse(name).is_some()
 }
 
 /// Help for a name that is not a metric: the closest metric (quoted with `quote`), then `lead` and
 /// the list of metrics.
 fn metric_help(given: &str, lead: &str, quote: char) -> String {
-    let names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
-    let list = format!("{lead} {}", schema::quoted_list(&names));
-    match did_you_mean(given, names.iter().copied()) {
+    let list = format!("{lead} {}", schema::quoted_list(&Metric::NAMES));
+    match did_you_mean(given, Metric::NAMES.iter().copied()) {
         Some(g) => format!("did you mean {quote}{g}{quote}? {list}"),
         None => list,
     }

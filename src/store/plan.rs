@@ -42,7 +42,7 @@ impl SweepIndex {
             sweep: plan.meta.name.clone(),
             description: plan.meta.description.clone(),
             spec: spec_path.display().to_string(),
-            metric: plan.meta.metric.clone(),
+            metric: plan.meta.metric.name().to_string(),
             higher_is_better: plan.meta.higher_is_better,
             max_retries: plan.meta.max_retries,
             runs: plan

@@ -22,6 +22,7 @@ use crate::data::{ColorBatch, DataSet};
 use crate::metrics::{SemanticTop1, top1};
 use crate::model::{Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
 use crate::spec::Flat;
+use crate::spec::run_config::choice;
 use crate::store::layout::CacheKind;
 use crate::store::log::RunLog;
 
@@ -43,11 +44,10 @@ pub fn judge(
     results_root: &Path,
     log: &mut RunLog,
 ) -> Result<Option<Judge>> {
-    let arch = match cfg.text("judge.arch") {
-        "vgg16" => Backbone::Vgg16,
-        "resnet18" => Backbone::Resnet18,
-        _ => return Ok(None),
-    };
+    let arch: Backbone = choice(cfg, "judge.arch");
+    if arch == Backbone::None {
+        return Ok(None);
+    }
     let image_size = cfg.int("image_size") as usize;
     if !image_size.is_multiple_of(32) {
         anyhow::bail!(

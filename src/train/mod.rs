@@ -1,7 +1,7 @@
 //! Training one run: the device, the objective (targets, losses, decoding), the loop with its
 //! metrics file, checkpoints, sample sheet, backbone pretraining and the semantic judge.
 //!
-//! - `device`: `--device` names to burn devices;
+//! - `device`: a [`crate::device::Device`] to a burn device;
 //! - `objective`: regression and classification targets, losses and decoding (add a loss here);
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
 //! - `checkpoint`, `samples`: the files of a run whose format is training's (the others are the store's);
@@ -16,5 +16,5 @@ pub mod pretrain;
 pub mod samples;
 pub mod trainer;
 
-pub use device::parse_device;
+pub use device::open_device;
 pub use trainer::{Outcome, exec};

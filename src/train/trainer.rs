@@ -30,10 +30,9 @@ use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
 use crate::data::{ColorBatch, DataSet, prepare};
 use crate::metrics::{Accumulator, ClassWeights};
-use crate::model::{
-    Activation, Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output,
-};
+use crate::model::{Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output};
 use crate::rng::Rng;
+use crate::spec::run_config::{LrSchedule, Optimizer, choice};
 use crate::spec::{Flat, RunPlan, SweepMeta, read_config};
 use crate::store::curve_file;
 use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE};
@@ -163,7 +162,7 @@ fn train(
         metrics.truncate_after(0)?;
     }
     let higher = meta.higher_is_better;
-    let mut best = metrics.rows().iter().filter_map(|r| r.get(&meta.metric)).fold(None, |b: Option<f64>, v| {
+    let mut best = metrics.rows().iter().filter_map(|r| r.get(meta.metric.name())).fold(None, |b: Option<f64>, v| {
         Some(match b {
             Some(b) if (higher && b >= v) || (!higher && b <= v) => b,
             _ => v,
@@ -242,7 +241,7 @@ fn train(
             pretrain_top1,
             semantic: eval.semantic,
         };
-        let value = row.get(&meta.metric).unwrap_or(f64::NAN);
+        let value = row.get(meta.metric.name()).unwrap_or(f64::NAN);
         let is_best = match best {
             None => true,
             Some(b) => (higher && value > b) || (!higher && value < b),
@@ -401,23 +400,11 @@ fn lab_class_weights(data: &DataSet, indices: &[usize]) -> Result<Option<ClassWe
 
 /// The network a resolved config describes.
 pub fn model_config(cfg: &Flat, objective: &Objective, num_classes: usize) -> ModelConfig {
-    let backbone = match cfg.text("backbone.arch") {
-        "vgg16" => Backbone::Vgg16,
-        "resnet18" => Backbone::Resnet18,
-        _ => Backbone::None,
-    };
-    let features = match cfg.text("features") {
-        "fusion" => FeatureMode::Fusion,
-        "hypercolumn" => FeatureMode::Hypercolumn,
-        _ => FeatureMode::Local,
-    };
+    let backbone: Backbone = choice(cfg, "backbone.arch");
+    let features: FeatureMode = choice(cfg, "features");
     let output = match objective {
         Objective::Classification { .. } => Output::Classification { bins: objective.output_channels() },
-        Objective::Regression { .. } => Output::Regression(match cfg.text("activation") {
-            "sigmoid" => Activation::Sigmoid,
-            "linear" => Activation::Linear,
-            _ => Activation::Tanh,
-        }),
+        Objective::Regression { .. } => Output::Regression(choice(cfg, "activation")),
     };
     let mut pool_after = cfg.ints("local.pool_after");
     pool_after.sort_unstable();
@@ -441,16 +428,16 @@ pub fn model_config(cfg: &Flat, objective: &Objective, num_classes: usize) -> Mo
 pub fn optimizer(cfg: &Flat) -> ModuleOptimizer {
     let wd = cfg.float("weight_decay") as f32;
     let decay = (wd > 0.0).then(|| WeightDecayConfig::new(wd));
-    match cfg.text("optimizer") {
-        "sgd" => SgdConfig::new()
+    match choice::<Optimizer>(cfg, "optimizer") {
+        Optimizer::Sgd => SgdConfig::new()
             .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.float("momentum"))))
             .with_weight_decay(decay)
             .init(),
-        "adamw" => {
+        Optimizer::AdamW => {
             let b = cfg.floats("betas");
             AdamWConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(wd).init()
         }
-        _ => {
+        Optimizer::Adam => {
             let b = cfg.floats("betas");
             AdamConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(decay).init()
         }
@@ -461,14 +448,14 @@ pub fn optimizer(cfg: &Flat) -> ModuleOptimizer {
 /// or cosine (from lr down to lr_min over the run).
 pub fn learning_rate(cfg: &Flat, epoch: u64, epochs: u64) -> f64 {
     let lr = cfg.float("lr");
-    match cfg.text("lr_schedule") {
-        "step" => lr * cfg.float("lr_gamma").powi((epoch / cfg.int("lr_step_epochs") as u64) as i32),
-        "cosine" => {
+    match choice::<LrSchedule>(cfg, "lr_schedule") {
+        LrSchedule::Step => lr * cfg.float("lr_gamma").powi((epoch / cfg.int("lr_step_epochs") as u64) as i32),
+        LrSchedule::Cosine => {
             let min = cfg.float("lr_min");
             let t = epoch as f64 / epochs.max(1) as f64;
             min + 0.5 * (lr - min) * (1.0 + (std::f64::consts::PI * t).cos())
         }
-        _ => lr,
+        LrSchedule::Constant => lr,
     }
 }
 
