@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::device::Device;
+use crate::runner::ExecutorKind;
 
 /// Define, run and compare automatic-colorization experiments.
 ///
@@ -77,14 +78,6 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Executor {
-    /// Child processes on this machine.
-    Local,
-    /// A Slurm job array.
-    Slurm,
-}
-
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -97,8 +90,8 @@ pub struct RunArgs {
     pub devices: Vec<Device>,
     /// Where runs execute: child processes here, or a Slurm job array (resources from the spec's
     /// [slurm] table; this command follows the job and resubmits failed tasks).
-    #[arg(long, value_enum, default_value_t = Executor::Local)]
-    pub executor: Executor,
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
     /// Results folder; runs go to DIR/<sweep>/<run-id>/.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -274,7 +267,8 @@ pub struct Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let error = e.into();
-        let code = if error.is::<crate::spec::SpecError>() { 2 } else { 1 };
+        let usage = error.is::<crate::spec::SpecError>() || error.is::<crate::runner::BadOptions>();
+        let code = if usage { 2 } else { 1 };
         Failure { code, error }
     }
 }
