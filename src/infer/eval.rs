@@ -10,6 +10,7 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
+use crate::data::DatasetKind;
 use crate::data::io::write_atomic;
 use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
@@ -74,12 +75,12 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     }
     // The run's config.toml is a one-run spec: the overrides go through the same checks as any --set.
     let text = config_toml(&run.meta, &run.run);
-    let spec = Spec::from_str(Path::new("config.toml"), text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let planned = plan(&spec, overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cfg = &planned.runs[0].config;
-    let data = crate::data::open(&cfg.data_config())?;
+    let spec = Spec::from_str(Path::new("config.toml"), text)?;
+    let planned = plan(&spec, overrides)?;
+    let cfg = &planned.runs[0].settings;
+    let data = crate::data::open(&cfg.data)?;
     let evaluator = Evaluator::new(cfg, &data)?;
-    let batch_size = cfg.int("batch_size") as usize;
+    let batch_size = cfg.train.batch_size;
     let e = evaluate(
         &run.model,
         &evaluator.objective,
@@ -94,8 +95,9 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         run: run.run.id.clone(),
         variant: run.run.variant.clone(),
         checkpoint: run.checkpoint.display().to_string(),
-        dataset: cfg.text("dataset").to_string(),
-        data_dir: cfg.str("data_dir").map(str::to_string),
+        dataset: cfg.data.kind.name().to_string(),
+        // Where it was read from, for the data sets read from files.
+        data_dir: (cfg.data.kind != DatasetKind::Synthetic).then(|| cfg.data.dir.display().to_string()),
         images: evaluator.val.n,
         val_loss: e.loss,
         metrics: e.metrics,

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::ColorizationNet;
+use crate::spec::run_config::BackboneStart;
 use crate::spec::{RunPlan, SweepMeta, read_config};
 use crate::train::checkpoint;
 use crate::train::objective::Objective;
@@ -75,7 +76,7 @@ impl TrainedRun {
             bail!("{} is not a run folder: it has no config.toml", run_dir.display());
         }
         let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let (meta, mut run) = read_config(&config, Some(id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (meta, mut run) = read_config(&config, Some(id))?;
         if let Ok(Some(status)) = crate::runner::status::RunStatus::read(run_dir) {
             run.variant = status.variant;
         }
@@ -86,26 +87,28 @@ impl TrainedRun {
                 serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", info_path.display()))?
             }
             // Only a classification-pretrained backbone needs the class count.
-            Err(_) if run.config.str("backbone.pretrain") != Some("classification") => ModelInfo { num_classes: 0 },
+            Err(_) if !matches!(run.settings.net.backbone_start, BackboneStart::Pretrained(_)) => {
+                ModelInfo { num_classes: 0 }
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", info_path.display())),
         };
-        let objective = Objective::for_inference(&run.config);
-        let model_cfg = model_config(&run.config, &objective, info.num_classes);
-        let model = model_cfg.try_init(device).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let objective = Objective::for_inference(&run.settings);
+        let model_cfg = model_config(&run.settings, &objective, info.num_classes);
+        let model = model_cfg.try_init(device)?;
         let model = checkpoint::load_model(&checkpoint, model)?.valid();
         Ok(TrainedRun { dir: run_dir.to_path_buf(), meta, run, objective, model, checkpoint, device: device.clone() })
     }
 
     /// Side of the images the run was trained on.
     pub fn image_size(&self) -> usize {
-        self.run.config.int("image_size") as usize
+        self.run.settings.data.image_size
     }
 
     /// Predicted chroma `[n][2][side*side]` (natural units) for gray images `[n][side*side]` in [0, 1].
     pub fn predict(&self, gray: Vec<f32>, n: usize, side: usize, temperature: Option<f32>) -> Result<Vec<f32>> {
         let input = Tensor::<4>::from_data(TensorData::new(gray, [n, 1, side, side]), &self.device);
         let output = self.model.forward(input);
-        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let raw = output.into_data().try_to_vec::<f32>()?;
         Ok(self.objective.decode(raw, side * side, temperature))
     }
 }

@@ -16,6 +16,7 @@ use toml::Value;
 use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::parse::{Entry, SlurmSpec, Spec, SweepMeta};
 use super::rules::{cross_check, derive};
+use super::run_config::RunConfig;
 use super::schema::{self, KEYS, Kind, SEED_KEY};
 use super::value::{Flat, Layer, Origin, Setting, check, parse_literal};
 
@@ -26,8 +27,11 @@ pub struct RunPlan {
     pub group: String,
     pub variant: String,
     pub seed: u64,
-    /// The resolved config: every applicable key, and `seed`.
+    /// The resolved config: every applicable key, and `seed`. What the run's identity, its
+    /// `config.toml` and `sweep plan --json` are made of.
     pub config: Flat,
+    /// The same config typed: what training reads.
+    pub settings: RunConfig,
     /// The variant's own values that differ from `[base]`, as `(key, value)`.
     pub changed: Vec<(String, String)>,
 }
@@ -208,6 +212,7 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
                     group: group.clone(),
                     variant: name.clone(),
                     seed,
+                    settings: RunConfig::decode(&config),
                     config,
                     changed: Vec::clone(&changed),
                 });
