@@ -4,6 +4,7 @@
 //! - `value`: values with their provenance and the canonical form run ids hash;
 //! - `parse`: reading a spec file into checked tables (`[sweep]`, `[base]`, `[grid]`, `[[variant]]`,
 //!   `[[exclude]]`, `[reference]`);
+//! - `generate`: plan generators, the combinations of a spec's settings (grid x variants);
 //! - `expand`: the runs a spec describes, with their resolved configs and ids;
 //! - `rules`: derived defaults and the rules that tie several keys together;
 //! - `run_config`: a run's resolved config typed ([`RunConfig`]), what the layers below read;
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod expand;
+pub mod generate;
 pub mod parse;
 pub mod rules;
 pub mod run_config;
