@@ -5,6 +5,7 @@ use super::{CmdResult, ColorizeArgs, EvalArgs, Failure};
 use crate::infer::TrainedRun;
 use crate::infer::colorize::{ColorizeOptions, colorize};
 use crate::infer::eval::eval as eval_run;
+use crate::spec::run_config::TaskConfig;
 use crate::train::open_device;
 
 pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
@@ -17,7 +18,7 @@ pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
         compare: args.compare,
         force: args.force,
     };
-    if opts.temperature.is_some() && run.run.config.text("task") != "classification" {
+    if opts.temperature.is_some() && !matches!(run.run.settings.task, TaskConfig::Classification(_)) {
         eprintln!("warning: --temperature only changes classification runs; this run regresses chroma");
     }
     let report = colorize(&run, &args.inputs, &opts)?;

@@ -117,7 +117,7 @@ pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Resul
         return Ok(target.to_path_buf());
     }
     if target.extension().is_some_and(|e| e == "toml") {
-        let spec = crate::spec::Spec::from_file(target).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let spec = crate::spec::Spec::from_file(target)?;
         return Ok(sweep_dir(results, &spec.meta.name));
     }
     bail!("{} is neither a spec (.toml) nor a sweep's results folder", target.display())

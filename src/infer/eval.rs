@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
 use crate::atomic::write_atomic;
+use crate::data::DatasetKind;
 use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
@@ -75,12 +76,12 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     }
     // The run's config.toml is a one-run spec: the overrides go through the same checks as any --set.
     let text = config_toml(&run.meta, &run.run);
-    let spec = Spec::from_str(Path::new(CONFIG_FILE), text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let planned = plan(&spec, overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cfg = &planned.runs[0].config;
-    let data = crate::data::open(&cfg.data_config())?;
+    let spec = Spec::from_str(Path::new(CONFIG_FILE), text)?;
+    let planned = plan(&spec, overrides)?;
+    let cfg = &planned.runs[0].settings;
+    let data = crate::data::open(&cfg.data)?;
     let evaluator = Evaluator::new(cfg, &data)?;
-    let batch_size = cfg.int("batch_size") as usize;
+    let batch_size = cfg.train.batch_size;
     let e = evaluate(
         &run.model,
         &evaluator.objective,
@@ -95,8 +96,9 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         run: run.run.id.clone(),
         variant: run.run.variant.clone(),
         checkpoint: run.checkpoint.display().to_string(),
-        dataset: cfg.text("dataset").to_string(),
-        data_dir: cfg.str("data_dir").map(str::to_string),
+        dataset: cfg.data.kind.name().to_string(),
+        // Where it was read from, for the data sets read from files.
+        data_dir: (cfg.data.kind != DatasetKind::Synthetic).then(|| cfg.data.dir.display().to_string()),
         images: evaluator.val.n,
         val_loss: e.loss,
         metrics: e.metrics,

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::ColorizationNet;
+use crate::spec::run_config::BackboneStart;
 use crate::spec::{RunPlan, SweepMeta, read_config};
 use crate::store::layout::CONFIG_FILE;
 use crate::store::model_info::{MODEL_INFO, ModelInfo};
@@ -70,7 +71,7 @@ impl TrainedRun {
             bail!("{} is not a run folder: it has no {CONFIG_FILE}", run_dir.display());
         }
         let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let (meta, mut run) = read_config(&config, Some(id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (meta, mut run) = read_config(&config, Some(id))?;
         if let Ok(Some(status)) = RunStatus::read(run_dir) {
             run.variant = status.variant;
         }
@@ -78,26 +79,28 @@ impl TrainedRun {
         let info = match ModelInfo::read(run_dir)? {
             Some(info) => info,
             // Only a classification-pretrained backbone needs the class count.
-            None if run.config.str("backbone.pretrain") != Some("classification") => ModelInfo { num_classes: 0 },
+            None if !matches!(run.settings.net.backbone_start, BackboneStart::Pretrained(_)) => {
+                ModelInfo { num_classes: 0 }
+            }
             None => bail!("{} has no {MODEL_INFO}: train the run again", run_dir.display()),
         };
-        let objective = Objective::for_inference(&run.config);
-        let model_cfg = model_config(&run.config, &objective, info.num_classes);
-        let model = model_cfg.try_init(device).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let objective = Objective::for_inference(&run.settings);
+        let model_cfg = model_config(&run.settings, &objective, info.num_classes);
+        let model = model_cfg.try_init(device)?;
         let model = checkpoint::load_model(&checkpoint, model)?.valid();
         Ok(TrainedRun { dir: run_dir.to_path_buf(), meta, run, objective, model, checkpoint, device: device.clone() })
     }
 
     /// Side of the images the run was trained on.
     pub fn image_size(&self) -> usize {
-        self.run.config.int("image_size") as usize
+        self.run.settings.data.image_size
     }
 
     /// Predicted chroma `[n][2][side*side]` (natural units) for gray images `[n][side*side]` in [0, 1].
     pub fn predict(&self, gray: Vec<f32>, n: usize, side: usize, temperature: Option<f32>) -> Result<Vec<f32>> {
         let input = Tensor::<4>::from_data(TensorData::new(gray, [n, 1, side, side]), &self.device);
         let output = self.model.forward(input);
-        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let raw = output.into_data().try_to_vec::<f32>()?;
         Ok(self.objective.decode(raw, side * side, temperature))
     }
 }

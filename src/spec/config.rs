@@ -1,4 +1,4 @@
-//! A run's resolved config on disk (`config.toml`) and typed access to it.
+//! A run's resolved config on disk: `config.toml`.
 //!
 //! `config.toml` is itself a one-run spec: `[sweep]` with the run's seed and `[base]` with every
 //! resolved key. Reading it back goes through the same parser and checks as any spec, and must give
@@ -11,11 +11,8 @@ use toml::Value;
 use super::error::{Diagnostic, SpecError};
 use super::expand::{Plan, RunPlan, plan};
 use super::parse::{Spec, SweepMeta};
-use super::run_config::choice;
 use super::schema::SEED_KEY;
-use super::value::{Flat, Origin};
-use crate::color::ColorSpace;
-use crate::data::DataConfig;
+use super::value::Origin;
 
 /// The text of a run's `config.toml`.
 pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
@@ -70,21 +67,4 @@ pub fn read_config(path: &Path, expected_id: Option<&str>) -> Result<(SweepMeta,
         .into());
     }
     Ok((meta, run))
-}
-
-impl Flat {
-    pub fn color_space(&self) -> ColorSpace {
-        choice(self, "color_space")
-    }
-
-    pub fn data_config(&self) -> DataConfig {
-        DataConfig {
-            kind: choice(self, "dataset"),
-            dir: self.str("data_dir").unwrap_or("").into(),
-            image_size: self.int("image_size") as usize,
-            train_images: self.int("train_images") as usize,
-            val_images: self.int("val_images") as usize,
-            data_seed: self.value("data_seed").and_then(Value::as_integer).unwrap_or(0) as u64,
-        }
-    }
 }

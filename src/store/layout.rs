@@ -122,6 +122,12 @@ impl ClassifierCache {
     }
 }
 
+/// The results folder a run folder `results/<sweep>/<run-id>` is in, where the classifier caches
+/// shared by its runs live.
+pub fn results_root(run_dir: &Path) -> &Path {
+    run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."))
+}
+
 /// The folder in which the executor `name` keeps its own files for a sweep (`results/<sweep>/slurm/`).
 pub fn executor_dir(sweep_dir: &Path, name: &str) -> PathBuf {
     sweep_dir.join(name)

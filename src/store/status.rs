@@ -96,7 +96,7 @@ impl RunStatus {
             sweep: sweep.to_string(),
             variant: run.variant.clone(),
             seed: run.seed,
-            epochs: run.config.int("epochs") as u64,
+            epochs: run.settings.train.epochs,
             epochs_done: 0,
             reason: None,
             pid: None,

@@ -21,10 +21,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::color::ColorSpace;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
 use crate::data::ColorBatch;
-use crate::loss::{ClassificationLoss, Family, Loss, LossParams, RegressionLoss};
+use crate::loss::{ClassificationLoss, LossParams, RegressionLoss};
 use crate::model::Activation;
-use crate::spec::Flat;
-use crate::spec::run_config::choice;
+use crate::spec::RunConfig;
+use crate::spec::run_config::TaskConfig;
 
 /// How model outputs relate to chroma.
 #[derive(Clone)]
@@ -83,57 +83,40 @@ impl HostBatch {
 }
 
 impl Objective {
-    /// Builds the objective of a resolved config. `train_chroma` (planar `[n][2][hw]`, the training
-    /// set's chroma) gives the empirical prior for rebalancing.
-    pub fn new(cfg: &Flat, train_chroma: impl FnOnce() -> Vec<f32>) -> Objective {
+    /// Builds the objective of a run. `train_chroma` (planar `[n][2][hw]`, the training set's
+    /// chroma) gives the empirical prior for rebalancing.
+    pub fn new(cfg: &RunConfig, train_chroma: impl FnOnce() -> Vec<f32>) -> Objective {
         Self::build(cfg, Some(train_chroma))
     }
 
     /// The objective for decoding a trained run's outputs: no training data, so no rebalancing weights.
-    pub fn for_inference(cfg: &Flat) -> Objective {
+    pub fn for_inference(cfg: &RunConfig) -> Objective {
         Self::build(cfg, None::<fn() -> Vec<f32>>)
     }
 
-    fn build(cfg: &Flat, train_chroma: Option<impl FnOnce() -> Vec<f32>>) -> Objective {
-        let space = cfg.color_space();
-        match choice::<Loss>(cfg, "loss").family() {
-            Family::Classification(loss) => Self::classification(cfg, space, loss, train_chroma),
-            Family::Regression(loss) => {
-                let params = LossParams {
-                    huber_delta: cfg.value("huber_delta").and_then(toml::Value::as_float).unwrap_or(1.0) as f32,
-                };
-                let range = target_range(choice(cfg, "activation"));
-                Objective::Regression { space, loss, params, range }
+    fn build(cfg: &RunConfig, train_chroma: Option<impl FnOnce() -> Vec<f32>>) -> Objective {
+        let space = cfg.color_space;
+        match &cfg.task {
+            TaskConfig::Regression(r) => {
+                Objective::Regression { space, loss: r.loss, params: r.params, range: target_range(r.activation) }
             }
-        }
-    }
-
-    fn classification(
-        cfg: &Flat,
-        space: ColorSpace,
-        loss: &'static dyn ClassificationLoss,
-        train_chroma: Option<impl FnOnce() -> Vec<f32>>,
-    ) -> Objective {
-        {
-            let bins = ChromaBins::new(space, cfg.float("bin_size") as f32);
-            let (soft_k, soft_sigma) = if cfg.flag("soft_encoding") {
-                (cfg.int("soft_k") as usize, cfg.float("soft_sigma") as f32)
-            } else {
-                (1, 1.0)
-            };
-            let weights = train_chroma.filter(|_| cfg.flag("rebalance")).map(|chroma| {
-                let side = cfg.int("image_size") as usize;
-                let prior = bins.prior(&chroma(), side * side, cfg.float("prior_sigma") as f32);
-                rebalance_weights(&prior, cfg.float("rebalance_lambda") as f32)
-            });
-            Objective::Classification {
-                space,
-                loss,
-                bins,
-                soft_k,
-                soft_sigma,
-                weights,
-                temperature: cfg.float("temperature") as f32,
+            TaskConfig::Classification(c) => {
+                let bins = ChromaBins::new(space, c.bin_size);
+                let (soft_k, soft_sigma) = c.soft.map_or((1, 1.0), |soft| (soft.k, soft.sigma));
+                let weights = train_chroma.zip(c.rebalance).map(|(chroma, rebalance)| {
+                    let side = cfg.data.image_size;
+                    let prior = bins.prior(&chroma(), side * side, rebalance.prior_sigma);
+                    rebalance_weights(&prior, rebalance.lambda)
+                });
+                Objective::Classification {
+                    space,
+                    loss: c.loss,
+                    bins,
+                    soft_k,
+                    soft_sigma,
+                    weights,
+                    temperature: c.temperature,
+                }
             }
         }
     }

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
@@ -30,12 +30,12 @@ use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
 use crate::data::{ColorBatch, DataSet, prepare};
 use crate::metrics::{Accumulator, ClassWeights};
-use crate::model::{Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output};
+use crate::model::{BackboneInput, ColorizationNet, LoadOptions, ModelConfig, Output};
 use crate::rng::Rng;
-use crate::spec::run_config::{LrSchedule, Optimizer, choice};
-use crate::spec::{Flat, RunPlan, SweepMeta, read_config};
+use crate::spec::run_config::{BackboneStart, OptimizerConfig, Schedule, TaskConfig, TrainConfig};
+use crate::spec::{RunConfig, RunPlan, SweepMeta, read_config};
 use crate::store::curve_file;
-use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE};
+use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE, results_root};
 use crate::store::lock::RunLock;
 use crate::store::log::RunLog;
 use crate::store::metrics_file::{MetricsFile, MetricsRow};
@@ -64,7 +64,7 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     if !config_path.is_file() {
         bail!("{} is not a run folder: it has no {CONFIG_FILE} (sweep run creates them)", run_dir.display());
     }
-    let (meta, mut run) = read_config(&config_path, Some(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (meta, mut run) = read_config(&config_path, Some(&id))?;
     // One trainer per run, whoever started it (two executors, a Slurm task and a local run, a user).
     let _lock = RunLock::acquire(run_dir)?;
     let mut status = match RunStatus::read(run_dir)? {
@@ -111,82 +111,171 @@ fn train(
     clock: &WallClock,
     log: &mut RunLog,
 ) -> Result<Outcome> {
-    let cfg = &run.config;
-    let epochs = cfg.int("epochs") as u64;
-    let batch_size = cfg.int("batch_size") as usize;
-    log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, epochs));
-
-    let data = crate::data::open(&cfg.data_config())?;
-    let space = cfg.color_space();
-    let Evaluator { objective, class_weights, val } = Evaluator::new(cfg, &data)?;
-
+    let cfg = &run.settings;
+    log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, cfg.train.epochs));
+    let data = crate::data::open(&cfg.data)?;
+    let evaluator = Evaluator::new(cfg, &data)?;
     ModelInfo { num_classes: data.classes.len() }.write(run_dir)?;
+    let results_root = results_root(run_dir);
     let ad_device = device.clone().autodiff();
-    let model_cfg = model_config(cfg, &objective, data.classes.len());
-    let mut model =
-        seeded(&ad_device, run.seed, || model_cfg.try_init(&ad_device)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let devices = (device, &ad_device);
+    let (model, pretrain_top1) = initial_model(cfg, &evaluator.objective, &data, devices, results_root, log)?;
+    let semantic = match judge(cfg, &data, device, results_root, log)? {
+        Some(j) => Some(SemanticTest::new(j, cfg.color_space, &evaluator.val, cfg.train.batch_size, device)?),
+        None => None,
+    };
+    let semantic = semantic.as_ref();
+    let epochs = Epochs { run_dir, meta, cfg, data: &data, evaluator: &evaluator, semantic, device, ad_device };
+    epochs.run(model, pretrain_top1, status, clock, log)
+}
+
+/// The colorizer before its first epoch, on the second of `(device, ad_device)` (the device with
+/// autodiff): seeded, its backbone started from torchvision weights or classification pretraining
+/// (whose top-1 is returned) and frozen as the config says.
+fn initial_model(
+    cfg: &RunConfig,
+    objective: &Objective,
+    data: &DataSet,
+    (device, ad_device): (&Device, &Device),
+    results_root: &Path,
+    log: &mut RunLog,
+) -> Result<(ColorizationNet, Option<f64>)> {
+    let model_cfg = model_config(cfg, objective, data.classes.len());
+    let mut model = seeded(ad_device, cfg.seed, || model_cfg.try_init(ad_device))?;
     let mut pretrain_top1 = None;
-    let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
     if let Some(net) = model_cfg.backbone_config() {
-        let weights = cfg.str("backbone.weights").unwrap_or("");
-        if !weights.is_empty() {
-            model
-                .load_torchvision_backbone(weights, &LoadOptions::default())
-                .map_err(|e| anyhow::anyhow!("backbone.weights = \"{weights}\": {e}"))?;
-            log.line(&format!("backbone: torchvision weights from {weights}"));
-        } else if cfg.str("backbone.pretrain") == Some("classification") {
-            let pre = pretrain::pretrained_backbone(cfg, net, &data, device, results_root, log)?;
-            model = model.load_backbone_file(&pre.path, true).map_err(|e| anyhow::anyhow!("{e}"))?;
-            pretrain_top1 = Some(pre.top1);
+        match &cfg.net.backbone_start {
+            BackboneStart::Scratch => {}
+            BackboneStart::Torchvision(weights) => {
+                model
+                    .load_torchvision_backbone(weights, &LoadOptions::default())
+                    .with_context(|| format!("backbone.weights = \"{}\"", weights.display()))?;
+                log.line(&format!("backbone: torchvision weights from {}", weights.display()));
+            }
+            BackboneStart::Pretrained(pretrain) => {
+                let pre = pretrain::pretrained_backbone(cfg, pretrain, net, data, device, results_root, log)?;
+                model = model.load_backbone_file(&pre.path, true)?;
+                pretrain_top1 = Some(pre.top1);
+            }
         }
-        if cfg.bool("backbone.freeze") == Some(true) {
+        if cfg.net.freeze_backbone {
             model = model.freeze_backbone();
         }
     }
-    let semantic = match judge(cfg, &data, device, results_root, log)? {
-        Some(j) => Some(SemanticTest::new(j, space, &val, batch_size, device)?),
-        None => None,
-    };
-    let mut optim = optimizer(cfg);
+    Ok((model, pretrain_top1))
+}
 
-    // Resume from the last complete epoch.
-    let mut metrics = MetricsFile::open(run_dir)?;
-    let mut start = 0;
-    if let Some((epoch, dir)) = checkpoint::latest(run_dir) {
-        model = checkpoint::load_model(&dir, model)?;
-        optim = checkpoint::load_optim(&dir, optim)?;
-        start = epoch.min(epochs);
-        metrics.truncate_after(start)?;
-        log.line(&format!("resuming after epoch {start} from {}", dir.display()));
-    } else {
-        metrics.truncate_after(0)?;
+/// What each epoch of a run uses.
+struct Epochs<'a> {
+    run_dir: &'a Path,
+    meta: &'a SweepMeta,
+    cfg: &'a RunConfig,
+    data: &'a DataSet,
+    evaluator: &'a Evaluator,
+    semantic: Option<&'a SemanticTest>,
+    device: &'a Device,
+    /// `device` with autodiff, where the model trains.
+    ad_device: Device,
+}
+
+/// What training one epoch measured.
+struct EpochTraining {
+    loss_sum: f64,
+    seen: usize,
+    seconds: f64,
+    /// Seconds the step waited for the data thread: the data path must not be what training waits on.
+    data_wait: f64,
+}
+
+impl Epochs<'_> {
+    /// Trains the remaining epochs, resuming after the last complete one.
+    fn run(
+        &self,
+        model: ColorizationNet,
+        pretrain_top1: Option<f64>,
+        status: &mut RunStatus,
+        clock: &WallClock,
+        log: &mut RunLog,
+    ) -> Result<Outcome> {
+        let epochs = self.cfg.train.epochs;
+        let mut optim = optimizer(&self.cfg.train.optimizer);
+        let mut model = model;
+        let mut metrics = MetricsFile::open(self.run_dir)?;
+        let mut start = 0;
+        if let Some((epoch, dir)) = checkpoint::latest(self.run_dir) {
+            model = checkpoint::load_model(&dir, model)?;
+            optim = checkpoint::load_optim(&dir, optim)?;
+            start = epoch.min(epochs);
+            metrics.truncate_after(start)?;
+            log.line(&format!("resuming after epoch {start} from {}", dir.display()));
+        } else {
+            metrics.truncate_after(0)?;
+        }
+        let mut best = Best::of(self.meta, metrics.rows());
+        for epoch in start..epochs {
+            let lr = learning_rate(&self.cfg.train, epoch);
+            let started = Instant::now();
+            let (trained, training) = self.train_epoch(model, &mut optim, epoch, lr, log)?;
+            model = trained;
+            let Some(training) = training else {
+                log.line(&format!("interrupted during epoch {}", epoch + 1));
+                return Ok(Outcome::Interrupted);
+            };
+            let valid = model.valid();
+            let eval = self.evaluate(&valid)?;
+            let row = MetricsRow {
+                epoch: epoch + 1,
+                train_loss: training.loss_sum / training.seen.max(1) as f64,
+                val_loss: eval.loss,
+                metrics: eval.metrics,
+                images_per_s: training.seen as f64 / training.seconds,
+                seconds: started.elapsed().as_secs_f64(),
+                lr,
+                pretrain_top1,
+                semantic: eval.semantic,
+            };
+            let is_best = best.update(row.get(self.meta.metric.name()).unwrap_or(f64::NAN));
+            let space = self.cfg.color_space;
+            samples::write_sheet(
+                &self.run_dir.join(SAMPLES_FILE),
+                space,
+                &self.evaluator.val,
+                &eval.sample_chroma,
+                SAMPLE_IMAGES,
+            )?;
+            curve_file::write(self.run_dir, epoch + 1, &eval.curve, is_best)?;
+            // The inference view carries batch norm's current running statistics (the training view lags one update).
+            checkpoint::save(self.run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
+            status.record_epoch(self.run_dir, epoch + 1, clock.seconds())?;
+            let waited = 100.0 * training.data_wait / training.seconds;
+            log.line(&format!("{}  (waited for data {waited:.1}% of training)", row.summary()));
+        }
+        Ok(Outcome::Done)
     }
-    let higher = meta.higher_is_better;
-    let mut best = metrics.rows().iter().filter_map(|r| r.get(meta.metric.name())).fold(None, |b: Option<f64>, v| {
-        Some(match b {
-            Some(b) if (higher && b >= v) || (!higher && b <= v) => b,
-            _ => v,
-        })
-    });
 
-    let train_len = data.train.len();
-    for epoch in start..epochs {
-        let lr = learning_rate(cfg, epoch, epochs);
-        let mut order: Vec<usize> = (0..train_len).collect();
-        Rng::derive(run.seed, epoch).shuffle(&mut order);
+    /// One pass over the training images in the epoch's order, batches prepared on another thread
+    /// while the model trains; `None` when a stop was requested.
+    fn train_epoch(
+        &self,
+        model: ColorizationNet,
+        optim: &mut ModuleOptimizer,
+        epoch: u64,
+        lr: f64,
+        log: &RunLog,
+    ) -> Result<(ColorizationNet, Option<EpochTraining>)> {
+        let (batch_size, space, objective) =
+            (self.cfg.train.batch_size, self.cfg.color_space, &self.evaluator.objective);
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
+        Rng::derive(self.cfg.seed, epoch).shuffle(&mut order);
         let batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
+        let epochs = self.cfg.train.epochs;
         let bar = progress_bar(batches.len() as u64, &format!("epoch {}/{epochs}", epoch + 1), log.quiet);
-
         let started = Instant::now();
-        let mut loss_sum = 0.0f64;
-        let mut seen = 0usize;
-        // Seconds the step waited for the data thread: the data path must not be what training waits on.
-        let mut data_wait = 0.0f64;
-        let (trained, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
+        let mut training = EpochTraining { loss_sum: 0.0, seen: 0, seconds: 0.0, data_wait: 0.0 };
+        let (model, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
             let mut model = model;
-            // Batches are decoded, converted and encoded on another thread while the model trains.
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(2);
-            let (data, objective) = (&data, &objective);
+            let data = self.data;
             scope.spawn(move || {
                 for idx in &batches {
                     let batch = prepare(data.train.as_ref(), idx, space).map(|b| objective.host_batch(&b));
@@ -197,13 +286,13 @@ fn train(
             });
             let mut waiting = Instant::now();
             for (step, batch) in rx.iter().enumerate() {
-                data_wait += waiting.elapsed().as_secs_f64();
+                training.data_wait += waiting.elapsed().as_secs_f64();
                 if stop_requested() {
                     return Ok((model, true));
                 }
                 let batch = batch?;
                 let n = batch.n;
-                let (stepped, value) = train_step(model, &mut optim, objective, batch, &ad_device, lr);
+                let (stepped, value) = train_step(model, optim, objective, batch, &self.ad_device, lr);
                 model = stepped;
                 if !value.is_finite() {
                     bail!(
@@ -212,55 +301,56 @@ fn train(
                         step + 1
                     );
                 }
-                loss_sum += value * n as f64;
-                seen += n;
+                training.loss_sum += value * n as f64;
+                training.seen += n;
                 bar.inc(1);
-                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                bar.set_message(format!("loss {:.4}", training.loss_sum / training.seen as f64));
                 waiting = Instant::now();
             }
             Ok((model, false))
         })?;
-        model = trained;
         bar.finish_and_clear();
-        if interrupted {
-            log.line(&format!("interrupted during epoch {}", epoch + 1));
-            return Ok(Outcome::Interrupted);
-        }
-        let train_seconds = started.elapsed().as_secs_f64();
-
-        let valid = model.valid();
-        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref(), semantic.as_ref())?;
-        let row = MetricsRow {
-            epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
-            val_loss: eval.loss,
-            metrics: eval.metrics,
-            images_per_s: seen as f64 / train_seconds,
-            seconds: started.elapsed().as_secs_f64(),
-            lr,
-            pretrain_top1,
-            semantic: eval.semantic,
-        };
-        let value = row.get(meta.metric.name()).unwrap_or(f64::NAN);
-        let is_best = match best {
-            None => true,
-            Some(b) => (higher && value > b) || (!higher && value < b),
-        };
-        if is_best {
-            best = Some(value);
-        }
-        samples::write_sheet(&run_dir.join(SAMPLES_FILE), space, &val, &eval.sample_chroma, SAMPLE_IMAGES)?;
-        curve_file::write(run_dir, epoch + 1, &eval.curve, is_best)?;
-        // The inference view carries batch norm's current running statistics (the training view lags one update).
-        checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
-        status.record_epoch(run_dir, epoch + 1, clock.seconds())?;
-        log.line(&format!(
-            "{}  (waited for data {:.1}% of training)",
-            row.summary(),
-            100.0 * data_wait / train_seconds
-        ));
+        training.seconds = started.elapsed().as_secs_f64();
+        Ok((model, (!interrupted).then_some(training)))
     }
-    Ok(Outcome::Done)
+
+    fn evaluate(&self, valid: &ColorizationNet) -> Result<Evaluation> {
+        let e = self.evaluator;
+        let batch_size = self.cfg.train.batch_size;
+        evaluate(valid, &e.objective, &e.val, batch_size, self.device, e.class_weights.as_ref(), self.semantic)
+    }
+}
+
+/// The best value of the primary metric so far, which decides the best checkpoint.
+struct Best {
+    value: Option<f64>,
+    higher_is_better: bool,
+}
+
+impl Best {
+    /// The best of the rows kept from earlier epochs.
+    fn of(meta: &SweepMeta, rows: &[MetricsRow]) -> Best {
+        let higher = meta.higher_is_better;
+        let value = rows.iter().filter_map(|r| r.get(meta.metric.name())).fold(None, |b: Option<f64>, v| {
+            Some(match b {
+                Some(b) if (higher && b >= v) || (!higher && b <= v) => b,
+                Some(_) | None => v,
+            })
+        });
+        Best { value, higher_is_better: higher }
+    }
+
+    /// Takes `value` if it is better (the first value always is); says whether it was.
+    fn update(&mut self, value: f64) -> bool {
+        let better = match self.value {
+            None => true,
+            Some(b) => (self.higher_is_better && value > b) || (!self.higher_is_better && value < b),
+        };
+        if better {
+            self.value = Some(value);
+        }
+        better
+    }
 }
 
 /// One optimisation step on one batch: upload, forward, loss, backward, optimizer update. Returns
@@ -334,7 +424,7 @@ pub fn evaluate(
         let on_device = host.into_device(device);
         let output = model.forward(on_device.gray.clone());
         loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
-        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let raw = output.into_data().try_to_vec::<f32>()?;
         let chroma = objective.decode(raw, hw, None);
         let predicted = decoded_planar(space, &batch.gray, &chroma, hw);
         let truth = decoded_planar(space, &batch.gray, &batch.chroma, hw);
@@ -366,8 +456,8 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    pub fn new(cfg: &Flat, data: &DataSet) -> Result<Evaluator> {
-        let space = cfg.color_space();
+    pub fn new(cfg: &RunConfig, data: &DataSet) -> Result<Evaluator> {
+        let space = cfg.color_space;
         let prior_indices: Vec<usize> = (0..data.train.len().min(PRIOR_IMAGES)).collect();
         let prior_chroma = prepare(data.train.as_ref(), &prior_indices, space)?.chroma;
         let objective = Objective::new(cfg, || prior_chroma);
@@ -398,64 +488,66 @@ fn lab_class_weights(data: &DataSet, indices: &[usize]) -> Result<Option<ClassWe
     Ok(Some(ClassWeights { bins, weights }))
 }
 
-/// The network a resolved config describes.
-pub fn model_config(cfg: &Flat, objective: &Objective, num_classes: usize) -> ModelConfig {
-    let backbone: Backbone = choice(cfg, "backbone.arch");
-    let features: FeatureMode = choice(cfg, "features");
-    let output = match objective {
-        Objective::Classification { .. } => Output::Classification { bins: objective.output_channels() },
-        Objective::Regression { .. } => Output::Regression(choice(cfg, "activation")),
+/// The network a run's config describes; `num_classes` is the data set's, for a backbone pretrained
+/// as its classifier.
+pub fn model_config(cfg: &RunConfig, objective: &Objective, num_classes: usize) -> ModelConfig {
+    let net = &cfg.net;
+    let output = match &cfg.task {
+        TaskConfig::Regression(r) => Output::Regression(r.activation),
+        TaskConfig::Classification(_) => Output::Classification { bins: objective.output_channels() },
     };
-    let mut pool_after = cfg.ints("local.pool_after");
-    pool_after.sort_unstable();
-    let weights = cfg.str("backbone.weights").is_some_and(|w| !w.is_empty());
+    let (backbone_input, num_classes) = match net.backbone_start {
+        BackboneStart::Scratch => (BackboneInput::Gray, 0),
+        BackboneStart::Torchvision(_) => (BackboneInput::ImagenetRgb, 0),
+        BackboneStart::Pretrained(_) => (BackboneInput::Gray, num_classes),
+    };
     ModelConfig {
-        image_size: cfg.int("image_size") as usize,
-        local_widths: cfg.ints("local.widths"),
-        local_pool_after: pool_after,
-        backbone,
-        backbone_width: cfg.value("backbone.width").and_then(toml::Value::as_float).unwrap_or(1.0) as f32,
-        backbone_input: if weights { BackboneInput::ImagenetRgb } else { BackboneInput::Gray },
-        features,
-        fusion_dim: cfg.value("fusion_dim").and_then(toml::Value::as_integer).unwrap_or(256) as usize,
-        head_widths: cfg.ints("head.widths"),
+        image_size: cfg.data.image_size,
+        local_widths: net.local_widths.clone(),
+        local_pool_after: net.local_pool_after.clone(),
+        backbone: net.backbone,
+        backbone_width: net.backbone_width,
+        backbone_input,
+        features: net.features,
+        fusion_dim: net.fusion_dim,
+        head_widths: net.head_widths.clone(),
         output,
-        num_classes: if cfg.str("backbone.pretrain") == Some("classification") { num_classes } else { 0 },
+        num_classes,
     }
 }
 
-/// The optimizer a resolved config describes.
-pub fn optimizer(cfg: &Flat) -> ModuleOptimizer {
-    let wd = cfg.float("weight_decay") as f32;
-    let decay = (wd > 0.0).then(|| WeightDecayConfig::new(wd));
-    match choice::<Optimizer>(cfg, "optimizer") {
-        Optimizer::Sgd => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.float("momentum"))))
-            .with_weight_decay(decay)
+/// The optimizer a run's config describes.
+pub fn optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
+    let decay = |wd: f64| (wd > 0.0).then(|| WeightDecayConfig::new(wd as f32));
+    match *cfg {
+        OptimizerConfig::Sgd { momentum, weight_decay } => SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(momentum)))
+            .with_weight_decay(decay(weight_decay))
             .init(),
-        Optimizer::AdamW => {
-            let b = cfg.floats("betas");
-            AdamWConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(wd).init()
-        }
-        Optimizer::Adam => {
-            let b = cfg.floats("betas");
-            AdamConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(decay).init()
-        }
+        OptimizerConfig::AdamW { betas: [b1, b2], weight_decay } => AdamWConfig::new()
+            .with_beta_1(b1 as f32)
+            .with_beta_2(b2 as f32)
+            .with_weight_decay(weight_decay as f32)
+            .init(),
+        OptimizerConfig::Adam { betas: [b1, b2], weight_decay } => AdamConfig::new()
+            .with_beta_1(b1 as f32)
+            .with_beta_2(b2 as f32)
+            .with_weight_decay(decay(weight_decay))
+            .init(),
     }
 }
 
 /// The learning rate of epoch `epoch` (0-based): constant, step (times lr_gamma every lr_step_epochs)
 /// or cosine (from lr down to lr_min over the run).
-pub fn learning_rate(cfg: &Flat, epoch: u64, epochs: u64) -> f64 {
-    let lr = cfg.float("lr");
-    match choice::<LrSchedule>(cfg, "lr_schedule") {
-        LrSchedule::Step => lr * cfg.float("lr_gamma").powi((epoch / cfg.int("lr_step_epochs") as u64) as i32),
-        LrSchedule::Cosine => {
-            let min = cfg.float("lr_min");
-            let t = epoch as f64 / epochs.max(1) as f64;
+pub fn learning_rate(cfg: &TrainConfig, epoch: u64) -> f64 {
+    let lr = cfg.lr;
+    match cfg.schedule {
+        Schedule::Constant => lr,
+        Schedule::Step { every, gamma } => lr * gamma.powi((epoch / every) as i32),
+        Schedule::Cosine { min } => {
+            let t = epoch as f64 / cfg.epochs.max(1) as f64;
             min + 0.5 * (lr - min) * (1.0 + (std::f64::consts::PI * t).cos())
         }
-        LrSchedule::Constant => lr,
     }
 }
 
