@@ -294,8 +294,8 @@ fn spec(set: &SweepResults, label: &str, doc: &mut Vec<Block>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fixtures::fake_report;
     use crate::report::Format;
+    use crate::report::fixtures::fake_report;
 
     /// A plot and a sheet, as 1-pixel PNGs in `dir` (the page embeds them).
     fn figures(dir: &std::path::Path) -> Vec<Figure> {
