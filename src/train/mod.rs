@@ -2,7 +2,8 @@
 //! metrics file, checkpoints, sample sheet, backbone pretraining and the semantic judge.
 //!
 //! - `device`: a [`crate::device::Device`] to a burn device;
-//! - `objective`: regression and classification targets, losses and decoding (add a loss here);
+//! - `objective`: regression and classification targets, the weighting and averaging of the losses
+//!   (the losses themselves are `crate::loss`), and decoding;
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
 //! - `checkpoint`, `metrics_file`, `curve_file`, `samples`: what a run writes each epoch;
 //! - `pretrain`: classifiers trained before a run and shared between runs (pretrained backbones, judges);
