@@ -11,8 +11,9 @@
 //! names it), `atomic` (atomic file writes) and `rng`. The binary in `main.rs` only calls
 //! [`cli::main`].
 //!
-//! Layers import only downwards: cli > report > infer > runner > train > store > model, data, metrics,
-//! color; `spec` is read by every layer above the data.
+//! Layers import only downwards: cli > report > infer > runner > train > store > model, data, loss,
+//! metrics, color; `spec` (which decodes configs into the lower layers' types) is read by every layer
+//! from the store up.
 
 pub mod allocator;
 pub mod atomic;

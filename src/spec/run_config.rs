@@ -295,16 +295,18 @@ fn net(flat: &Flat) -> NetConfig {
     let backbone: Backbone = choice(flat, "backbone.arch");
     let mut local_pool_after = flat.ints("local.pool_after");
     local_pool_after.sort_unstable();
-    let backbone_start = match backbone {
-        Backbone::None => BackboneStart::Scratch,
-        _ => match (flat.text("backbone.weights"), choice::<Pretrain>(flat, "backbone.pretrain")) {
+    // The backbone keys only exist with a backbone.
+    let backbone_start = if backbone == Backbone::None {
+        BackboneStart::Scratch
+    } else {
+        match (flat.text("backbone.weights"), choice::<Pretrain>(flat, "backbone.pretrain")) {
             ("", Pretrain::None) => BackboneStart::Scratch,
             ("", Pretrain::Classification) => BackboneStart::Pretrained(ClassifierConfig {
                 epochs: flat.int("backbone.pretrain_epochs") as u64,
                 cache_key: cache_key(flat, PRETRAIN_KEYS),
             }),
             (weights, _) => BackboneStart::Torchvision(weights.into()),
-        },
+        }
     };
     NetConfig {
         local_widths: flat.ints("local.widths"),

@@ -1,8 +1,10 @@
-//! Training one run: the device, the objective (targets, losses, decoding), the loop with its
-//! metrics file, checkpoints, sample sheet, backbone pretraining and the semantic judge.
+//! Training one run: the device, the objective (targets, losses, decoding), the loop (which writes
+//! its results through `crate::store`), checkpoints, sample sheet, backbone pretraining and the
+//! semantic judge.
 //!
 //! - `device`: a [`crate::device::Device`] to a burn device;
-//! - `objective`: regression and classification targets, losses and decoding (add a loss here);
+//! - `objective`: regression and classification targets, the weighting and averaging of the losses
+//!   (the losses themselves are `crate::loss`), and decoding;
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
 //! - `checkpoint`, `samples`: the files of a run whose format is training's (the others are the store's);
 //! - `pretrain`: classifiers trained before a run and shared between runs (pretrained backbones, judges);

@@ -120,7 +120,7 @@ impl BackboneNetwork for Vgg16 {
             .iter()
             .filter_map(|l| match l {
                 VggFeature::Conv(c) => Some(c.weight.lazy_shape()[0]),
-                _ => None,
+                VggFeature::Relu(_) | VggFeature::Pool(_) => None,
             })
             .collect();
         // Last conv of blocks 3, 4, 5 (13 convs: 2, 2, 3, 3, 3).
