@@ -49,9 +49,13 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Resul
     let mut selection = Selection::default();
     for (i, run) in index.runs.iter().enumerate() {
         let status = RunStatus::read(&sweep_dir.join(&run.id)).with_context(|| format!("run {}", run.id))?;
-        match status {
-            Some(s) if s.state == State::Done => selection.skipped += 1,
-            Some(s) if s.state == State::Failed && !s.retries_left(index.max_retries) => {
+        let Some(s) = status else {
+            selection.queue.push(i);
+            continue;
+        };
+        match s.state {
+            State::Done => selection.skipped += 1,
+            State::Failed if !s.retries_left(index.max_retries) => {
                 if retry_failed {
                     selection.retried.push(i);
                     selection.queue.push(i);
@@ -63,7 +67,7 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Resul
                     });
                 }
             }
-            _ => selection.queue.push(i),
+            State::Failed | State::Pending | State::Running | State::Interrupted => selection.queue.push(i),
         }
     }
     Ok(selection)

@@ -216,7 +216,8 @@ impl<'a> Round<'a> {
                 outcome.interrupted = true;
                 self.progress.finished(run, "interrupted", true);
             }
-            _ => {
+            // An attempt that settled without a final state counts as a failure.
+            State::Failed | State::Pending | State::Running => {
                 let reason = status.reason.clone().unwrap_or_else(|| "unknown".into());
                 if status.retries_left(self.sweep.index.max_retries) && !self.stopping && !self.halted {
                     self.progress.finished(run, &format!("failed, retrying: {reason}"), false);
