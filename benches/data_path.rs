@@ -25,10 +25,10 @@ use burn::tensor::Device;
 use image::codecs::jpeg::JpegEncoder;
 use sweep::color::ColorSpace;
 use sweep::data::augment::{Rect, resized_crop};
-use sweep::data::filelist::FILE_LISTS;
 use sweep::data::{self, Augment, Crop, DataConfig, DatasetKind, decode, pixels, prepare_augmented};
 use sweep::rng::Rng;
-use sweep::spec::{Flat, Spec, plan};
+use sweep::spec::{RunConfig, Spec, plan};
+use sweep::store::layout::file_lists_dir;
 use sweep::train::objective::Objective;
 use sweep::train::trainer::{model_config, optimizer, seeded, train_step};
 
@@ -119,10 +119,10 @@ fn folder(dir: &Path, size: usize) -> data::DataSet {
 }
 
 /// The default run config at `size` pixels (the standard model, Lab, l2).
-fn run_config(size: usize) -> Flat {
+fn run_config(size: usize) -> RunConfig {
     let text = format!("[sweep]\nname = \"bench\"\n[base]\nimage_size = {size}\n");
     let spec = Spec::from_str(Path::new("bench.toml"), text).expect("valid spec");
-    plan(&spec, &[]).expect("valid plan").runs.remove(0).config
+    plan(&spec, &[]).expect("valid plan").runs.remove(0).settings
 }
 
 /// Images/s of prepare_augmented + host_batch on pools of each thread count, alternated.
@@ -205,7 +205,7 @@ fn decode_rate(dir: &Path, size: usize, files: usize) {
 /// Seconds to open the folder: scanned, then through a file-list cache (written by the first open).
 fn open_time(dir: &Path) {
     let cache = tempfile::tempdir().unwrap();
-    let lists = cache.path().join(FILE_LISTS);
+    let lists = file_lists_dir(cache.path());
     let cfg = folder_config(dir, 64);
     for what in ["scan, writing the cache", "cached list", "scan (no cache)"] {
         let t = Instant::now();
@@ -232,7 +232,7 @@ fn step_rate(size: usize, batch: usize, steps: usize) {
     let model_cfg = model_config(&cfg, &objective, 0);
     let model: Result<_, std::convert::Infallible> = seeded(&device, 0, || Ok(model_cfg.init(&device)));
     let mut model = model.unwrap();
-    let mut optim = optimizer(&cfg);
+    let mut optim = optimizer(&cfg.train.optimizer);
     let ds = data::open(&DataConfig {
         kind: DatasetKind::Synthetic,
         dir: "".into(),

@@ -27,7 +27,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use sweep::data::{self, prepare};
 use sweep::model::norm::batch_norm_relu;
 use sweep::model::{ColorizationNet, parameter_count};
-use sweep::spec::{Flat, Spec, plan};
+use sweep::spec::{RunConfig, Spec, plan};
 use sweep::train::objective::{HostBatch, Objective};
 use sweep::train::trainer::{model_config, optimizer, seeded, train_step};
 
@@ -70,7 +70,7 @@ fn main() {
     println!("threads: {} (RAYON_NUM_THREADS)", rayon::current_num_threads());
     let cfg = {
         let spec = Spec::from_str(std::path::Path::new("bench.toml"), CONFIG.to_string()).expect("valid spec");
-        plan(&spec, &[]).expect("valid plan").runs.remove(0).config
+        plan(&spec, &[]).expect("valid plan").runs.remove(0).settings
     };
     let bench = Bench::new(&cfg);
     for part in &args.parts {
@@ -84,7 +84,7 @@ fn main() {
 
 /// Everything the trainer builds before its epoch loop.
 struct Bench<'a> {
-    cfg: &'a Flat,
+    cfg: &'a RunConfig,
     data: data::DataSet,
     objective: Objective,
     device: Device,
@@ -92,8 +92,8 @@ struct Bench<'a> {
 }
 
 impl<'a> Bench<'a> {
-    fn new(cfg: &'a Flat) -> Bench<'a> {
-        let data = data::open(&cfg.data_config()).expect("synthetic data opens");
+    fn new(cfg: &'a RunConfig) -> Bench<'a> {
+        let data = data::open(&cfg.data).expect("synthetic data opens");
         let objective = Objective::new(cfg, Vec::new);
         let device = Device::flex();
         let ad_device = device.clone().autodiff();
@@ -108,9 +108,9 @@ impl<'a> Bench<'a> {
     }
 
     fn host_batch(&self, b: usize) -> HostBatch {
-        let bs = self.cfg.int("batch_size") as usize;
+        let bs = self.cfg.train.batch_size;
         let indices: Vec<usize> = (b * bs..(b + 1) * bs).map(|i| i % self.data.train.len()).collect();
-        let batch = prepare(self.data.train.as_ref(), &indices, self.cfg.color_space()).expect("synthetic images");
+        let batch = prepare(self.data.train.as_ref(), &indices, self.cfg.color_space).expect("synthetic images");
         self.objective.host_batch(&batch)
     }
 
@@ -118,8 +118,8 @@ impl<'a> Bench<'a> {
     fn step(&self, args: &Args) {
         let mut model = self.model();
         println!("model: {} parameters (PyTorch's count: no batch-norm buffers)", parameter_count(&model));
-        let mut optim = optimizer(self.cfg);
-        let lr = self.cfg.float("lr");
+        let mut optim = optimizer(&self.cfg.train.optimizer);
+        let lr = self.cfg.train.lr;
         let batches: Vec<HostBatch> = (0..4).map(|b| self.host_batch(b)).collect();
         let mut times = Vec::new();
         for s in 0..args.warmup + args.steps {
@@ -144,7 +144,7 @@ impl<'a> Bench<'a> {
 
     /// The data path alone, and the trainer's pipeline against the step alone.
     fn data(&self, args: &Args) {
-        let bs = self.cfg.int("batch_size") as usize;
+        let bs = self.cfg.train.batch_size;
         let n = args.steps.max(10);
         let t = Instant::now();
         for b in 0..n {
@@ -155,8 +155,8 @@ impl<'a> Bench<'a> {
 
         // The trainer's arrangement: one thread prepares batches two ahead while the step runs.
         let mut model = self.model();
-        let mut optim = optimizer(self.cfg);
-        let lr = self.cfg.float("lr");
+        let mut optim = optimizer(&self.cfg.train.optimizer);
+        let lr = self.cfg.train.lr;
         let steps = args.warmup + args.steps;
         let (tx, rx) = std::sync::mpsc::sync_channel::<HostBatch>(2);
         let mut waited = 0.0;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use image::{Rgb, RgbImage};
-use sweep::data::filelist::FILE_LISTS;
 use sweep::data::{self, DataConfig, DatasetKind};
+use sweep::store::layout::file_lists_dir;
 
 fn config(dir: &Path) -> DataConfig {
     DataConfig {
@@ -72,7 +72,7 @@ type Change<'a> = Box<dyn Fn() + 'a>;
 #[test]
 fn the_list_is_cached_once_and_follows_every_change_of_names() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, cache) = (tmp.path().join("data"), tmp.path().join("results").join(FILE_LISTS));
+    let (root, cache) = (tmp.path().join("data"), file_lists_dir(&tmp.path().join("results")));
     for i in 0..30 {
         save(&root.join(format!("class{}/img{i:02}.png", i % 3)));
     }
@@ -125,7 +125,7 @@ fn the_list_is_cached_once_and_follows_every_change_of_names() {
 #[test]
 fn a_folder_changed_just_now_is_not_cached() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, cache) = (tmp.path().join("data"), tmp.path().join(FILE_LISTS));
+    let (root, cache) = (tmp.path().join("data"), file_lists_dir(tmp.path()));
     save(&root.join("a/1.png"));
     save(&root.join("b/2.png"));
     // Its folders were written within the last two seconds: a change in the same mtime tick could go
@@ -140,7 +140,7 @@ fn a_folder_changed_just_now_is_not_cached() {
 #[test]
 fn damaged_or_foreign_cache_files_are_ignored_and_replaced() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, cache) = (tmp.path().join("data"), tmp.path().join(FILE_LISTS));
+    let (root, cache) = (tmp.path().join("data"), file_lists_dir(tmp.path()));
     for i in 0..10 {
         save(&root.join(format!("c{}/{i}.png", i % 2)));
     }
@@ -174,7 +174,7 @@ fn damaged_or_foreign_cache_files_are_ignored_and_replaced() {
 #[test]
 fn runs_opening_one_folder_at_once_agree_and_leave_one_valid_cache() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, cache) = (tmp.path().join("data"), tmp.path().join(FILE_LISTS));
+    let (root, cache) = (tmp.path().join("data"), file_lists_dir(tmp.path()));
     for i in 0..400 {
         save(&root.join(format!("class{:02}/sub{}/img{i:03}.png", i % 20, i % 3)));
     }

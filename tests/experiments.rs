@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{assert_complete, text};
-use sweep::runner::layout::SweepIndex;
 use sweep::spec::{Spec, plan};
+use sweep::store::plan::SweepIndex;
 
 fn specs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");

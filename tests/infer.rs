@@ -7,9 +7,9 @@ use std::process::Command;
 
 use burn::tensor::Device;
 use sweep::color::ColorSpace;
-use sweep::runner::layout::materialise;
 use sweep::spec::{Spec, plan};
-use sweep::train::metrics_file::MetricsFile;
+use sweep::store::metrics_file::MetricsFile;
+use sweep::store::plan::materialise;
 
 fn photos() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/photos")

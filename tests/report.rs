@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use common::TINY;
-use sweep::runner::layout::materialise;
-use sweep::runner::status::{RunStatus, State};
 use sweep::spec::{Spec, plan};
+use sweep::store::plan::materialise;
+use sweep::store::status::{RunStatus, State};
 
 const SPEC_A: &str = r#"
 [sweep]

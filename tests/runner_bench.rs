@@ -17,8 +17,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Sweep, assert_complete, text};
-use sweep::runner::status::State;
-use sweep::train::metrics_file::MetricsFile;
+use sweep::store::metrics_file::MetricsFile;
+use sweep::store::status::State;
 
 /// Eight short runs of a few seconds each on one core (release build).
 fn eight_short_runs(name: &str) -> Sweep {

@@ -4,6 +4,7 @@
 //! retried and resumes, a second `sweep run` of the same sweep is refused and a stale lock taken over,
 //! Ctrl-C records runs as interrupted and the next run resumes them, and after `kill -9` of the
 //! orchestrator the next run finishes the sweep with complete metrics files and no duplicate rows.
+//! `sweep exec` of a run another process trains exits busy (75) and leaves it alone.
 
 mod common;
 
@@ -11,7 +12,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{DIVERGES, Sweep, assert_complete, resumed, text, wait_exit};
-use sweep::runner::status::{RunStatus, State};
+use sweep::spec::{Spec, plan};
+use sweep::store::lock::RunLock;
+use sweep::store::plan::materialise;
+use sweep::store::protocol::ExecExit;
+use sweep::store::status::{RunStatus, State};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -75,6 +80,21 @@ fn a_failing_run_does_not_stop_the_others() {
     let all = text(&out);
     assert!(all.contains("1 trained, 0 already done, 1 failed"), "{all}");
     assert!(all.contains("--retry-failed"), "{all}");
+}
+
+#[test]
+fn sweep_exec_of_a_run_another_process_trains_exits_busy_and_changes_nothing() {
+    let s = Sweep::new("busy", "", "epochs = 1", "");
+    let planned = plan(&Spec::from_file(&s.spec).unwrap(), &[]).unwrap();
+    let run_dir = materialise(&planned, &s.spec, &s.results).unwrap().join(&planned.runs[0].id);
+    let before = std::fs::read(run_dir.join("status.json")).unwrap();
+    let _trainer = RunLock::acquire(&run_dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sweep")).arg("exec").arg(&run_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(i32::from(ExecExit::Busy.code())), "{}", text(&out));
+    // The notice, for an orchestrator that lost the exit status, and the reason for the user.
+    assert_eq!(ExecExit::noticed_in(&String::from_utf8_lossy(&out.stderr)), Some(ExecExit::Busy));
+    assert!(text(&out).contains(&format!("is being trained by process {}", std::process::id())), "{}", text(&out));
+    assert_eq!(std::fs::read(run_dir.join("status.json")).unwrap(), before, "the status belongs to the trainer");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Sweep, assert_complete, resumed, text, wait_exit};
-use sweep::runner::status::{RunStatus, State};
+use sweep::store::status::{RunStatus, State};
 
 /// Whether a Slurm controller answers; panics instead of skipping when CI requires one.
 fn slurm_reachable() -> bool {

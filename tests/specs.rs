@@ -279,11 +279,11 @@ fn augmentation_keys_are_part_of_run_identity_only_when_they_augment() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(grid.runs[0].id, plain[0]);
     assert_eq!(grid.runs[1].id, flip[0]);
-    let cfg = &grid.runs[1].config;
-    assert_eq!(cfg.augment(), sweep::data::Augment { flip: true, crop: sweep::data::Crop::None });
+    let cfg = &grid.runs[1].settings;
+    assert_eq!(cfg.train.augment, sweep::data::Augment { flip: true, crop: sweep::data::Crop::None });
     let p = plan(&spec("[sweep]\nname = \"aug\"\n[base]\naugment.crop = \"resized\"\n"), &[]).unwrap();
     assert_eq!(
-        p.runs[0].config.augment().crop,
+        p.runs[0].settings.train.augment.crop,
         sweep::data::Crop::Resized { scale: [0.08, 1.0], ratio: [0.75, 4.0 / 3.0] }
     );
 }

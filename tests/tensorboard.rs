@@ -10,8 +10,8 @@ use std::path::Path;
 use burn::tensor::Device;
 use common::{TINY, assert_matches_metrics, tensorboard_read};
 use serde_json::json;
-use sweep::runner::layout::materialise;
 use sweep::spec::{Spec, plan};
+use sweep::store::plan::materialise;
 use sweep::train::tensorboard::{EventWriter, SAMPLES_TAG};
 
 #[test]

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use common::TINY;
-use sweep::runner::layout::materialise;
-use sweep::runner::status::{RunStatus, State};
 use sweep::spec::{Spec, plan};
-use sweep::train::metrics_file::MetricsFile;
+use sweep::store::metrics_file::MetricsFile;
+use sweep::store::plan::materialise;
+use sweep::store::status::{RunStatus, State};
 use sweep::train::{Outcome, exec};
 
 fn sweep(dir: &Path, name: &str, body: &str) -> Vec<PathBuf> {
@@ -227,7 +227,7 @@ fn resumes_with_identical_numbers(body: &str) -> (tempfile::TempDir, PathBuf) {
     assert_eq!(rows, numbers(&straight[0]), "resumed run must match the uninterrupted one");
     // TensorBoard's view of the resumed run: this attempt's event file alone, every epoch once.
     let variant = RunStatus::read(run).unwrap().unwrap().variant;
-    let board = sweep::train::tensorboard::run_dir(run.parent().unwrap(), &variant, 0);
+    let board = sweep::store::layout::tensorboard_dir(run.parent().unwrap(), &variant, 0);
     assert_eq!(std::fs::read_dir(&board).unwrap().count(), 1, "{}", board.display());
     if let Some(read) = common::tensorboard_read(&board, "resumes_with_identical_numbers") {
         common::assert_matches_metrics(&read["."], run);
@@ -334,7 +334,7 @@ fn a_photo_folder_trains_with_augmentation_and_one_cached_file_list_for_all_runs
     let sweep_dir = materialise(&plan, Path::new("photos.toml"), dir.path()).unwrap();
     let runs: Vec<PathBuf> = plan.runs.iter().map(|r| sweep_dir.join(&r.id)).collect();
     train_all(&runs);
-    let lists: Vec<PathBuf> = std::fs::read_dir(dir.path().join(sweep::data::filelist::FILE_LISTS))
+    let lists: Vec<PathBuf> = std::fs::read_dir(sweep::store::layout::file_lists_dir(dir.path()))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();

@@ -23,10 +23,10 @@ pub fn show(args: ShowArgs) -> CmdResult {
     let text = format!("[sweep]\nname = \"data\"\n[base]\ndataset = {}\n", toml::Value::String(args.dataset.clone()));
     let spec = Spec::from_str(Path::new("<command line>"), text)?;
     let plan = plan(&spec, &args.overrides)?;
-    let cfg = &plan.runs[0].config;
-    let data = crate::data::open(&cfg.data_config())?;
+    let cfg = &plan.runs[0].settings;
+    let data = crate::data::open(&cfg.data)?;
     print!("{}", crate::data::show::describe(&data));
-    crate::data::show::contact_sheet(&data, cfg.color_space(), args.count, &args.output)?;
-    println!("contact sheet (colour | gray, {}): {}", cfg.text("color_space"), args.output.display());
+    crate::data::show::contact_sheet(&data, cfg.color_space, args.count, &args.output)?;
+    println!("contact sheet (colour | gray, {}): {}", cfg.color_space, args.output.display());
     Ok(())
 }

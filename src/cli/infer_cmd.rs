@@ -5,10 +5,11 @@ use super::{CmdResult, ColorizeArgs, EvalArgs, Failure};
 use crate::infer::TrainedRun;
 use crate::infer::colorize::{ColorizeOptions, colorize};
 use crate::infer::eval::eval as eval_run;
-use crate::train::parse_device;
+use crate::spec::run_config::TaskConfig;
+use crate::train::open_device;
 
 pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
-    let device = parse_device(&args.device)?;
+    let device = open_device(args.device)?;
     let run = TrainedRun::load(&args.run, &args.checkpoint, &device)?;
     let opts = ColorizeOptions {
         output: args.output.clone(),
@@ -17,7 +18,7 @@ pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
         compare: args.compare,
         force: args.force,
     };
-    if opts.temperature.is_some() && run.run.config.text("task") != "classification" {
+    if opts.temperature.is_some() && !matches!(run.run.settings.task, TaskConfig::Classification(_)) {
         eprintln!("warning: --temperature only changes classification runs; this run regresses chroma");
     }
     let report = colorize(&run, &args.inputs, &opts)?;
@@ -58,7 +59,7 @@ pub fn colorize_cmd(args: ColorizeArgs) -> CmdResult {
 }
 
 pub fn eval_cmd(args: EvalArgs) -> CmdResult {
-    let device = parse_device(&args.device)?;
+    let device = open_device(args.device)?;
     let run = TrainedRun::load(&args.run, &args.checkpoint, &device)?;
     let mut overrides = vec![format!("dataset={}", args.dataset)];
     if let Some(dir) = &args.data_dir {
@@ -88,7 +89,7 @@ pub fn eval_cmd(args: EvalArgs) -> CmdResult {
             }
             _ => return Err(anyhow::anyhow!("-o {}: give a .csv or .json file", out.display()).into()),
         };
-        crate::data::io::write_atomic(out, &bytes)?;
+        crate::atomic::write_atomic(out, &bytes)?;
         println!("wrote {}", out.display());
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! The `sweep` command line: argument definitions (clap) and dispatch to one function per subcommand.
 //!
 //! Exit codes: 0 success, 1 a run or command failed, 2 bad usage or a bad spec, 130 interrupted;
-//! `sweep exec` exits with 75 when another process trains its run already.
+//! `sweep exec` also exits with 75 when another process trains its run already (its codes are the
+//! process protocol's, [`crate::store::protocol::ExecExit`]).
 
 mod data_cmd;
 mod infer_cmd;
@@ -14,6 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::device::Device;
+use crate::runner::ExecutorKind;
 
 /// Define, run and compare automatic-colorization experiments.
 ///
@@ -74,14 +78,6 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Executor {
-    /// Child processes on this machine.
-    Local,
-    /// A Slurm job array.
-    Slurm,
-}
-
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -91,17 +87,17 @@ pub struct RunArgs {
     pub jobs: Option<usize>,
     /// GPU slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child).
     #[arg(long, value_delimiter = ',')]
-    pub devices: Vec<String>,
+    pub devices: Vec<Device>,
     /// Where runs execute: child processes here, or a Slurm job array (resources from the spec's
     /// [slurm] table; this command follows the job and resubmits failed tasks).
-    #[arg(long, value_enum, default_value_t = Executor::Local)]
-    pub executor: Executor,
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
     /// Results folder; runs go to DIR/<sweep>/<run-id>/.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
     /// Device of each run: cpu, cuda:N or wgpu:N (on Slurm, cuda:0 is the task's first GPU).
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
     /// Train failed runs again, with a fresh set of the spec's max_retries retries.
     #[arg(long)]
     pub retry_failed: bool,
@@ -150,7 +146,7 @@ pub struct ExecArgs {
     pub run_dir: PathBuf,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
     /// No progress bar or log lines on stdout (log.txt still gets them); what the executors use.
     #[arg(long)]
     pub quiet: bool,
@@ -185,7 +181,7 @@ pub struct ColorizeArgs {
     pub checkpoint: String,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
 }
 
 #[derive(Args, Debug)]
@@ -211,7 +207,7 @@ pub struct EvalArgs {
     pub checkpoint: String,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: Device,
 }
 
 #[derive(Subcommand, Debug)]
@@ -271,7 +267,8 @@ pub struct Failure {
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         let error = e.into();
-        let code = if error.is::<crate::spec::SpecError>() { 2 } else { 1 };
+        let usage = error.is::<crate::spec::SpecError>() || error.is::<crate::runner::BadOptions>();
+        let code = if usage { 2 } else { 1 };
         Failure { code, error }
     }
 }

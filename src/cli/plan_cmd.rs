@@ -32,7 +32,7 @@ pub fn plan(args: PlanArgs) -> CmdResult {
             "sweep": meta.name,
             "description": meta.description,
             "spec": args.spec.spec.display().to_string(),
-            "metric": meta.metric,
+            "metric": meta.metric.name(),
             "higher_is_better": meta.higher_is_better,
             "seeds": meta.seeds,
             "runs": runs,

@@ -1,6 +1,7 @@
 //! `sweep report`: builds the report of one or more sweeps, writes it under `reports/`, and prints
-//! the ranked table (best highlighted), how far ahead the best is, which runs are unfinished or
-//! failed, the verdicts on published numbers, and what was written.
+//! its summary (the report's document at [`Detail::Summary`], rendered for a terminal: the ranked
+//! table with the best highlighted, how far ahead the best is, which runs are unfinished or failed,
+//! the verdicts on published numbers) and what was written.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -10,10 +11,11 @@ use anyhow::bail;
 use super::table::Table;
 use super::{CmdResult, EpochChoice, ReportArgs};
 use crate::report::aggregate::At;
-use crate::report::load::RunState;
-use crate::report::tables::{self, Grid};
-use crate::report::{Report, Target, reference};
-use crate::runner::layout::PLAN_FILE;
+use crate::report::document::{Block, Detail, Span};
+use crate::report::summary::SUMMARY_FILE;
+use crate::report::tables::Grid;
+use crate::report::{Format, Renderer, Report, Target};
+use crate::store::plan::PLAN_FILE;
 
 pub fn report(args: ReportArgs) -> CmdResult {
     let targets = args.targets.iter().map(|t| target(t, &args.results)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -24,56 +26,71 @@ pub fn report(args: ReportArgs) -> CmdResult {
     let report = Report::build(&targets, at)?;
     let out = args.output.clone().unwrap_or_else(|| report.default_output());
     let files = report.write(&out)?;
-
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    println!("{}", report.title());
-    for set in &report.sets {
-        if !set.index.description.is_empty() {
-            println!("{}", set.index.description);
-        }
-    }
-    println!("{}\n{}\n", tables::run_counts(&report), report.basis());
-    print!("{}", terminal_table(&tables::ranked(&report, true)).render_styled(ansi));
-    println!();
-    for line in tables::summary_lines(&report) {
-        println!("{line}");
-    }
-    let unfinished: Vec<String> = report
-        .sets
-        .iter()
-        .flat_map(|s| &s.runs)
-        .filter(|r| r.state != RunState::Done)
-        .map(|r| format!("  {} {} seed {}: {}", r.planned.id, r.planned.variant, r.planned.seed, r.state.describe()))
-        .collect();
-    if !unfinished.is_empty() {
-        println!("\nruns not done (partial runs count only for variants without a finished run):");
-        for line in unfinished {
-            println!("{line}");
-        }
-    }
-    for (set, comparison) in reference::for_report(&report) {
-        println!("\npublished references of {} ({}):", report.labels[set], comparison.citation);
-        for v in &comparison.verdicts {
-            println!("  {}", v.line);
-        }
-        for c in &comparison.claims {
-            println!("  claim {}", c.line);
-        }
-    }
-    if let Some(grid) = tables::evaluations(&report) {
-        println!("\nevaluations on other data sets (sweep eval), beside each run's last training epoch:");
-        print!("{}", terminal_table(&grid).render_styled(ansi));
-    }
-    for note in &report.notes {
-        println!("\nnote: {note}");
-    }
+    print!("{}", report.render(&Terminal { ansi }, &[])?);
     let pngs = files.iter().filter(|f| f.extension().is_some_and(|e| e == "png")).count();
+    let names: Vec<&str> = std::iter::once(SUMMARY_FILE).chain(Format::ALL.map(Format::file_name)).collect();
     println!(
-        "\nwrote {} files to {}: summary.csv, report.md, index.html and {pngs} PNG images (plots also as SVG)",
+        "\nwrote {} files to {}: {} and {pngs} PNG images (plots also as SVG)",
         files.len(),
-        out.display()
+        out.display(),
+        names.join(", ")
     );
     Ok(())
+}
+
+/// The terminal's summary of a report: headings as `heading:` lines, tables aligned (the best row
+/// highlighted on a colour terminal), lists indented.
+struct Terminal {
+    ansi: bool,
+}
+
+impl Renderer for Terminal {
+    fn detail(&self) -> Detail {
+        Detail::Summary
+    }
+
+    fn render(&self, doc: &[Block]) -> anyhow::Result<String> {
+        Ok(doc.iter().map(|b| self.block(b)).collect())
+    }
+}
+
+impl Terminal {
+    fn block(&self, block: &Block) -> String {
+        match block {
+            Block::Title(text) => format!("{text}\n"),
+            Block::Meta(spans) | Block::Paragraph(spans) => format!("{}\n", plain(spans)),
+            Block::Subsection(spans) => format!("{}:\n", plain(spans)),
+            Block::Notes(notes) => notes.iter().map(|n| format!("\nnote: {n}\n")).collect(),
+            Block::Section { title, .. } => format!("\n{}:\n", lower_first(title)),
+            Block::Lines(lines) => lines.iter().map(|l| format!("{l}\n")).collect(),
+            Block::List(items) => items.iter().map(|i| format!("  {i}\n")).collect(),
+            Block::Table(grid) => format!("{}\n", terminal_table(grid).render_styled(self.ansi)),
+            Block::Folded { summary, body } => {
+                format!("{summary}\n{}", body.iter().map(|b| self.block(b)).collect::<String>())
+            }
+            // A terminal shows no pictures, no verbatim files and no provenance.
+            Block::Provenance(_) | Block::Contents(_) | Block::Figure(_) | Block::Image { .. } | Block::Code { .. } => {
+                String::new()
+            }
+        }
+    }
+}
+
+fn plain(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| match s {
+            Span::Text(t) | Span::Code(t) | Span::Strong(t) => t.clone(),
+            Span::Link { text, url } => format!("{text} ({url})"),
+        })
+        .collect()
+}
+
+/// `Published references of a` -> `published references of a`: the terminal's headings read as lines.
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or(String::new(), |c| c.to_lowercase().chain(chars).collect())
 }
 
 /// A spec (its sweep's folder under `results`) or a sweep's results folder.

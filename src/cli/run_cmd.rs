@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::table::Table;
-use super::{CmdResult, ExecArgs, Executor, Failure, RunArgs, StatusArgs};
-use crate::runner::layout::{SweepIndex, materialise, sweep_dir};
-use crate::runner::local::{self, LocalOptions};
-use crate::runner::lock::SweepLock;
-use crate::runner::queue::select;
-use crate::runner::slurm::{self, SlurmOptions};
-use crate::runner::status::{RunStatus, State};
-use crate::train::metrics_file::MetricsFile;
-use crate::train::trainer::{EXIT_BUSY, RunBusy};
-use crate::train::{Outcome, exec as train_run, parse_device};
+use super::{CmdResult, ExecArgs, Failure, RunArgs, StatusArgs};
+use crate::runner::RunOptions;
+use crate::runner::queue::{SweepOutcome, select};
+use crate::runner::sweep::run_sweep;
+use crate::store::lock::SweepLock;
+use crate::store::metrics_file::MetricsFile;
+use crate::store::plan::{SweepIndex, materialise, sweep_dir};
+use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
+use crate::store::status::{RunStatus, State};
+use crate::train::{Outcome, exec as train_run, open_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
     let plan = crate::spec::load(&args.spec.spec, &args.spec.overrides)?;
@@ -24,54 +24,22 @@ pub fn run(args: RunArgs) -> CmdResult {
     // Absolute, because Slurm tasks and their scripts use it from elsewhere.
     let dir = std::path::absolute(sweep_dir(&args.results, &plan.meta.name))
         .with_context(|| format!("cannot resolve the results folder {}", args.results.display()))?;
-    match args.executor {
-        Executor::Local if args.jobs.is_some() && !args.devices.is_empty() => {
-            return Err(usage(
-                "give either --jobs (runs at once on --device) or --devices (one run per GPU), not both",
-            ));
-        }
-        Executor::Local => {
-            if args.devices.is_empty() {
-                // Fail before creating anything if the device cannot work.
-                parse_device(&args.device)?;
-            }
-        }
-        Executor::Slurm if args.jobs.is_some() || !args.devices.is_empty() || args.fail_fast => {
-            return Err(usage(
-                "--jobs, --devices and --fail-fast apply to the local executor; on Slurm, set max_concurrent and \
-                 gpus_per_task in the spec's [slurm] table",
-            ));
-        }
-        Executor::Slurm => {
-            if plan.slurm.gpus_per_task > 0 && args.device == "cpu" {
-                eprintln!(
-                    "warning: [slurm] gpus_per_task = {} but --device cpu: the runs will not use the GPUs (pass --device cuda:0)",
-                    plan.slurm.gpus_per_task
-                );
-            }
-        }
+    let opts = RunOptions {
+        device: args.device,
+        jobs: args.jobs,
+        devices: args.devices.clone(),
+        retry_failed: args.retry_failed,
+        fail_fast: args.fail_fast,
+    };
+    let mut executor = args.executor.build(&opts, &plan.slurm)?;
+    // Fail before creating anything if a device cannot work.
+    for device in executor.devices_here() {
+        open_device(device)?;
     }
     if args.dry_run {
         let index = SweepIndex::from_plan(&plan, &args.spec.spec);
-        match args.executor {
-            Executor::Local => {
-                let selection = select(&dir, &index, args.retry_failed)?;
-                println!(
-                    "would train {} of {} runs into {} ({} done already)",
-                    selection.queue.len(),
-                    index.runs.len(),
-                    dir.display(),
-                    selection.skipped
-                );
-                for &run in &selection.queue {
-                    println!("  {}  {}", index.runs[run].id, index.runs[run].variant);
-                }
-            }
-            Executor::Slurm => {
-                let opts = SlurmOptions { device: args.device.clone(), retry_failed: args.retry_failed };
-                print!("{}", slurm::dry_run(&dir, &index, &plan.slurm, &opts)?);
-            }
-        }
+        let selection = select(&dir, &index, args.retry_failed)?;
+        print!("{}", executor.dry_run(&dir, &index, &selection)?);
         return Ok(());
     }
     // Locked before anything is written, so that a second `sweep run` cannot rewrite plan.json.
@@ -79,24 +47,14 @@ pub fn run(args: RunArgs) -> CmdResult {
     let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
     materialise(&plan, &args.spec.spec, &results)?;
     let index = SweepIndex::read(&dir)?;
-    let outcome = match args.executor {
-        Executor::Local => {
-            let opts = LocalOptions {
-                jobs: args.jobs.unwrap_or(1),
-                devices: args.devices.clone(),
-                device: args.device.clone(),
-                retry_failed: args.retry_failed,
-                fail_fast: args.fail_fast,
-            };
-            local::run_sweep(&lock, &index, &opts)?
-        }
-        Executor::Slurm => {
-            let opts = SlurmOptions { device: args.device.clone(), retry_failed: args.retry_failed };
-            slurm::run_sweep(&lock, &index, &plan.slurm, &opts)?
-        }
-    };
+    let outcome = run_sweep(executor.as_mut(), &lock, &index, &opts)?;
     drop(lock);
     print!("{}", status_table(&dir, &index)?);
+    finished(&dir, &outcome)
+}
+
+/// The last line of `sweep run`, and its exit code: 1 when runs failed, 130 when it was interrupted.
+fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
     println!(
         "\n{} trained, {} already done, {} failed{}   results: {}",
         outcome.done,
@@ -123,19 +81,21 @@ pub fn run(args: RunArgs) -> CmdResult {
     Ok(())
 }
 
-fn usage(message: &str) -> Failure {
-    Failure { code: 2, error: anyhow::anyhow!("{message}") }
-}
-
 pub fn exec(args: ExecArgs) -> CmdResult {
-    let device = parse_device(&args.device)?;
-    crate::train::trainer::install_stop_handler();
+    let device = open_device(args.device)?;
+    install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
         Ok(Outcome::Done) => Ok(()),
-        Ok(Outcome::Interrupted) => {
-            Err(Failure { code: 130, error: anyhow::anyhow!("interrupted; run again to resume") })
+        Ok(Outcome::Interrupted) => Err(Failure {
+            code: ExecExit::Interrupted.code(),
+            error: anyhow::anyhow!("interrupted; run again to resume"),
+        }),
+        Err(error) if error.is::<RunBusy>() => {
+            // The run's status belongs to the process that trains it: say so where an orchestrator
+            // that lost the exit status (Slurm) still finds it.
+            eprintln!("{}", ExecExit::Busy.notice());
+            Err(Failure { code: ExecExit::Busy.code(), error })
         }
-        Err(error) if error.is::<RunBusy>() => Err(Failure { code: EXIT_BUSY, error }),
         Err(error) => Err(error.into()),
     }
 }
@@ -157,7 +117,7 @@ pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Resul
         return Ok(target.to_path_buf());
     }
     if target.extension().is_some_and(|e| e == "toml") {
-        let spec = crate::spec::Spec::from_file(target).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let spec = crate::spec::Spec::from_file(target)?;
         return Ok(sweep_dir(results, &spec.meta.name));
     }
     bail!("{} is neither a spec (.toml) nor a sweep's results folder", target.display())

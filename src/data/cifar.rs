@@ -83,7 +83,7 @@ pub fn layout(kind: DatasetKind) -> Option<&'static Layout> {
     match kind {
         DatasetKind::Cifar10 => Some(&CIFAR10),
         DatasetKind::Cifar100 => Some(&CIFAR100),
-        _ => None,
+        DatasetKind::Synthetic | DatasetKind::Folder => None,
     }
 }
 

@@ -70,14 +70,14 @@ pub fn archive(kind: DatasetKind) -> Option<&'static Archive> {
     match kind {
         DatasetKind::Cifar10 => Some(&CIFAR10_ARCHIVE),
         DatasetKind::Cifar100 => Some(&CIFAR100_ARCHIVE),
-        _ => None,
+        DatasetKind::Synthetic | DatasetKind::Folder => None,
     }
 }
 
 fn downloadable(kind: DatasetKind) -> anyhow::Result<(&'static Archive, &'static Layout)> {
     match (archive(kind), cifar::layout(kind)) {
         (Some(a), Some(l)) => Ok((a, l)),
-        _ => bail!("only cifar10 and cifar100 can be downloaded, not {}", kind.name()),
+        (None, _) | (_, None) => bail!("only cifar10 and cifar100 can be downloaded, not {}", kind.name()),
     }
 }
 

@@ -6,7 +6,8 @@
 //! image extension, and sorts paths component by component (the order of a depth-first walk of sorted
 //! folders, so the cache never changes which index an image gets).
 //!
-//! The cache: `<results>/.filelists/<hash>.txt` ([`FILE_LISTS`]), `<hash>` an FNV-1a hash of the
+//! The cache: `<cache folder>/<hash>.txt` (for a run, `results/.filelists/`, named by the store's
+//! layout, which sits above this layer and passes it down), `<hash>` an FNV-1a hash of the
 //! folder's absolute path, which the file repeats (a different path under the same hash is a miss).
 //! It records every folder of the tree with its modification time, then every image file. It is used
 //! while every folder it records still has that modification time. Adding, removing or renaming an
@@ -15,12 +16,12 @@
 //! under the same name is not a change (the list holds names, not contents: its pixels are read when
 //! it is used); a tool that restores folders' mtimes after changing them (`touch -d`, some syncs) hides
 //! the change; so may a network file system's attribute cache for a few seconds. Delete the cache
-//! file (or `.filelists/`) to force a new scan. A folder changed within [`RACY_SECONDS`] of the scan
+//! file (or the cache folder) to force a new scan. A folder changed within [`RACY_SECONDS`] of the scan
 //! could change again within the same mtime tick unseen, so such a scan is not cached (git's "racy
 //! clean" rule); nor is one whose names are not UTF-8 or hold a line break.
 //!
 //! Several runs starting at once each scan and write the same content under a temporary name and
-//! rename it over the cache ([`super::io::write_atomic`]): readers see the old file or a complete new
+//! rename it over the cache ([`crate::atomic::write_atomic`]): readers see the old file or a complete new
 //! one. A damaged cache file is ignored and rewritten.
 
 use std::fs;
@@ -30,10 +31,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::folder::{fnv1a, is_image_file};
-use super::io::write_atomic;
+use crate::atomic::write_atomic;
 
-/// The folder under the results folder that holds the cached file lists.
-pub const FILE_LISTS: &str = ".filelists";
 /// A scan is not cached when a folder it lists changed less than this before it began.
 pub const RACY_SECONDS: u64 = 2;
 /// First line of a cache file (the format's version).

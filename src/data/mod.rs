@@ -6,9 +6,9 @@
 //! for training batches after the random crops and flips of [`augment`]. Sources: `synthetic` (built in, no
 //! download), `cifar` (CIFAR-10/100 binary layout), `folder` (ImageNet-style class folders); `fetch`
 //! downloads the CIFAR archives; `decode` decodes photos at the size they are needed (JPEG DCT
-//! scaling); `filelist` scans image folders once and caches their file lists; `show` writes contact sheets and summaries; `io` holds
-//! [`io::write_atomic`]; `pixels` the planar/interleaved conversions and the square resize shared by the
-//! sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
+//! scaling); `filelist` scans image folders once and caches their file lists; `show` writes contact
+//! sheets and summaries; `pixels` the planar/interleaved conversions and the square resize shared by
+//! the sources. [`open`] turns a [`DataConfig`] into a [`DataSet`].
 
 pub mod augment;
 pub mod cifar;
@@ -16,7 +16,6 @@ pub mod decode;
 pub mod fetch;
 pub mod filelist;
 pub mod folder;
-pub mod io;
 pub mod pixels;
 pub mod prepare;
 pub mod show;
@@ -27,41 +26,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
-use serde::{Deserialize, Serialize};
+
+use crate::named::named_enum;
 
 pub use augment::{Augment, Crop};
 pub use fetch::fetch;
-pub use io::write_atomic;
 pub use prepare::{ColorBatch, prepare, prepare_augmented};
 pub use show::{contact_sheet, describe};
 
-/// Which data set a run uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatasetKind {
-    /// The built-in procedural data set (no download); see [`synthetic`].
-    Synthetic,
-    /// CIFAR-10 in its binary layout; see [`cifar`] and [`fetch()`].
-    Cifar10,
-    /// CIFAR-100 (fine labels) in its binary layout; see [`cifar`] and [`fetch()`].
-    Cifar100,
-    /// ImageNet-style class folders of JPEG/PNG files; see [`folder`].
-    Folder,
-}
-
-impl DatasetKind {
-    /// Every kind, in the order the documentation lists them.
-    pub const ALL: [DatasetKind; 4] =
-        [DatasetKind::Synthetic, DatasetKind::Cifar10, DatasetKind::Cifar100, DatasetKind::Folder];
-
-    /// The lower-case name used in specs and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Synthetic => "synthetic",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100 => "cifar100",
-            DatasetKind::Folder => "folder",
-        }
+named_enum! {
+    /// Which data set a run uses.
+    pub enum DatasetKind {
+        /// The built-in procedural data set (no download); see [`synthetic`].
+        Synthetic = "synthetic",
+        /// CIFAR-10 in its binary layout; see [`cifar`] and [`fetch()`].
+        Cifar10 = "cifar10",
+        /// CIFAR-100 (fine labels) in its binary layout; see [`cifar`] and [`fetch()`].
+        Cifar100 = "cifar100",
+        /// ImageNet-style class folders of JPEG/PNG files; see [`folder`].
+        Folder = "folder",
     }
 }
 
@@ -166,8 +149,9 @@ pub fn open(cfg: &DataConfig) -> anyhow::Result<DataSet> {
     open_with(cfg, None)
 }
 
-/// [`open()`], with the file lists of image folders cached in `file_lists` (a run's
-/// `<results>/`[`filelist::FILE_LISTS`]), so that a big folder is scanned once, not by every run.
+/// [`open()`], with the file lists of image folders cached in the folder `file_lists` (for a run, its
+/// results folder's `.filelists/`, which the store names), so that a big folder is scanned once, not
+/// by every run.
 pub fn open_with(cfg: &DataConfig, file_lists: Option<&Path>) -> anyhow::Result<DataSet> {
     if cfg.image_size == 0 || cfg.image_size > MAX_IMAGE_SIZE {
         bail!("image_size must be between 1 and {MAX_IMAGE_SIZE} pixels, got {}", cfg.image_size);

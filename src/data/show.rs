@@ -9,7 +9,8 @@ use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
 use rayon::prelude::*;
 
-use super::{DataSet, ImageSource, io, prepare};
+use super::{DataSet, ImageSource, prepare};
+use crate::atomic::write_atomic;
 use crate::color::ColorSpace;
 use crate::color::convert::gray_planar;
 
@@ -76,7 +77,7 @@ pub fn contact_sheet(ds: &DataSet, space: ColorSpace, count: usize, out: &Path) 
     PngEncoder::new(&mut png)
         .write_image(&sheet, width as u32, height as u32, image::ExtendedColorType::Rgb8)
         .context("cannot encode the contact sheet as PNG")?;
-    io::write_atomic(out, &png).with_context(|| format!("cannot write contact sheet {}", out.display()))
+    write_atomic(out, &png).with_context(|| format!("cannot write contact sheet {}", out.display()))
 }
 
 /// Counts of images per label in `source`.

@@ -13,10 +13,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use super::TrainedRun;
+use crate::atomic::write_atomic;
 use crate::color::convert::{decoded_planar, encode_u8_planar, gray_planar};
 use crate::data::folder::{is_image_file, load_rgb8};
-use crate::data::io::write_atomic;
 use crate::data::pixels::{rgb_image_to_planar, square_resize};
+use crate::model::Backbone;
 
 pub struct ColorizeOptions {
     pub output: PathBuf,
@@ -76,9 +77,9 @@ pub fn colorize(run: &TrainedRun, inputs: &[PathBuf], opts: &ColorizeOptions) ->
 }
 
 fn check_size(run: &TrainedRun, size: usize) -> Result<()> {
-    let cfg = &run.run.config;
-    let pools = cfg.ints("local.pool_after").len();
-    let factor = if cfg.text("backbone.arch") != "none" { 32 } else { 1 << pools };
+    let net = &run.run.settings.net;
+    // The backbones downsample by 32, the local network by 2 per pooling.
+    let factor = if net.backbone != Backbone::None { 32 } else { 1 << net.local_pool_after.len() };
     if size == 0 || !size.is_multiple_of(factor) || size > crate::data::MAX_IMAGE_SIZE {
         bail!(
             "--size {size} does not suit this model: use a multiple of {factor} up to {}",

@@ -10,10 +10,12 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
-use crate::data::io::write_atomic;
-use crate::metrics::Metrics;
+use crate::atomic::write_atomic;
+use crate::data::DatasetKind;
+use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
+use crate::store::layout::{CONFIG_FILE, EVAL_DIR};
 use crate::train::trainer::{Evaluator, evaluate};
 
 /// Keys `sweep eval --set` may change: the data, and the decoding temperature.
@@ -36,23 +38,19 @@ pub struct EvalResult {
 }
 
 impl EvalResult {
+    /// The validation loss, every validation metric and the ground truth's colorfulness, by name.
     pub fn rows(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("val_loss", self.val_loss),
-            ("psnr", self.metrics.psnr),
-            ("ab_rmse", self.metrics.ab_rmse),
-            ("auc", self.metrics.auc),
-            ("auc_rebal", self.metrics.auc_rebal),
-            ("colorfulness", self.metrics.colorfulness),
-            ("colorfulness_gt", self.metrics.colorfulness_gt),
-        ]
+        let mut rows = vec![(Metric::ValLoss.name(), self.val_loss)];
+        rows.extend(Metric::ALL.iter().filter_map(|&m| self.metrics.value(m).map(|v| (m.name(), v))));
+        rows.push((COLORFULNESS_GT, self.metrics.colorfulness_gt));
+        rows
     }
 }
 
 /// The evaluations kept in a run folder (`eval/*.json`), in file-name order; files that do not parse
 /// are returned as notes naming them.
 pub fn read_kept(run_dir: &Path) -> (Vec<EvalResult>, Vec<String>) {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join("eval"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(run_dir.join(EVAL_DIR))
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
@@ -78,12 +76,12 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     }
     // The run's config.toml is a one-run spec: the overrides go through the same checks as any --set.
     let text = config_toml(&run.meta, &run.run);
-    let spec = Spec::from_str(Path::new("config.toml"), text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let planned = plan(&spec, overrides).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cfg = &planned.runs[0].config;
-    let data = crate::data::open(&cfg.data_config())?;
+    let spec = Spec::from_str(Path::new(CONFIG_FILE), text)?;
+    let planned = plan(&spec, overrides)?;
+    let cfg = &planned.runs[0].settings;
+    let data = crate::data::open(&cfg.data)?;
     let evaluator = Evaluator::new(cfg, &data)?;
-    let batch_size = cfg.int("batch_size") as usize;
+    let batch_size = cfg.train.batch_size;
     let e = evaluate(
         &run.model,
         &evaluator.objective,
@@ -98,14 +96,15 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         run: run.run.id.clone(),
         variant: run.run.variant.clone(),
         checkpoint: run.checkpoint.display().to_string(),
-        dataset: cfg.text("dataset").to_string(),
-        data_dir: cfg.str("data_dir").map(str::to_string),
+        dataset: cfg.data.kind.name().to_string(),
+        // Where it was read from, for the data sets read from files.
+        data_dir: (cfg.data.kind != DatasetKind::Synthetic).then(|| cfg.data.dir.display().to_string()),
         images: evaluator.val.n,
         val_loss: e.loss,
         metrics: e.metrics,
     };
     let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
-    let path = run.dir.join("eval").join(format!("{label}.json"));
+    let path = run.dir.join(EVAL_DIR).join(format!("{label}.json"));
     write_atomic(&path, &serde_json::to_vec_pretty(&result)?)?;
     Ok((result, path))
 }

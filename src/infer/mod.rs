@@ -6,24 +6,20 @@ pub mod eval;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::ColorizationNet;
+use crate::spec::run_config::BackboneStart;
 use crate::spec::{RunPlan, SweepMeta, read_config};
+use crate::store::layout::CONFIG_FILE;
+use crate::store::model_info::{MODEL_INFO, ModelInfo};
+use crate::store::plan::SweepIndex;
+use crate::store::status::RunStatus;
 use crate::train::checkpoint;
 use crate::train::objective::Objective;
 use crate::train::trainer::model_config;
-
-/// `model.json`: what rebuilding a run's network needs beyond its config.
-pub const MODEL_INFO: &str = "model.json";
-
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct ModelInfo {
-    /// Classes of the data set the backbone classifier was pretrained on (0 = none).
-    pub num_classes: usize,
-}
 
 /// The run folder `path` names: itself when it is a folder, else, for `<sweep folder>/<variant>`,
 /// the run of that variant with the lowest seed (ids change with the schema; variant names do not).
@@ -34,7 +30,7 @@ pub fn find_run(path: &Path) -> Result<PathBuf> {
     let (Some(sweep_dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         bail!("{} is not a run folder", path.display());
     };
-    let Ok(index) = crate::runner::layout::SweepIndex::read(sweep_dir) else {
+    let Ok(index) = SweepIndex::read(sweep_dir) else {
         bail!("{} is not a run folder, and {} is not a sweep's results folder", path.display(), sweep_dir.display());
     };
     let mut runs: Vec<_> = index.runs.iter().filter(|r| r.variant == name).collect();
@@ -70,42 +66,41 @@ impl TrainedRun {
     /// `run_dir` may also name a variant of a sweep, `results/<sweep>/<variant>` (see [`find_run`]).
     pub fn load(run_dir: &Path, which: &str, device: &Device) -> Result<TrainedRun> {
         let run_dir = &find_run(run_dir)?;
-        let config = run_dir.join("config.toml");
+        let config = run_dir.join(CONFIG_FILE);
         if !config.is_file() {
-            bail!("{} is not a run folder: it has no config.toml", run_dir.display());
+            bail!("{} is not a run folder: it has no {CONFIG_FILE}", run_dir.display());
         }
         let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let (meta, mut run) = read_config(&config, Some(id)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Ok(Some(status)) = crate::runner::status::RunStatus::read(run_dir) {
+        let (meta, mut run) = read_config(&config, Some(id))?;
+        if let Ok(Some(status)) = RunStatus::read(run_dir) {
             run.variant = status.variant;
         }
         let checkpoint = checkpoint::resolve(run_dir, which)?;
-        let info_path = run_dir.join(MODEL_INFO);
-        let info: ModelInfo = match std::fs::read(&info_path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).with_context(|| format!("{} is damaged", info_path.display()))?
-            }
+        let info = match ModelInfo::read(run_dir)? {
+            Some(info) => info,
             // Only a classification-pretrained backbone needs the class count.
-            Err(_) if run.config.str("backbone.pretrain") != Some("classification") => ModelInfo { num_classes: 0 },
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", info_path.display())),
+            None if !matches!(run.settings.net.backbone_start, BackboneStart::Pretrained(_)) => {
+                ModelInfo { num_classes: 0 }
+            }
+            None => bail!("{} has no {MODEL_INFO}: train the run again", run_dir.display()),
         };
-        let objective = Objective::for_inference(&run.config);
-        let model_cfg = model_config(&run.config, &objective, info.num_classes);
-        let model = model_cfg.try_init(device).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let objective = Objective::for_inference(&run.settings);
+        let model_cfg = model_config(&run.settings, &objective, info.num_classes);
+        let model = model_cfg.try_init(device)?;
         let model = checkpoint::load_model(&checkpoint, model)?.valid();
         Ok(TrainedRun { dir: run_dir.to_path_buf(), meta, run, objective, model, checkpoint, device: device.clone() })
     }
 
     /// Side of the images the run was trained on.
     pub fn image_size(&self) -> usize {
-        self.run.config.int("image_size") as usize
+        self.run.settings.data.image_size
     }
 
     /// Predicted chroma `[n][2][side*side]` (natural units) for gray images `[n][side*side]` in [0, 1].
     pub fn predict(&self, gray: Vec<f32>, n: usize, side: usize, temperature: Option<f32>) -> Result<Vec<f32>> {
         let input = Tensor::<4>::from_data(TensorData::new(gray, [n, 1, side, side]), &self.device);
         let output = self.model.forward(input);
-        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let raw = output.into_data().try_to_vec::<f32>()?;
         Ok(self.objective.decode(raw, side * side, temperature))
     }
 }

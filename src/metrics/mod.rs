@@ -23,11 +23,35 @@
 //! weights) from which [`AccuracyCurve`] gives the cumulative curve itself, the fraction of pixels within
 //! each integer threshold 0..=150 (Zhang et al. 2016, figure 3). The AuC stays the exact integral; the
 //! curve is what the report plots.
+//!
+//! [`Metric`] names the measures a sweep can rank by; `metrics.csv`, `sweep eval`, the reports and
+//! the specs' published numbers all take the names from it.
 
 use std::sync::Arc;
 
 use crate::color::ColorSpace;
 use crate::color::quantize::ChromaBins;
+use crate::named::named_enum;
+
+named_enum! {
+    /// A measure a sweep can rank its runs by (`[sweep] metric`), with whether higher is better.
+    pub enum Metric: higher_is_better() -> bool {
+        Psnr = "psnr" => true,
+        AbRmse = "ab_rmse" => false,
+        Auc = "auc" => true,
+        AucRebal = "auc_rebal" => true,
+        Colorfulness = "colorfulness" => true,
+        ValLoss = "val_loss" => false,
+        TrainLoss = "train_loss" => false,
+        Top1Colorized = "top1_colorized" => true,
+        Top1Gray = "top1_gray" => true,
+        Top1Color = "top1_color" => true,
+    }
+}
+
+/// The ground truth's colorfulness: measured beside the metrics (what a colorization's
+/// colorfulness is compared with), a property of the data and not a measure to rank runs by.
+pub const COLORFULNESS_GT: &str = "colorfulness_gt";
 
 /// Largest ab error the AuC curve integrates over.
 pub const AUC_MAX_DISTANCE: f64 = 150.0;
@@ -53,6 +77,25 @@ pub struct Metrics {
     pub auc_rebal: f64,
     pub colorfulness: f64,
     pub colorfulness_gt: f64,
+}
+
+impl Metrics {
+    /// The metrics these fields hold, in [`Metric`]'s order.
+    pub fn held() -> impl Iterator<Item = Metric> {
+        Metric::ALL.into_iter().filter(|&m| Metrics::default().value(m).is_some())
+    }
+
+    /// The value of `metric`, when it is one of these validation metrics.
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Psnr => Some(self.psnr),
+            Metric::AbRmse => Some(self.ab_rmse),
+            Metric::Auc => Some(self.auc),
+            Metric::AucRebal => Some(self.auc_rebal),
+            Metric::Colorfulness => Some(self.colorfulness),
+            Metric::ValLoss | Metric::TrainLoss | Metric::Top1Colorized | Metric::Top1Gray | Metric::Top1Color => None,
+        }
+    }
 }
 
 /// Zhang et al.'s semantic test: a true-colour classifier's top-1 (%) on the same validation images

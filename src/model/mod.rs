@@ -27,10 +27,10 @@
 //! A frozen backbone's output is not tracked by autodiff, so its forward records no graph.
 //!
 //! # Pretraining a backbone as a classifier
-//! Build it alone with [`ModelConfig::init_backbone`] (or use [`ColorizationNet::classify`]),
-//! train [`BackboneNet::classify`], save it with `Module::save_file`, then put it into a
-//! colorization net with [`ColorizationNet::load_backbone_file`] or
-//! [`ColorizationNet::with_backbone`].
+//! `crate::train::pretrain` builds the backbone alone from [`ModelConfig::backbone_config`] with a
+//! classifier of the data set's classes ([`BackboneConfig::init`]), trains [`BackboneNet::classify`],
+//! saves it with `Module::save_file`, and the run puts it into its colorization net with
+//! [`ColorizationNet::load_backbone_file`] (the paths are the same as inside the net).
 //!
 //! # Saving
 //! `net.save_file(path)` / `config.init(&device).load_file(path)` (burnpack) store parameters
@@ -55,7 +55,8 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
 pub use backbone::{
-    BackboneConfig, BackboneFeatures, BackboneInput, BackboneNet, BackboneVariant, resnet::Resnet18, vgg::Vgg16,
+    Backbone, BackboneConfig, BackboneFeatures, BackboneInput, BackboneNet, BackboneNetwork, BackboneVariant,
+    resnet::Resnet18, vgg::Vgg16,
 };
 pub use fusion::Fusion;
 pub use head::Head;
@@ -63,37 +64,30 @@ pub use hypercolumn::Hypercolumn;
 pub use local::LocalFeatures;
 pub use weights::{LoadOptions, LoadReport, WeightError};
 
-/// Which global network, if any, runs beside the local branch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backbone {
-    /// No global network: local features only.
-    None,
-    /// torchvision `vgg16` (no batch norm); see [`Vgg16`] for the 32x32 variant.
-    Vgg16,
-    /// torchvision `resnet18`; see [`Resnet18`] for the CIFAR-style 32x32 variant.
-    Resnet18,
+use crate::named::named_enum;
+
+named_enum! {
+    /// How the local features are combined with the backbone's.
+    pub enum FeatureMode {
+        /// Local features only (requires [`Backbone::None`]).
+        Local = "local",
+        /// Iizuka et al. 2016: a global vector tiled over the local map. See [`Fusion`].
+        Fusion = "fusion",
+        /// Larsson et al. 2016: backbone stages upsampled and stacked per pixel. See [`Hypercolumn`].
+        Hypercolumn = "hypercolumn",
+    }
 }
 
-/// How the local features are combined with the backbone's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FeatureMode {
-    /// Local features only (requires [`Backbone::None`]).
-    Local,
-    /// Iizuka et al. 2016: a global vector tiled over the local map. See [`Fusion`].
-    Fusion,
-    /// Larsson et al. 2016: backbone stages upsampled and stacked per pixel. See [`Hypercolumn`].
-    Hypercolumn,
-}
-
-/// Squashing applied to the two regressed chroma channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// Output in `[-1, 1]`.
-    Tanh,
-    /// Output in `[0, 1]`.
-    Sigmoid,
-    /// Unbounded output.
-    Linear,
+named_enum! {
+    /// Squashing applied to the two regressed chroma channels.
+    pub enum Activation {
+        /// Output in `[-1, 1]`.
+        Tanh = "tanh",
+        /// Output in `[0, 1]`.
+        Sigmoid = "sigmoid",
+        /// Unbounded output.
+        Linear = "linear",
+    }
 }
 
 /// What the head predicts at each pixel.
@@ -183,7 +177,8 @@ pub enum ModelError {
     NoBackbone,
     /// A backbone file could not be read or does not fit this net's backbone.
     BackboneFile(String),
-    /// A replacement backbone differs from the net's own (architecture or shapes).
+    /// A replacement backbone differs from the net's own (architecture or shapes); the tests replace
+    /// backbones in memory.
     BackboneMismatch(String),
 }
 
@@ -237,8 +232,9 @@ impl ModelConfig {
         }
         match (self.backbone, self.features) {
             (Backbone::None, FeatureMode::Local) => {}
-            (Backbone::None, f) => {
-                return Err(invalid("features", format!("{f:?} needs a backbone (vgg16 or resnet18)")));
+            (Backbone::None, f @ (FeatureMode::Fusion | FeatureMode::Hypercolumn)) => {
+                let nets: Vec<&str> = Backbone::NAMES.into_iter().filter(|&n| n != Backbone::None.name()).collect();
+                return Err(invalid("features", format!("{f:?} needs a backbone ({})", nets.join(" or "))));
             }
             (b, FeatureMode::Local) => {
                 return Err(invalid(
@@ -246,7 +242,7 @@ impl ModelConfig {
                     format!("Local uses no backbone, but backbone = {b:?}; use Fusion or Hypercolumn"),
                 ));
             }
-            _ => {}
+            (_, FeatureMode::Fusion | FeatureMode::Hypercolumn) => {}
         }
         if self.backbone != Backbone::None {
             if !self.image_size.is_multiple_of(32) {
@@ -297,15 +293,6 @@ impl ModelConfig {
             input: self.backbone_input,
             num_classes: self.num_classes,
         })
-    }
-
-    /// Builds only the backbone, e.g. for classification pretraining; it has the same
-    /// parameter paths as the backbone inside [`ColorizationNet`], so its burnpack file loads
-    /// there ([`ColorizationNet::load_backbone_file`]).
-    pub fn init_backbone(&self, device: &Device) -> Result<BackboneNet, ModelError> {
-        self.validate()?;
-        let config = self.backbone_config().ok_or(ModelError::NoBackbone)?;
-        Ok(config.init(device))
     }
 
     /// Builds the network, or says which field is wrong.
@@ -382,54 +369,11 @@ impl ColorizationNet {
         self.head.forward(full)
     }
 
-    /// Class logits `[N, num_classes]` from the backbone's classifier (for pretraining).
-    ///
-    /// # Panics
-    /// When the net has no backbone or was built with `num_classes = 0`; see
-    /// [`ColorizationNet::has_classifier`].
-    pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
-        self.backbone.as_ref().expect("classify needs a backbone (backbone = None)").classify(gray)
-    }
-
-    /// Whether [`ColorizationNet::classify`] can run.
-    pub fn has_classifier(&self) -> bool {
-        self.backbone.as_ref().is_some_and(|b| b.has_classifier())
-    }
-
-    /// The backbone, if any.
-    pub fn backbone(&self) -> Option<&BackboneNet> {
-        self.backbone.as_ref()
-    }
-
     /// Freezes the backbone with [`Module::freeze`]: no gradients, batch norm on running
     /// statistics, dropout off (see the module docs for why not `no_grad`). No-op without one.
     pub fn freeze_backbone(mut self) -> Self {
         self.backbone = self.backbone.map(Module::freeze);
         self
-    }
-
-    /// Undoes [`ColorizationNet::freeze_backbone`] ([`Module::unfreeze`]).
-    pub fn unfreeze_backbone(mut self) -> Self {
-        self.backbone = self.backbone.map(Module::unfreeze);
-        self
-    }
-
-    /// Replaces the backbone with `backbone` (e.g. one pretrained as a classifier), which must
-    /// have the same architecture and parameter shapes as the net's own, classifier included.
-    pub fn with_backbone(mut self, backbone: BackboneNet) -> Result<Self, ModelError> {
-        let own = self.backbone.as_ref().ok_or(ModelError::NoBackbone)?;
-        let (a, b) = (param_shapes(own), param_shapes(&backbone));
-        if a != b {
-            let diff = a
-                .iter()
-                .zip(b.iter())
-                .find(|(x, y)| x != y)
-                .map(|(x, y)| format!("net has {} {:?}, given {} {:?}", x.0, x.1, y.0, y.1))
-                .unwrap_or_else(|| format!("net has {} tensors, given {}", a.len(), b.len()));
-            return Err(ModelError::BackboneMismatch(diff));
-        }
-        self.backbone = Some(backbone);
-        Ok(self)
     }
 
     /// Loads a backbone saved with `backbone.save_file(path)` (burnpack) into this net's

@@ -25,6 +25,63 @@ fn small(backbone: Backbone, features: FeatureMode, output: Output, image_size: 
     }
 }
 
+/// Test support: what only these tests do with a model (pretraining builds its backbone from a
+/// [`BackboneConfig`] and moves it into a net through a file, `crate::train::pretrain`).
+impl ModelConfig {
+    /// Builds only the backbone; it has the same parameter paths as the backbone inside
+    /// [`ColorizationNet`], so its burnpack file loads there ([`ColorizationNet::load_backbone_file`]).
+    fn init_backbone(&self, device: &Device) -> Result<BackboneNet, ModelError> {
+        self.validate()?;
+        let config = self.backbone_config().ok_or(ModelError::NoBackbone)?;
+        Ok(config.init(device))
+    }
+}
+
+impl ColorizationNet {
+    /// Class logits `[N, num_classes]` from the backbone's classifier (for pretraining).
+    ///
+    /// # Panics
+    /// When the net has no backbone or was built with `num_classes = 0`; see
+    /// [`ColorizationNet::has_classifier`].
+    fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
+        self.backbone.as_ref().expect("classify needs a backbone (backbone = None)").classify(gray)
+    }
+
+    /// Whether [`ColorizationNet::classify`] can run.
+    fn has_classifier(&self) -> bool {
+        self.backbone.as_ref().is_some_and(|b| b.has_classifier())
+    }
+
+    /// The backbone, if any.
+    fn backbone(&self) -> Option<&BackboneNet> {
+        self.backbone.as_ref()
+    }
+
+    /// Undoes [`ColorizationNet::freeze_backbone`] ([`Module::unfreeze`]).
+    fn unfreeze_backbone(mut self) -> Self {
+        self.backbone = self.backbone.map(Module::unfreeze);
+        self
+    }
+
+    /// Replaces the backbone with `backbone` (e.g. one pretrained as a classifier), which must
+    /// have the same architecture and parameter shapes as the net's own, classifier included.
+    fn with_backbone(mut self, backbone: BackboneNet) -> Result<Self, ModelError> {
+        let own = self.backbone.as_ref().ok_or(ModelError::NoBackbone)?;
+        let (a, b) = (param_shapes(own), param_shapes(&backbone));
+        if a != b {
+            let diff = a
+                .iter()
+                .zip(b.iter())
+                .find(|(x, y)| x != y)
+                .map(|(x, y)| format!("net has {} {:?}, given {} {:?}", x.0, x.1, y.0, y.1))
+                .unwrap_or_else(|| format!("net has {} tensors, given {}", a.len(), b.len()));
+            return Err(ModelError::BackboneMismatch(diff));
+        }
+        self.backbone = Some(backbone);
+        Ok(self)
+    }
+}
+
 fn gray(n: usize, size: usize, device: &Device) -> Tensor<4> {
     Tensor::random([n, 1, size, size], Distribution::Default, device)
 }

@@ -570,17 +570,13 @@ mod tests {
     }
 
     fn resnet(net: &BackboneNet) -> &Resnet18 {
-        match net {
-            BackboneNet::Resnet18(r) => r,
-            _ => unreachable!(),
-        }
+        let BackboneNet::Resnet18(r) = net else { unreachable!("built as a ResNet-18") };
+        r
     }
 
     fn vgg(net: &BackboneNet) -> &Vgg16 {
-        match net {
-            BackboneNet::Vgg16(v) => v,
-            _ => unreachable!(),
-        }
+        let BackboneNet::Vgg16(v) = net else { unreachable!("built as a VGG-16") };
+        v
     }
 
     #[test]
@@ -736,11 +732,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let device = Device::flex();
         let x = Tensor::random([1, 1, 64, 64], burn::tensor::Distribution::Default, &device);
-        for arch in [Backbone::Vgg16, Backbone::Resnet18] {
-            let keys = match arch {
-                Backbone::Vgg16 => vgg16_keys(0.125, 10),
-                _ => resnet18_keys(0.125, 10),
-            };
+        for (arch, keys) in [(Backbone::Vgg16, vgg16_keys(0.125, 10)), (Backbone::Resnet18, resnet18_keys(0.125, 10))] {
             let pth = dir.path().join(format!("{arch:?}.pth"));
             let st = dir.path().join(format!("{arch:?}.safetensors"));
             write_pth(&pth, &tensors(&keys));

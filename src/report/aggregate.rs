@@ -7,7 +7,7 @@
 
 use super::load::{RunResult, RunState, SweepResults};
 use crate::metrics::AccuracyCurve;
-use crate::train::metrics_file::{COLUMNS, MetricsRow};
+use crate::store::metrics_file::{COLUMNS, MetricsRow};
 
 /// Which epoch of each run the numbers come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

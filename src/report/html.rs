@@ -6,13 +6,13 @@
 //! Base64 is written here (a dozen lines) rather than pulled in as a crate for one function.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::tables::{self, Grid};
-use super::{Figure, Report, reference};
-use crate::data::io::write_atomic;
+use super::document::{Block, Detail, Span};
+use super::tables::Grid;
+use super::{Figure, Renderer};
 
 pub const HTML_FILE: &str = "index.html";
 
@@ -55,198 +55,83 @@ window.addEventListener('load', function () {
 });
 "#;
 
-pub fn write(report: &Report, out: &Path, figures: &[Figure]) -> Result<PathBuf> {
-    let path = out.join(HTML_FILE);
-    write_atomic(&path, render(report, figures)?.as_bytes())?;
-    Ok(path)
+pub struct Html;
+
+impl Renderer for Html {
+    fn detail(&self) -> Detail {
+        Detail::Full
+    }
+
+    fn render(&self, doc: &[Block]) -> Result<String> {
+        let title = doc.iter().find_map(|b| if let Block::Title(t) = b { Some(t.as_str()) } else { None });
+        let title = format!("Report: {}", title.unwrap_or("sweep"));
+        let mut h = format!(
+            "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+            esc(&title)
+        );
+        for block in doc {
+            h.push_str(&render_block(block)?);
+        }
+        if let Some(p) = doc.iter().find_map(|b| if let Block::Provenance(p) = b { Some(p) } else { None }) {
+            let _ = writeln!(h, "<p class=\"meta\">sweep {} · {}</p>", p.version, esc(&p.created));
+        }
+        let _ = writeln!(h, "<script>{SCRIPT}</script>\n</body>\n</html>");
+        Ok(h)
+    }
 }
 
-fn render(report: &Report, figures: &[Figure]) -> Result<String> {
-    let title = format!("Report: {}", report.title());
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
-    );
-    for (set, label) in report.sets.iter().zip(&report.labels) {
-        if !set.index.description.is_empty() {
-            let _ = writeln!(h, "<p class=\"meta\"><b>{}</b>: {}</p>", esc(label), esc(&set.index.description));
+fn render_block(block: &Block) -> Result<String> {
+    Ok(match block {
+        Block::Title(title) => format!("<h1>Report: {}</h1>\n", esc(title)),
+        Block::Meta(spans) => format!("<p class=\"meta\">{}</p>\n", spans_html(spans)),
+        Block::Provenance(p) => {
+            let sources: Vec<String> = p.sources.iter().map(|s| format!("<code>{}</code>", esc(s))).collect();
+            format!(
+                "<p class=\"meta\">Made {} by sweep {} from {}.</p>\n",
+                esc(&p.created),
+                p.version,
+                sources.join(", ")
+            )
         }
-    }
-    let sources: Vec<String> =
-        report.sets.iter().map(|s| format!("<code>{}</code>", esc(&s.dir.display().to_string()))).collect();
-    let _ = writeln!(
-        h,
-        "<p class=\"meta\">Made {} by sweep {} from {}. {}.</p>\n<p class=\"meta\">{}.</p>",
-        esc(&report.created),
-        env!("CARGO_PKG_VERSION"),
-        sources.join(", "),
-        esc(&tables::run_counts(report)),
-        esc(&report.basis())
-    );
-    let comparisons = reference::for_report(report);
-    let across = tables::across_sweeps(report);
-    let evaluations = tables::evaluations(report);
-    let mut nav = vec![("ranking", "Ranking"), ("runs", "Runs"), ("metrics", "Every metric")];
-    if !comparisons.is_empty() {
-        nav.push(("references", "Published references"));
-    }
-    if evaluations.is_some() {
-        nav.push(("evaluations", "Evaluations"));
-    }
-    if across.is_some() {
-        nav.push(("across", "Across sweeps"));
-    }
-    nav.extend([("figures", "Figures"), ("samples", "Sample sheets"), ("spec", "Spec")]);
-    let links: Vec<String> = nav.iter().map(|(id, name)| format!("<a href=\"#{id}\">{name}</a>")).collect();
-    let _ = writeln!(h, "<nav>{}</nav>", links.join(""));
-
-    for note in &report.notes {
-        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(note));
-    }
-
-    let _ = writeln!(h, "<h2 id=\"ranking\">Ranking</h2>\n{}", table(&tables::ranked(report, false)));
-    let _ = writeln!(h, "<pre>{}</pre>", esc(&tables::summary_lines(report).join("\n")));
-
-    let _ = writeln!(h, "<h2 id=\"runs\">Runs</h2>");
-    let runs = table(&tables::runs(report));
-    if tables::all_done(report) {
-        let _ = writeln!(
-            h,
-            "<details><summary>Every run is done ({}).</summary>\n{runs}</details>",
-            esc(&tables::run_counts(report))
-        );
-    } else {
-        let _ = writeln!(
-            h,
-            "<p>Not every run is done: unfinished runs count only for variants without a finished run (marked partial), failed runs never.</p>\n{runs}"
-        );
-    }
-
-    let _ = writeln!(h, "<h2 id=\"metrics\">Every metric</h2>");
-    for at in [report.at, report.at.other()] {
-        let _ = writeln!(h, "<h3>At each run's {} epoch</h3>\n{}", at.name(), table(&tables::metrics(report, at)));
-    }
-
-    if !comparisons.is_empty() {
-        let _ = writeln!(h, "<h2 id=\"references\">Published references</h2>");
-        for (set, c) in &comparisons {
-            let source = match &c.url {
-                Some(url) => format!("{} (<a href=\"{}\">{}</a>)", esc(&c.citation), esc(url), esc(url)),
-                None => esc(&c.citation),
-            };
-            let _ = writeln!(h, "<h3>{}</h3>\n<p>Source: {source}</p>\n{}", esc(&report.labels[*set]), table(&c.table));
-            for v in &c.verdicts {
-                let _ = writeln!(h, "<p class=\"verdict\">{}</p>", esc(&v.line));
-            }
-            if !c.claims.is_empty() {
-                let items: String = c.claims.iter().map(|c| format!("<li>{}</li>", esc(&c.line))).collect();
-                let _ = writeln!(h, "<p>Published claims:</p>\n<ul class=\"verdict\">{items}</ul>");
-            }
-            let pairs = reference::pairs_table(&c.verdicts);
-            if !pairs.rows.is_empty() {
-                let _ = writeln!(h, "<details><summary>Every pair</summary>\n{}</details>", table(&pairs));
-            }
+        Block::Contents(entries) => {
+            let links: String = entries.iter().map(|(id, t)| format!("<a href=\"#{id}\">{}</a>", esc(t))).collect();
+            format!("<nav>{links}</nav>\n")
         }
-    }
-    if let Some(grid) = &evaluations {
-        let _ = writeln!(
-            h,
-            "<h2 id=\"evaluations\">Evaluations on other data sets</h2>\n<p><code>sweep eval</code> results of trained runs, each beside the run's last training epoch.</p>\n{}",
-            table(grid)
-        );
-    }
-    if let Some(grid) = &across {
-        let _ = writeln!(h, "<h2 id=\"across\">Across sweeps</h2>\n{}", table(grid));
-    }
-
-    let _ = writeln!(h, "<h2 id=\"figures\">Figures</h2>");
-    for f in figures.iter().filter(|f| f.svg) {
-        h.push_str(&figure(f)?);
-    }
-    let _ = writeln!(h, "<h2 id=\"samples\">Sample sheets</h2>");
-    for f in figures.iter().filter(|f| !f.svg) {
-        h.push_str(&figure(f)?);
-    }
-    h.push_str(&run_samples(report)?);
-
-    let _ = writeln!(h, "<h2 id=\"spec\">Spec</h2>");
-    for (set, label) in report.sets.iter().zip(&report.labels) {
-        match &set.spec {
-            Some(spec) => {
-                let _ = writeln!(
-                    h,
-                    "<h3>{} <code>{}</code></h3>\n<p>As the file reads now; the table below is what each variant changed when the runs were planned (with any --set overrides).</p>\n<pre>{}</pre>",
-                    esc(label),
-                    esc(&spec.path.display().to_string()),
-                    esc(&spec.text)
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    h,
-                    "<h3>{}</h3>\n<p>The spec ({}) could not be read.</p>",
-                    esc(label),
-                    esc(&set.index.spec)
-                );
-            }
+        Block::Notes(notes) => notes.iter().map(|n| format!("<p class=\"note\">{}</p>\n", esc(n))).collect(),
+        Block::Section { id, title } => format!("<h2 id=\"{}\">{}</h2>\n", esc(id), esc(title)),
+        Block::Subsection(spans) => format!("<h3>{}</h3>\n", spans_html(spans)),
+        Block::Paragraph(spans) => format!("<p>{}</p>\n", spans_html(spans)),
+        Block::Lines(lines) => format!("<pre>{}</pre>\n", esc(&lines.join("\n"))),
+        Block::List(items) => {
+            let items: String = items.iter().map(|i| format!("<li>{}</li>", esc(i))).collect();
+            format!("<ul class=\"verdict\">{items}</ul>\n")
         }
-        h.push_str(&changes(set));
-    }
-    let _ = writeln!(
-        h,
-        "<p class=\"meta\">sweep {} · {}</p>\n<script>{SCRIPT}</script>\n</body>\n</html>",
-        env!("CARGO_PKG_VERSION"),
-        esc(&report.created)
-    );
-    Ok(h)
-}
-
-/// What each variant of a sweep changes from the spec's `[base]`, as the plan recorded it (command-line
-/// `--set` overrides included, which the spec's text does not show).
-fn changes(set: &super::load::SweepResults) -> String {
-    let mut grid = Grid {
-        header: vec!["variant".into(), "differs from [base]".into()],
-        numeric: vec![false, false],
-        ..Grid::default()
-    };
-    let mut seen: Vec<&str> = Vec::new();
-    for run in &set.runs {
-        if seen.contains(&run.planned.group.as_str()) {
-            continue;
+        Block::Table(grid) => table(grid),
+        Block::Folded { summary, body } => {
+            let body = body.iter().map(render_block).collect::<Result<String>>()?;
+            format!("<details><summary>{}</summary>\n{body}</details>\n", esc(summary))
         }
-        seen.push(&run.planned.group);
-        let changed: Vec<String> = run.planned.changed.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-        grid.rows
-            .push(vec![run.planned.variant.clone(), if changed.is_empty() { "-".into() } else { changed.join(", ") }]);
-    }
-    table(&grid)
-}
-
-/// Each variant's own sample sheet (gray | predicted | truth), folded away.
-fn run_samples(report: &Report) -> Result<String> {
-    let mut h =
-        String::from("<details><summary>Each variant's own sample sheet (gray | predicted | truth)</summary>\n");
-    for v in &report.variants {
-        let set = &report.sets[v.set];
-        let found =
-            v.used.iter().chain(&v.runs).map(|&i| &set.runs[i]).find_map(|r| r.samples.as_ref().map(|p| (r, p)));
-        let Some((run, path)) = found else { continue };
-        let alt = format!("samples of {}", v.label);
-        let _ = writeln!(
-            h,
-            "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{} (run {}, seed {})</figcaption></figure>",
-            esc(&alt),
+        Block::Figure(f) => figure(f)?,
+        Block::Image { alt, path, caption } => format!(
+            "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>\n",
+            esc(alt),
             data_uri(path)?,
-            esc(&v.label),
-            esc(&run.planned.id),
-            run.planned.seed
-        );
-    }
-    h.push_str("</details>\n");
-    Ok(h)
+            esc(caption)
+        ),
+        Block::Code { text, .. } => format!("<pre>{}</pre>\n", esc(text)),
+    })
+}
+
+fn spans_html(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| match s {
+            Span::Text(t) => esc(t),
+            Span::Code(t) => format!("<code>{}</code>", esc(t)),
+            Span::Strong(t) => format!("<b>{}</b>", esc(t)),
+            Span::Link { text, url } => format!("{} (<a href=\"{}\">{}</a>)", esc(text), esc(url), esc(url)),
+        })
+        .collect()
 }
 
 fn figure(f: &Figure) -> Result<String> {

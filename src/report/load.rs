@@ -6,12 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::infer::eval::{EvalResult, read_kept};
-use crate::runner::layout::{PlannedRun, SweepIndex};
-use crate::runner::status::{RunStatus, State};
 use crate::spec::{Reference, Spec};
-use crate::train::checkpoint::CHECKPOINTS;
-use crate::train::curve_file::{self, CURVE_BEST_FILE, CURVE_FILE, CurveFile};
-use crate::train::metrics_file::{MetricsFile, MetricsRow};
+use crate::store::curve_file::{self, CURVE_BEST_FILE, CURVE_FILE, CurveFile};
+use crate::store::layout::SAMPLES_FILE;
+use crate::store::metrics_file::{METRICS_FILE, MetricsFile, MetricsRow};
+use crate::store::plan::{PlannedRun, SweepIndex};
+use crate::store::status::{RunStatus, STATUS_FILE, State};
+use crate::train::checkpoint::recorded_best_epoch;
 
 /// What became of a run, for the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,7 +20,7 @@ pub enum RunState {
     /// Finished every planned epoch.
     Done,
     /// Not finished: pending, running or interrupted (the state's name), with the epochs it has.
-    Partial(&'static str),
+    Partial(String),
     /// Failed, with the reason from `status.json`.
     Failed(String),
     /// No readable `status.json`: why.
@@ -136,7 +137,7 @@ fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &
     };
     let (state, epochs) = match RunStatus::read(&dir) {
         Ok(Some(status)) => (state_of(&status, rows.len() as u64), Some(status.epochs)),
-        Ok(None) => (RunState::Missing(format!("{} has no status.json", dir.display())), None),
+        Ok(None) => (RunState::Missing(format!("{} has no {STATUS_FILE}", dir.display())), None),
         Err(e) => (RunState::Missing(format!("{e:#}")), None),
     };
     let mut curve = |name: &str| match curve_file::read(&dir.join(name)) {
@@ -148,7 +149,7 @@ fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &
     };
     let (curve_last, curve_best) = (curve(CURVE_FILE), curve(CURVE_BEST_FILE));
     let best_epoch = best_epoch(&dir, &rows, &index.metric, index.higher_is_better);
-    let samples = Some(dir.join("samples.png")).filter(|p| p.is_file());
+    let samples = Some(dir.join(SAMPLES_FILE)).filter(|p| p.is_file());
     let (evals, eval_notes) = read_kept(&dir);
     notes.extend(eval_notes);
     RunResult { planned: planned.clone(), dir, state, epochs, rows, best_epoch, curve_last, curve_best, samples, evals }
@@ -159,19 +160,16 @@ fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &
 fn state_of(status: &RunStatus, rows: u64) -> RunState {
     match status.state {
         State::Done if rows >= status.epochs => RunState::Done,
-        State::Done => RunState::Partial("done, but metrics.csv lacks epochs"),
+        State::Done => RunState::Partial(format!("done, but {METRICS_FILE} lacks epochs")),
         State::Failed => RunState::Failed(status.reason.clone().unwrap_or_else(|| "no reason recorded".into())),
-        other => RunState::Partial(other.name()),
+        other => RunState::Partial(other.name().to_string()),
     }
 }
 
 /// The best checkpoint's epoch from `checkpoints/best/epoch` when it names a row of the metrics file,
 /// else the trainer's rule applied to the rows (the first epoch with the best value).
 fn best_epoch(dir: &Path, rows: &[MetricsRow], metric: &str, higher: bool) -> Option<u64> {
-    let recorded = std::fs::read_to_string(dir.join(CHECKPOINTS).join("best").join("epoch"))
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|e| rows.iter().any(|r| r.epoch == *e));
+    let recorded = recorded_best_epoch(dir).filter(|e| rows.iter().any(|r| r.epoch == *e));
     recorded.or_else(|| {
         let mut best: Option<(u64, f64)> = None;
         for row in rows {

@@ -1,106 +1,94 @@
-//! `report.md`: the report's tables as Markdown pipe tables that paste into a paper draft or an
-//! issue, the verdicts on published references, and the figures linked beside it.
-
-use std::path::{Path, PathBuf};
+//! `report.md`: the report as Markdown that pastes into a paper draft or an issue: pipe tables, the
+//! verdicts on published references, and the figures linked beside it. It links only the files of
+//! its own folder, so a variant's own sample sheet (in the results) is left out; folded detail is
+//! shown in full under its summary.
 
 use anyhow::Result;
 
-use super::tables::{self, Grid};
-use super::{Figure, Report, reference};
-use crate::data::io::write_atomic;
+use super::document::{Block, Detail, Provenance, Span};
+use super::tables::Grid;
+use super::{Figure, Renderer};
 
 pub const MARKDOWN_FILE: &str = "report.md";
 
-pub fn write(report: &Report, out: &Path, figures: &[Figure]) -> Result<PathBuf> {
-    let path = out.join(MARKDOWN_FILE);
-    write_atomic(&path, render(report, figures).as_bytes())?;
-    Ok(path)
+pub struct Markdown;
+
+impl Renderer for Markdown {
+    fn detail(&self) -> Detail {
+        Detail::Full
+    }
+
+    fn render(&self, doc: &[Block]) -> Result<String> {
+        let mut md = String::new();
+        let mut in_list = false;
+        for block in doc {
+            let bullet = matches!(block, Block::Meta(_) | Block::Provenance(_));
+            if in_list && !bullet {
+                md.push('\n');
+            }
+            in_list = bullet;
+            md.push_str(&render_block(block));
+        }
+        Ok(md)
+    }
 }
 
-fn render(report: &Report, figures: &[Figure]) -> String {
-    let mut md = format!("# Report: {}\n\n", report.title());
-    for (set, label) in report.sets.iter().zip(&report.labels) {
-        if !set.index.description.is_empty() {
-            md.push_str(&format!("- **{label}**: {}\n", set.index.description));
+fn render_block(block: &Block) -> String {
+    match block {
+        Block::Title(title) => format!("# Report: {}\n\n", escape(title)),
+        Block::Meta(spans) => format!("- {}\n", spans_md(spans)),
+        Block::Provenance(p) => format!("- {}\n", provenance(p)),
+        Block::Contents(_) => String::new(),
+        Block::Notes(notes) => {
+            let items: String = notes.iter().map(|n| format!("- {}\n", escape(n))).collect();
+            format!("## Notes\n\n{items}\n")
+        }
+        Block::Section { title, .. } => format!("## {}\n\n", escape(title)),
+        Block::Subsection(spans) => format!("### {}\n\n", spans_md(spans)),
+        Block::Paragraph(spans) => format!("{}\n\n", spans_md(spans)),
+        Block::Lines(lines) => {
+            let items: String = lines
+                .iter()
+                .map(|l| format!("{}- {}\n", if l.starts_with("  ") { "  " } else { "" }, escape(l.trim_start())))
+                .collect();
+            format!("{items}\n")
+        }
+        Block::List(items) => format!("{}\n", items.iter().map(|i| format!("- {}\n", escape(i))).collect::<String>()),
+        Block::Table(grid) => format!("{}\n", table(grid)),
+        Block::Folded { summary, body } => {
+            let body: String = body.iter().map(render_block).collect();
+            if body.is_empty() { body } else { format!("{}\n\n{body}", escape(summary)) }
+        }
+        Block::Figure(f) => figure(f),
+        Block::Image { .. } => String::new(),
+        Block::Code { text, language } => {
+            // A fence longer than any run of backticks in the text.
+            let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+            let fence = "`".repeat(longest.max(2) + 1);
+            format!("{fence}{language}\n{}\n{fence}\n\n", text.trim_start_matches('\n').trim_end())
         }
     }
-    md.push_str(&format!(
-        "- made {} by sweep {} from {}\n- {}\n- {}\n\n",
-        report.created,
-        env!("CARGO_PKG_VERSION"),
-        report.sets.iter().map(|s| format!("`{}`", s.dir.display())).collect::<Vec<_>>().join(", "),
-        tables::run_counts(report),
-        report.basis()
-    ));
+}
 
-    md.push_str("## Ranking\n\n");
-    md.push_str(&table(&tables::ranked(report, false)));
-    md.push('\n');
-    for line in tables::summary_lines(report) {
-        md.push_str(&format!("{}- {}\n", if line.starts_with("  ") { "  " } else { "" }, line.trim_start()));
-    }
-    md.push('\n');
+fn provenance(p: &Provenance) -> String {
+    let sources: Vec<String> = p.sources.iter().map(|s| format!("`{s}`")).collect();
+    format!("made {} by sweep {} from {}", p.created, p.version, sources.join(", "))
+}
 
-    if !report.notes.is_empty() {
-        md.push_str("## Notes\n\n");
-        for note in &report.notes {
-            md.push_str(&format!("- {}\n", escape(note)));
-        }
-        md.push('\n');
-    }
-    if !tables::all_done(report) {
-        md.push_str("## Runs\n\nNot every run is done: partial runs count only for variants without a finished run, failed runs never.\n\n");
-        md.push_str(&table(&tables::runs(report)));
-        md.push('\n');
-    }
-    for at in [report.at, report.at.other()] {
-        md.push_str(&format!("## Every metric at the {} epoch\n\n", at.name()));
-        md.push_str(&table(&tables::metrics(report, at)));
-        md.push('\n');
-    }
-    for (set, comparison) in reference::for_report(report) {
-        md.push_str(&format!("## Published references ({})\n\n", report.labels[set]));
-        let source = match &comparison.url {
-            Some(url) => format!("{} <{url}>", comparison.citation),
-            None => comparison.citation.clone(),
-        };
-        md.push_str(&format!("Source: {}\n\n", escape(&source)));
-        md.push_str(&table(&comparison.table));
-        md.push('\n');
-        for v in &comparison.verdicts {
-            md.push_str(&format!("- {}\n", escape(&v.line)));
-        }
-        md.push('\n');
-        if !comparison.claims.is_empty() {
-            md.push_str("Published claims:\n\n");
-            for c in &comparison.claims {
-                md.push_str(&format!("- {}\n", escape(&c.line)));
-            }
-            md.push('\n');
-        }
-        let pairs = reference::pairs_table(&comparison.verdicts);
-        if !pairs.rows.is_empty() {
-            md.push_str(&table(&pairs));
-            md.push('\n');
-        }
-    }
-    if let Some(grid) = tables::evaluations(report) {
-        md.push_str("## Evaluations on other data sets\n\n`sweep eval` results of trained runs, each beside the run's last training epoch.\n\n");
-        md.push_str(&table(&grid));
-        md.push('\n');
-    }
-    if let Some(grid) = tables::across_sweeps(report) {
-        md.push_str("## Across sweeps\n\n");
-        md.push_str(&table(&grid));
-        md.push('\n');
-    }
-    if !figures.is_empty() {
-        md.push_str("## Figures\n\n");
-        for f in figures {
-            md.push_str(&format!("### {}\n\n![{}]({}.png)\n\n{}\n\n", f.title, f.title, f.stem, escape(&f.caption)));
-        }
-    }
-    md
+fn figure(f: &Figure) -> String {
+    format!("### {}\n\n![{}]({}.png)\n\n{}\n\n", f.title, f.title, f.stem, escape(&f.caption))
+}
+
+fn spans_md(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| match s {
+            Span::Text(t) => escape(t),
+            Span::Code(t) => format!("`{t}`"),
+            Span::Strong(t) => format!("**{}**", escape(t)),
+            Span::Link { text, url } => format!("{} <{url}>", escape(text)),
+        })
+        .collect()
 }
 
 /// A pipe table; the highlighted row in bold.

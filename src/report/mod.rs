@@ -8,24 +8,71 @@
 //! - `summary`: `summary.csv`;
 //! - `plots`: learning curves, final metrics, PSNR vs colorfulness, ab-accuracy curves (PNG and SVG);
 //! - `sheet`: the comparison sheet of every variant's colorizations of the same validation images;
-//! - `markdown`, `html`: `report.md` and the self-contained `index.html`.
+//! - `document`: the one walk over the report's sections, in their one order, as a document of
+//!   blocks (headings, paragraphs, tables, figures) that every format renders;
+//! - [`Renderer`] (below): one format, one file per implementation: `markdown` (`report.md`) and
+//!   `html` (the self-contained `index.html`), registered by one arm of [`Format`]; the terminal's
+//!   summary is the command line's (`cli/report_cmd.rs`).
+//!
+//! **Adding a report format** (AsciiDoc, LaTeX, ...) is one file here implementing [`Renderer`] for
+//! the document's blocks, and one arm of [`Format`] with its file name. What the report says and in
+//! which order is [`document`]'s, so every format says the same. **Adding a section** is a few lines
+//! in `document.rs`, from the blocks there are.
 
 pub mod aggregate;
+pub mod document;
+#[cfg(test)]
+mod fixtures;
 mod html;
 pub mod load;
 mod markdown;
 mod plots;
 pub mod reference;
 mod sheet;
-mod summary;
+pub mod summary;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+use crate::atomic::write_atomic;
 use aggregate::{At, Variant};
+use document::{Block, Detail, document};
 use load::SweepResults;
+
+/// A format the report is rendered in: how each block of the [`document`] looks.
+pub trait Renderer {
+    /// How much of the report the format shows.
+    fn detail(&self) -> Detail;
+    /// The document, rendered.
+    fn render(&self, doc: &[Block]) -> Result<String>;
+}
+
+/// The files a report is written as: one arm per format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::Markdown, Format::Html];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Markdown => markdown::MARKDOWN_FILE,
+            Format::Html => html::HTML_FILE,
+        }
+    }
+
+    fn renderer(self) -> Box<dyn Renderer> {
+        match self {
+            Format::Markdown => Box::new(markdown::Markdown),
+            Format::Html => Box::new(html::Html),
+        }
+    }
+}
 
 /// A sweep to report on: its results folder and, when the user named it, its spec.
 #[derive(Clone, Debug)]
@@ -89,25 +136,34 @@ impl Report {
         Ok(Report { sets, labels, variants, metric, higher_is_better, at, notes, created: utc_now() })
     }
 
-    /// The schema's metrics, in its order, that at least one variant has a value of (the semantic
+    /// The metrics, in [`crate::metrics::Metric`]'s order, that at least one variant has a value of (the semantic
     /// test's columns only exist where a sweep has a judge).
     pub fn measured_metrics(&self) -> Vec<&'static str> {
-        crate::spec::schema::METRICS
+        crate::metrics::Metric::NAMES
             .iter()
-            .map(|m| m.0)
+            .copied()
             .filter(|m| self.variants.iter().any(|v| v.stat(self.at, m).is_some()))
             .collect()
     }
 
-    /// Writes every output into `out` and returns the files written.
+    /// Writes every output into `out` (`summary.csv`, the figures, a file per [`Format`]) and
+    /// returns the files written.
     pub fn write(&self, out: &Path) -> Result<Vec<PathBuf>> {
         let mut files = vec![summary::write(self, out)?];
         let mut figures = plots::write_all(self, out)?;
         figures.extend(sheet::write_all(self, out)?);
-        files.push(markdown::write(self, out, &figures)?);
-        files.push(html::write(self, out, &figures)?);
+        for format in Format::ALL {
+            let path = out.join(format.file_name());
+            write_atomic(&path, self.render(format.renderer().as_ref(), &figures)?.as_bytes())?;
+            files.push(path);
+        }
         files.extend(figures.iter().flat_map(|f| f.files()));
         Ok(files)
+    }
+
+    /// The report rendered by `renderer`, with the `figures` written for it.
+    pub fn render(&self, renderer: &dyn Renderer, figures: &[Figure]) -> Result<String> {
+        renderer.render(&document(self, figures, renderer.detail()))
     }
 
     /// The default output folder: `reports/<sweep>` or `reports/<a>-vs-<b>`.
@@ -140,6 +196,7 @@ impl Report {
 }
 
 /// A figure written into the report folder: PNG (and SVG for plots), a title and a caption.
+#[derive(Clone, Debug)]
 pub struct Figure {
     pub stem: String,
     pub title: String,

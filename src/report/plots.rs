@@ -16,9 +16,13 @@ use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::aggregate::{AccuracyStats, Stat, Variant};
+use super::aggregate::{AccuracyStats, At, Stat, Variant};
+use super::load::RunResult;
 use super::{Figure, Report};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
+use crate::metrics::Metric;
+use crate::named::Named;
+use crate::store::curve_file::CURVE_FILE;
 
 /// The family name the compiled-in font is registered under.
 pub const FONT: &str = "sans-serif";
@@ -210,7 +214,7 @@ fn axis_label(metric: &str, higher_is_better: Option<bool>) -> String {
 }
 
 fn natural_direction(metric: &str) -> Option<bool> {
-    crate::spec::schema::METRICS.iter().find(|m| m.0 == metric).map(|m| m.1)
+    Metric::parse(metric).map(Metric::higher_is_better)
 }
 
 /// Lines with bands over a shared x axis: one panel per series set, legend on the right.
@@ -482,116 +486,153 @@ pub fn write_all(report: &Report, out: &Path) -> Result<Vec<Figure>> {
         .enumerate()
         .map(|(i, v)| Entry { variant: v, label: v.label.clone(), color: color(i, n) })
         .collect();
-    let at = report.at;
-    let at_words = format!("at each run's {} epoch", at.name());
-    let mut figures = Vec::new();
-    let mut add = |plot: &dyn Fn(&Path, &str) -> Result<()>, stem: &str, title: &str, caption: String| -> Result<()> {
-        plot(out, stem)?;
-        figures.push(Figure { stem: stem.into(), title: title.into(), caption, svg: true, dir: out.to_path_buf() });
-        Ok(())
-    };
-    let names: Vec<(String, RGBColor)> = entries.iter().map(|e| (e.label.clone(), e.color)).collect();
+    let at_words = format!("at each run's {} epoch", report.at.name());
+    let figures = Figures { report, entries: &entries, out, at: report.at, at_words };
+    let mut written = vec![figures.learning_curves()?, figures.final_metrics()?, figures.psnr_colorfulness()?];
+    written.extend(figures.ab_accuracy()?);
+    Ok(written)
+}
 
-    // Learning curves.
-    let mut metrics = vec!["train_loss", "val_loss"];
-    if !metrics.contains(&report.metric.as_str()) {
-        metrics.push(report.metric.as_str());
+/// What every figure of a report is drawn from.
+struct Figures<'a> {
+    report: &'a Report,
+    /// The plotted variants, in rank order, with their colours.
+    entries: &'a [Entry<'a>],
+    out: &'a Path,
+    at: At,
+    /// "at each run's last epoch".
+    at_words: String,
+}
+
+impl Figures<'_> {
+    /// Draws `plot` into `<stem>.png` and `.svg` and describes it.
+    fn save(&self, plot: &impl Plot, stem: &str, title: &str, caption: String) -> Result<Figure> {
+        save(plot, self.out, stem)?;
+        Ok(Figure { stem: stem.into(), title: title.into(), caption, svg: true, dir: self.out.to_path_buf() })
     }
-    let max_epoch = entries
-        .iter()
-        .flat_map(|e| e.variant.used.iter().map(|&i| &report.sets[e.variant.set].runs[i]))
-        .filter_map(|r| r.rows.last().map(|row| row.epoch))
-        .max()
-        .unwrap_or(1) as f64;
-    let panels: Vec<CurvePanel> = metrics
-        .iter()
-        .map(|m| {
-            let series: Vec<Vec<(f64, Stat)>> = entries
-                .iter()
-                .map(|e| {
-                    e.variant
-                        .learning_curve(&report.sets[e.variant.set], m)
-                        .into_iter()
-                        .map(|(x, s)| (x as f64, s))
-                        .collect()
-                })
-                .collect();
-            let y_range = span(series.iter().flatten().flat_map(|(_, s)| [bounds(s).0, bounds(s).1]));
-            CurvePanel {
-                title: m.to_string(),
-                x_desc: "epoch".into(),
-                y_desc: axis_label(m, natural_direction(m)),
-                x_range: (0.7, max_epoch + 0.3),
-                x_labels: max_epoch.min(10.0) as usize + 1,
-                y_range,
-                series,
-                mark_points: true,
-            }
-        })
-        .collect();
-    let curves = Curves { panels, legend: Legend::new("variant (mean ± std band)", names.clone()), entries: &entries };
-    add(
-        &|out, stem| save(&curves, out, stem),
-        "learning_curves",
-        "Learning curves",
-        format!(
+
+    /// One legend line per variant: its label in its colour.
+    fn names(&self) -> Vec<(String, RGBColor)> {
+        self.entries.iter().map(|e| (e.label.clone(), e.color)).collect()
+    }
+
+    /// The runs behind a variant's numbers.
+    fn runs_of(&self, e: &Entry) -> Vec<&RunResult> {
+        e.variant.used.iter().map(|&i| &self.report.sets[e.variant.set].runs[i]).collect()
+    }
+
+    /// The losses and the primary metric per epoch, one panel each.
+    fn learning_curves(&self) -> Result<Figure> {
+        let report = self.report;
+        let mut metrics = vec!["train_loss", "val_loss"];
+        if !metrics.contains(&report.metric.as_str()) {
+            metrics.push(report.metric.as_str());
+        }
+        let max_epoch = self
+            .entries
+            .iter()
+            .flat_map(|e| self.runs_of(e))
+            .filter_map(|r| r.rows.last().map(|row| row.epoch))
+            .max()
+            .unwrap_or(1) as f64;
+        let panels: Vec<CurvePanel> = metrics
+            .iter()
+            .map(|m| {
+                let series: Vec<Vec<(f64, Stat)>> = self
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        let curve = e.variant.learning_curve(&report.sets[e.variant.set], m);
+                        curve.into_iter().map(|(x, s)| (x as f64, s)).collect()
+                    })
+                    .collect();
+                let y_range = span(series.iter().flatten().flat_map(|(_, s)| [bounds(s).0, bounds(s).1]));
+                CurvePanel {
+                    title: m.to_string(),
+                    x_desc: "epoch".into(),
+                    y_desc: axis_label(m, natural_direction(m)),
+                    x_range: (0.7, max_epoch + 0.3),
+                    x_labels: max_epoch.min(10.0) as usize + 1,
+                    y_range,
+                    series,
+                    mark_points: true,
+                }
+            })
+            .collect();
+        let legend = Legend::new("variant (mean ± std band)", self.names());
+        let curves = Curves { panels, legend, entries: self.entries };
+        let caption = format!(
             "Per epoch, the mean over seeds (line) and ± one standard deviation (band) of the training loss, the validation loss and {}. Variants in rank order.",
             report.metric
-        ),
-    )?;
+        );
+        self.save(&curves, "learning_curves", "Learning curves", caption)
+    }
 
-    // Final metrics.
-    let bar_metrics: Vec<&'static str> = report.measured_metrics().into_iter().filter(|m| *m != "train_loss").collect();
-    let widest =
-        entries.iter().enumerate().map(|(i, e)| text_width(&format!("{}. {}", i + 1, e.label), 13)).max().unwrap_or(0);
-    let bars = Bars {
-        metrics: bar_metrics.iter().map(|m| (*m, entries.iter().map(|e| e.variant.stat(at, m)).collect())).collect(),
-        entries: &entries,
-        names_width: (widest + 24).clamp(120, 340),
-        title: format!("Final metrics {at_words}: mean over seeds, error bars ± one standard deviation"),
-    };
-    add(
-        &|out, stem| save(&bars, out, stem),
-        "final_metrics",
-        "Final metrics",
-        format!(
+    /// Every measured metric at the report's epoch, as bars with error bars.
+    fn final_metrics(&self) -> Result<Figure> {
+        let (at, at_words) = (self.at, &self.at_words);
+        let bar_metrics: Vec<&'static str> =
+            self.report.measured_metrics().into_iter().filter(|m| *m != "train_loss").collect();
+        let widest = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| text_width(&format!("{}. {}", i + 1, e.label), 13))
+            .max()
+            .unwrap_or(0);
+        let bars = Bars {
+            metrics: bar_metrics
+                .iter()
+                .map(|m| (*m, self.entries.iter().map(|e| e.variant.stat(at, m)).collect()))
+                .collect(),
+            entries: self.entries,
+            names_width: (widest + 24).clamp(120, 340),
+            title: format!("Final metrics {at_words}: mean over seeds, error bars ± one standard deviation"),
+        };
+        let caption = format!(
             "Each metric {at_words}, mean over seeds with ± one standard deviation; variants ranked by {}. Arrows give each metric's better direction; \"axis cut\" marks panels whose axis does not start at zero.",
-            report.metric
-        ),
-    )?;
+            self.report.metric
+        );
+        self.save(&bars, "final_metrics", "Final metrics", caption)
+    }
 
-    // PSNR against colorfulness.
-    let runs_of = |e: &Entry| e.variant.used.iter().map(|&i| &report.sets[e.variant.set].runs[i]).collect::<Vec<_>>();
-    let scatter = Scatter {
-        points: entries
+    /// PSNR against colorfulness: means, each seed, and the ground truth's colorfulness.
+    fn psnr_colorfulness(&self) -> Result<Figure> {
+        let at = self.at;
+        let points = self
+            .entries
             .iter()
             .map(|e| {
                 let mean = e.variant.stat(at, "colorfulness").zip(e.variant.stat(at, "psnr"));
-                let seeds = runs_of(e)
+                let seeds = self
+                    .runs_of(e)
                     .iter()
                     .filter_map(|r| at.row(r))
                     .filter_map(|row| row.get("colorfulness").zip(row.get("psnr")))
                     .collect();
                 ScatterPoints { mean, seeds }
             })
-            .collect(),
-        truth: Stat::of(entries.iter().filter_map(|e| e.variant.stat(at, "colorfulness_gt").map(|s| s.mean)))
-            .map(|s| s.mean),
-        entries: &entries,
-        legend: Legend::new("variant (mean ± std; circles: seeds)", names.clone()),
-        title: format!("PSNR against colorfulness {at_words}"),
-    };
-    add(
-        &|out, stem| save(&scatter, out, stem),
-        "psnr_colorfulness",
-        "PSNR against colorfulness",
-        "The trade-off the literature argues about: regression towards the mean colour scores well on PSNR but desaturates; the dashed line is the ground truth's colorfulness. Filled dots are means over seeds with ± one standard deviation both ways, open circles single seeds.".into(),
-    )?;
+            .collect();
+        let truth = self.entries.iter().filter_map(|e| e.variant.stat(at, "colorfulness_gt").map(|s| s.mean));
+        let scatter = Scatter {
+            points,
+            truth: Stat::of(truth).map(|s| s.mean),
+            entries: self.entries,
+            legend: Legend::new("variant (mean ± std; circles: seeds)", self.names()),
+            title: format!("PSNR against colorfulness {}", self.at_words),
+        };
+        let caption = "The trade-off the literature argues about: regression towards the mean colour scores well on PSNR but desaturates; the dashed line is the ground truth's colorfulness. Filled dots are means over seeds with ± one standard deviation both ways, open circles single seeds.".into();
+        self.save(&scatter, "psnr_colorfulness", "PSNR against colorfulness", caption)
+    }
 
-    // Cumulative ab-accuracy curves, where the runs wrote them.
-    let accuracy: Vec<Option<AccuracyStats>> =
-        entries.iter().map(|e| e.variant.accuracy_curve(&report.sets[e.variant.set], at)).collect();
-    if accuracy.iter().any(Option::is_some) {
+    /// The cumulative ab-accuracy curves, raw and rebalanced, where the runs wrote them.
+    fn ab_accuracy(&self) -> Result<Option<Figure>> {
+        let at = self.at;
+        let accuracy: Vec<Option<AccuracyStats>> =
+            self.entries.iter().map(|e| e.variant.accuracy_curve(&self.report.sets[e.variant.set], at)).collect();
+        if accuracy.iter().all(Option::is_none) {
+            return Ok(None);
+        }
         let panel = |title: &str, pick: &dyn Fn(&AccuracyStats) -> Option<Vec<Stat>>| CurvePanel {
             title: title.into(),
             x_desc: "threshold: ab distance".into(),
@@ -613,39 +654,32 @@ pub fn write_all(report: &Report, out: &Path) -> Result<Vec<Figure>> {
         if accuracy.iter().flatten().any(|a| a.rebalanced.is_some()) {
             panels.push(panel("class-rebalanced accuracy", &|a| a.rebalanced.clone()));
         }
-        let legend_lines = entries
+        let legend_lines = self
+            .entries
             .iter()
             .map(|e| {
                 let auc = |m: &str| e.variant.stat(at, m).map_or("-".into(), |s| format!("{:.1}", s.mean));
                 (format!("{} ({} / {})", e.label, auc("auc"), auc("auc_rebal")), e.color)
             })
             .collect();
-        let curves =
-            Curves { panels, legend: Legend::new("variant (AuC raw / rebalanced)", legend_lines), entries: &entries };
-        let missing = accuracy.iter().filter(|a| a.is_none()).count();
-        add(
-            &|out, stem| save(&curves, out, stem),
-            "ab_accuracy",
-            "Cumulative ab accuracy",
-            format!(
-                "Zhang et al. 2016, figure 3: the share of pixels whose predicted ab lies within each distance of the truth, thresholds 0 to 150, {at_words}; raw and weighted by the inverse prior of the true colour's class. Mean over seeds with ± one standard deviation.{}",
-                if missing > 0 {
-                    format!(" {missing} variant(s) have no curve.csv at that epoch and are missing.")
-                } else {
-                    String::new()
-                }
-            ),
-        )?;
+        let legend = Legend::new("variant (AuC raw / rebalanced)", legend_lines);
+        let curves = Curves { panels, legend, entries: self.entries };
+        let missing = match accuracy.iter().filter(|a| a.is_none()).count() {
+            0 => String::new(),
+            n => format!(" {n} variant(s) have no {CURVE_FILE} at that epoch and are missing."),
+        };
+        let caption = format!(
+            "Zhang et al. 2016, figure 3: the share of pixels whose predicted ab lies within each distance of the truth, thresholds 0 to 150, {}; raw and weighted by the inverse prior of the true colour's class. Mean over seeds with ± one standard deviation.{missing}",
+            self.at_words
+        );
+        self.save(&curves, "ab_accuracy", "Cumulative ab accuracy", caption).map(Some)
     }
-    Ok(figures)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::report::aggregate::At;
+    use crate::report::fixtures::fake_report;
 
     #[test]
     fn colours_are_distinct_for_many_variants() {
@@ -656,85 +690,6 @@ mod tests {
                     assert_ne!(colours[i], colours[j], "{n} variants: {i} and {j}");
                 }
             }
-        }
-    }
-
-    /// A report of `n` variants x 2 seeds x 3 epochs made in memory, with accuracy curves.
-    fn fake_report(n: usize) -> Report {
-        use crate::metrics::{AccuracyCurve, Metrics};
-        use crate::report::load::{RunResult, RunState, SweepResults};
-        use crate::runner::layout::{PlannedRun, SweepIndex};
-        use crate::train::curve_file::CurveFile;
-        use crate::train::metrics_file::MetricsRow;
-        let mut runs = Vec::new();
-        for v in 0..n {
-            for seed in 0..2u64 {
-                let x = v as f64 + seed as f64 * 0.3;
-                let rows: Vec<MetricsRow> = (1..=3)
-                    .map(|epoch| MetricsRow {
-                        epoch,
-                        train_loss: 1.0 / (epoch as f64 + x),
-                        val_loss: 1.2 / (epoch as f64 + x),
-                        metrics: Metrics {
-                            psnr: 20.0 + x * 0.1,
-                            ab_rmse: 10.0 + x,
-                            auc: 80.0 + x * 0.2,
-                            auc_rebal: 60.0 + x * 0.3,
-                            colorfulness: 10.0 + x,
-                            colorfulness_gt: 40.0,
-                        },
-                        images_per_s: 100.0,
-                        seconds: 1.0,
-                        lr: 0.001,
-                        pretrain_top1: None,
-                        semantic: None,
-                    })
-                    .collect();
-                let curve = AccuracyCurve {
-                    raw: (0..=150).map(|t| (t as f64 / (150.0 - x)).min(1.0)).collect(),
-                    rebalanced: Some((0..=150).map(|t| (t as f64 / 150.0).powf(1.0 + x / 30.0)).collect()),
-                };
-                runs.push(RunResult {
-                    planned: PlannedRun {
-                        id: format!("run{v}-{seed}"),
-                        group: format!("group{v}"),
-                        variant: format!("a rather long variant name number {v}"),
-                        seed,
-                        changed: Vec::new(),
-                    },
-                    dir: PathBuf::new(),
-                    state: RunState::Done,
-                    epochs: Some(3),
-                    rows,
-                    best_epoch: Some(3),
-                    curve_last: Some(CurveFile { epoch: 3, curve: curve.clone() }),
-                    curve_best: Some(CurveFile { epoch: 3, curve }),
-                    samples: None,
-                    evals: Vec::new(),
-                });
-            }
-        }
-        let index = SweepIndex {
-            sweep: "fake".into(),
-            description: String::new(),
-            spec: String::new(),
-            metric: "psnr".into(),
-            higher_is_better: true,
-            max_retries: 0,
-            runs: runs.iter().map(|r| r.planned.clone()).collect(),
-        };
-        let set = SweepResults { dir: PathBuf::new(), index, spec: None, runs, notes: Vec::new() };
-        let mut variants = crate::report::aggregate::variants(&set, 0, None);
-        crate::report::aggregate::rank(&mut variants, "psnr", true, At::Last);
-        Report {
-            sets: vec![set],
-            labels: vec!["fake".into()],
-            variants,
-            metric: "psnr".into(),
-            higher_is_better: true,
-            at: At::Last,
-            notes: Vec::new(),
-            created: String::new(),
         }
     }
 

@@ -13,7 +13,8 @@
 
 use super::aggregate::{At, Stat, Variant};
 use super::tables::{Grid, format_stat};
-use crate::spec::{Reference, schema::METRICS};
+use crate::metrics::Metric;
+use crate::spec::Reference;
 
 /// How one pair of variants compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,7 +99,7 @@ pub fn compare(reference: &Reference, variants: &[&Variant], at: At) -> Comparis
         }
     }
     // Metrics in the schema's order, so that verdicts read the same way in every report.
-    metrics.sort_by_key(|m| METRICS.iter().position(|(name, _)| name == m));
+    metrics.sort_by_key(|m| Metric::NAMES.iter().position(|name| name == m));
     let verdicts: Vec<Verdict> = metrics
         .into_iter()
         .map(|metric| {

@@ -13,7 +13,8 @@ use plotters::prelude::*;
 
 use super::plots::{FONT, draw_error, encode_png, fit, register_font, text_width};
 use super::{Figure, Report};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
+use crate::store::layout::SAMPLES_FILE;
 
 /// The trainer's sheet geometry: tiles separated by this many white pixels.
 const GAP: u32 = 2;
@@ -56,7 +57,7 @@ pub fn write_all(report: &Report, out: &Path) -> Result<Vec<Figure>> {
                 }
                 Some(Ok(_)) => skipped.push(format!("{} (other image size)", v.label)),
                 Some(Err(e)) => skipped.push(format!("{} ({e:#})", v.label)),
-                None => skipped.push(format!("{} (no samples.png)", v.label)),
+                None => skipped.push(format!("{} (no {SAMPLES_FILE})", v.label)),
             }
         }
         if rows.is_empty() {

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::Report;
 use super::aggregate::{At, metric_columns};
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 
 pub const SUMMARY_FILE: &str = "summary.csv";
 

@@ -5,6 +5,7 @@
 use super::aggregate::{At, Stat, Variant, metric_columns};
 use super::load::RunState;
 use super::{Report, direction};
+use crate::metrics::{Metric, Metrics};
 
 /// A table of text cells; `numeric` columns align right, `highlight` marks the best row.
 #[derive(Clone, Debug, Default)]
@@ -272,10 +273,10 @@ pub fn across_sweeps(report: &Report) -> Option<Grid> {
 /// Evaluations of trained runs on other data sets (`sweep eval`), each beside the run's own last
 /// training epoch; `None` when no run has one.
 pub fn evaluations(report: &Report) -> Option<Grid> {
-    let metrics = ["psnr", "ab_rmse", "auc", "auc_rebal", "colorfulness"];
+    let metrics: Vec<Metric> = Metrics::held().collect();
     let mut columns: Vec<(String, bool)> =
         vec![("variant".into(), false), ("seed".into(), true), ("evaluated on".into(), false), ("images".into(), true)];
-    for m in metrics {
+    for m in &metrics {
         columns.push((format!("{m} (eval)"), true));
         columns.push((format!("{m} (training)"), true));
     }
@@ -290,11 +291,9 @@ pub fn evaluations(report: &Report) -> Option<Grid> {
                     None => e.dataset.clone(),
                 };
                 let mut row = vec![run.planned.variant.clone(), run.planned.seed.to_string(), on, e.images.to_string()];
-                let m = &e.metrics;
-                let measured = [m.psnr, m.ab_rmse, m.auc, m.auc_rebal, m.colorfulness];
-                for (m, value) in metrics.iter().zip(measured) {
-                    row.push(format!("{value:.2}"));
-                    row.push(trained.and_then(|r| r.get(m)).map_or("-".into(), |v| format!("{v:.2}")));
+                for &m in &metrics {
+                    row.push(e.metrics.value(m).map_or("-".into(), |v| format!("{v:.2}")));
+                    row.push(trained.and_then(|r| r.get(m.name())).map_or("-".into(), |v| format!("{v:.2}")));
                 }
                 grid.rows.push(row);
             }

@@ -1,14 +1,15 @@
-//! What the executors share: which runs of a sweep still need training (done ones are skipped,
-//! failed ones wait for `--retry-failed` once their retries are spent), how an attempt that ended
-//! without recording its outcome (a crash, a kill, a process that never started training) is written
-//! into its `status.json`, and what a sweep did.
+//! Which runs of a sweep still need training (done ones are skipped, failed ones wait for
+//! `--retry-failed` once their retries are spent), how an attempt that ended without recording its
+//! outcome (a crash, a kill, a process that never started training) is written into its
+//! `status.json`, and what a sweep did.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::layout::SweepIndex;
-use super::status::{RunStatus, State};
+use super::Exit;
+use crate::store::plan::SweepIndex;
+use crate::store::status::{End, RunStatus, STATUS_FILE, State};
 
 /// A run that failed for good (its retries spent).
 #[derive(Clone, Debug)]
@@ -48,9 +49,13 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Resul
     let mut selection = Selection::default();
     for (i, run) in index.runs.iter().enumerate() {
         let status = RunStatus::read(&sweep_dir.join(&run.id)).with_context(|| format!("run {}", run.id))?;
-        match status {
-            Some(s) if s.state == State::Done => selection.skipped += 1,
-            Some(s) if s.state == State::Failed && !s.retries_left(index.max_retries) => {
+        let Some(s) = status else {
+            selection.queue.push(i);
+            continue;
+        };
+        match s.state {
+            State::Done => selection.skipped += 1,
+            State::Failed if !s.retries_left(index.max_retries) => {
                 if retry_failed {
                     selection.retried.push(i);
                     selection.queue.push(i);
@@ -62,7 +67,7 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Resul
                     });
                 }
             }
-            _ => selection.queue.push(i),
+            State::Failed | State::Pending | State::Running | State::Interrupted => selection.queue.push(i),
         }
     }
     Ok(selection)
@@ -71,43 +76,42 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Resul
 impl Selection {
     /// Gives the runs queued by `--retry-failed` a fresh set of `max_retries` retries.
     pub fn grant_retries(&self, sweep_dir: &Path, index: &SweepIndex) -> Result<()> {
-        for &i in &self.retried {
-            let run_dir = sweep_dir.join(&index.runs[i].id);
-            if let Some(mut status) = RunStatus::read(&run_dir)? {
-                status.failures = 0;
-                status.write(&run_dir)?;
-            }
-        }
-        Ok(())
+        self.retried.iter().try_for_each(|&i| RunStatus::grant_retries(&sweep_dir.join(&index.runs[i].id)))
     }
 }
 
 /// Records the end of an attempt whose process has exited. If the trainer recorded the outcome
-/// itself (done, failed, interrupted), that stands. Otherwise it died without a word (a crash, a
-/// kill, out of memory) or never started training (a bad config, a missing binary): the run is
-/// recorded as interrupted when `stopped` (it was stopped on purpose) and as failed otherwise, with
-/// `ended` (how the process ended) and the last words of its `output` as the reason.
-pub fn settle(run_dir: &Path, attempts_before: u32, ended: &str, stopped: bool, output: &str) -> Result<RunStatus> {
+/// itself (done, failed, interrupted), that stands, except that an interruption is a failed attempt
+/// where `stop_is_failure` (Slurm stopped the task: it resumes when resubmitted, and counts against
+/// the retries). Otherwise the trainer died without a word (a crash, a kill, out of memory) or never
+/// started training (a bad config, a missing binary): the run is recorded as interrupted when a stop
+/// signal ended it (and stops are not failures), as failed otherwise, with how the process ended and
+/// the last words of its output as the reason.
+pub fn settle(run_dir: &Path, attempts_before: u32, exit: &Exit, stop_is_failure: bool) -> Result<RunStatus> {
     let mut status =
-        RunStatus::read(run_dir)?.with_context(|| format!("{} lost its status.json", run_dir.display()))?;
+        RunStatus::read(run_dir)?.with_context(|| format!("{} lost its {STATUS_FILE}", run_dir.display()))?;
+    let how = &exit.how;
     let recorded = status.attempts > attempts_before && status.state != State::Running;
-    if recorded {
-        return Ok(status);
-    }
-    status.pid = None;
-    if stopped {
-        status.state = State::Interrupted;
-        status.reason = Some(format!("stopped ({ended}) before it could record its state; `sweep run` resumes it"));
+    let end = if recorded {
+        if !(status.state == State::Interrupted && stop_is_failure) {
+            return Ok(status);
+        }
+        End::Failed(format!("{how} after {} of {} epochs", status.epochs_done, status.epochs))
+    } else if exit.signalled && !stop_is_failure {
+        End::Interrupted(format!("stopped ({how}) before it could record its state; `sweep run` resumes it"))
     } else {
-        status.state = State::Failed;
-        status.failures += 1;
-        status.reason = Some(match last_words(output) {
-            Some(words) => format!("{words} ({ended})"),
-            None => format!("the training process {ended}"),
-        });
-    }
-    status.write(run_dir)?;
+        End::Failed(match last_words(&exit.output) {
+            Some(words) => format!("{words} ({how})"),
+            None => format!("the training process {how}"),
+        })
+    };
+    status.end_attempt(run_dir, end, None)?;
     Ok(status)
+}
+
+/// What a busy attempt's output says (its last line: who trains the run), for the display.
+pub fn busy_note(output: &str) -> String {
+    output.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("another process trains the run").to_string()
 }
 
 /// The line of a process's output that says why it died: a panic's message, an allocation failure, or

@@ -2,7 +2,7 @@
 //! for users who outgrow one machine. The Slurm nodes share the file system with this machine and
 //! run the same `sweep` binary, found by its absolute path.
 //!
-//! In `results/<sweep>/slurm/` it writes `job.sh` (resources from the spec's `[slurm]` table),
+//! In its own folder of the sweep, `results/<sweep>/slurm/`, it writes `job.sh` (resources from the spec's `[slurm]` table),
 //! `runs.txt` (line i+1 is the absolute run folder of array index i), `logs/<job>_<index>.out` (each
 //! task's output) and `jobs.json` (the jobs submitted, so that a later `sweep run` follows them instead
 //! of submitting twice). It submits with `sbatch --parsable`, follows the tasks with `squeue` (and
@@ -14,22 +14,23 @@
 //! Ctrl-C stops following, not training: the job keeps running in Slurm, and the next `sweep run`
 //! follows it again (`scancel JOB` stops it).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::layout::SweepIndex;
-use super::lock::SweepLock;
-use super::queue::{FailedRun, SweepOutcome, last_words, select, settle};
-use super::status::{RunStatus, State};
-use crate::data::io::write_atomic;
+use super::queue::{Selection, busy_note};
+use super::{Attempt, AttemptEnd, BadOptions, Event, Executor, Exit, Halt, RunOptions, Sweep};
+use crate::atomic::write_atomic;
+use crate::device::Device;
 use crate::spec::parse::SlurmSpec;
-use crate::train::trainer::{EXIT_BUSY, STOP, install_stop_handler};
+use crate::store::layout::executor_dir;
+use crate::store::plan::SweepIndex;
+use crate::store::protocol::{ExecExit, is_stop_signal};
+use crate::store::status::{RunStatus, State};
 
 /// The executor's folder inside the sweep's.
 pub const SLURM_DIR: &str = "slurm";
@@ -40,28 +41,10 @@ const LOGS: &str = "logs";
 /// How often squeue is asked: often enough for short test runs, rarely enough for a shared controller.
 const POLL: Duration = Duration::from_secs(2);
 
-pub struct SlurmOptions {
-    /// `--device` of each task's `sweep exec`.
-    pub device: String,
-    pub retry_failed: bool,
-}
-
 /// `jobs.json`: the jobs submitted for the current `runs.txt`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Jobs {
     jobs: Vec<String>,
-}
-
-/// One array index being followed.
-struct Task {
-    index: usize,
-    /// Index into the sweep's runs.
-    run: usize,
-    job: String,
-    attempts_before: u32,
-    epochs_seen: u64,
-    running: bool,
-    ended: bool,
 }
 
 /// The job script for `count` array tasks (see the module doc). `sweep_dir` must be absolute.
@@ -124,141 +107,73 @@ exec {exe} exec "$run_dir" --device {device}
     s
 }
 
-/// What `--dry-run` prints: the script, the index -> run mapping and the sbatch command, for the runs
-/// a real submission would include. Writes nothing.
-pub fn dry_run(sweep_dir: &Path, index: &SweepIndex, spec: &SlurmSpec, opts: &SlurmOptions) -> Result<String> {
-    check_path(sweep_dir)?;
-    let selection = select(sweep_dir, index, opts.retry_failed)?;
-    let exe = current_exe()?;
-    let dir = sweep_dir.join(SLURM_DIR);
-    let mut out = format!("# {}\n", dir.join(SCRIPT).display());
-    out += &job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len());
-    out += &format!("\n# {} (array index i is line i+1)\n", dir.join(RUNS).display());
-    for &run in &selection.queue {
-        out += &format!("{}\n", sweep_dir.join(&index.runs[run].id).display());
-    }
-    let skipped = format!("{} done already, {} failed without retries left", selection.skipped, selection.failed.len());
-    if selection.queue.is_empty() {
-        out += &format!("\n# nothing to submit ({skipped})\n");
-    } else {
-        out += &format!(
-            "\n# would run: sbatch --parsable --array={} {}   ({} runs; {skipped})\n",
-            array_range(&(0..selection.queue.len()).collect::<Vec<_>>(), spec.max_concurrent),
-            dir.join(SCRIPT).display(),
-            selection.queue.len()
-        );
-    }
-    Ok(out)
+/// An array task under way.
+struct Task {
+    /// Its array index: line index + 1 of `runs.txt`.
+    index: usize,
+    job: String,
+    /// Slurm said RUNNING (and the display was told).
+    running: bool,
 }
 
-/// Submits the runs of the locked sweep that are not done as a job array and follows it to the end
-/// (see the module doc). The sweep folder must be absolute.
-pub fn run_sweep(lock: &SweepLock, index: &SweepIndex, spec: &SlurmSpec, opts: &SlurmOptions) -> Result<SweepOutcome> {
-    let sweep_dir = lock.dir();
-    check_path(sweep_dir)?;
-    install_stop_handler();
-    let exe = current_exe()?;
-    let dir = sweep_dir.join(SLURM_DIR);
-    let follower = Follower { sweep_dir, dir: &dir, index, spec, started: Instant::now() };
-    let mut outcome = SweepOutcome::default();
+pub struct SlurmExecutor {
+    /// `--device` of each task's `sweep exec`.
+    device: Device,
+    spec: SlurmSpec,
+    exe: PathBuf,
+    /// `jobs.json`.
+    jobs: Jobs,
+    /// Each run's array index in the current `runs.txt`.
+    index_of: HashMap<usize, usize>,
+    /// Tasks under way, by run.
+    tasks: BTreeMap<usize, Task>,
+    /// The next submission is the first of the current `runs.txt`.
+    first: bool,
+    last_poll: Instant,
+    last_warning: Option<Instant>,
+}
 
-    // Jobs of an earlier `sweep run` that are still queued or running are followed, not submitted
-    // again; what they leave unfinished is picked up below like any unfinished run.
-    let mut jobs = read_jobs(&dir)?;
-    let alive = squeue(&jobs.jobs)?;
-    if !alive.is_empty() {
-        follower.say(&format!(
-            "following {} task(s) of Slurm job(s) {} submitted by an earlier `sweep run`",
-            alive.len(),
-            jobs.jobs.join(", ")
-        ));
-        let mut tasks = follower.adopt(&alive)?;
-        if !follower.follow(&mut tasks, &mut jobs, &mut outcome)? {
-            return Ok(detached(&jobs.jobs, outcome));
+impl SlurmExecutor {
+    /// The executor for the spec's `[slurm]` table; `--jobs`, `--devices` and `--fail-fast` are refused.
+    pub fn new(opts: &RunOptions, spec: &SlurmSpec) -> Result<SlurmExecutor> {
+        if opts.jobs.is_some() || !opts.devices.is_empty() || opts.fail_fast {
+            return Err(BadOptions(
+                "--jobs, --devices and --fail-fast apply to the local executor; on Slurm, set max_concurrent and \
+                 gpus_per_task in the spec's [slurm] table"
+                    .into(),
+            )
+            .into());
         }
-    }
-
-    let selection = select(sweep_dir, index, opts.retry_failed)?;
-    selection.grant_retries(sweep_dir, index)?;
-    // Runs finished by adopted tasks are counted as trained, not as done already; runs that failed
-    // for good are all in the selection's list.
-    outcome.skipped = selection.skipped.saturating_sub(outcome.done);
-    outcome.failed = selection.failed.clone();
-    println!(
-        "sweep \"{}\": {} runs, {} done already, {} to submit to Slurm",
-        index.sweep,
-        index.runs.len(),
-        selection.skipped,
-        selection.queue.len()
-    );
-    if selection.queue.is_empty() {
-        remove_jobs(&dir)?;
-        return Ok(outcome);
-    }
-
-    std::fs::create_dir_all(dir.join(LOGS)).with_context(|| format!("cannot create {}", dir.join(LOGS).display()))?;
-    let runs: String =
-        selection.queue.iter().map(|&r| format!("{}\n", sweep_dir.join(&index.runs[r].id).display())).collect();
-    write_atomic(&dir.join(RUNS), runs.as_bytes())?;
-    write_atomic(
-        &dir.join(SCRIPT),
-        job_script(&exe, sweep_dir, index, spec, &opts.device, selection.queue.len()).as_bytes(),
-    )?;
-    jobs = Jobs::default();
-    let all: Vec<usize> = (0..selection.queue.len()).collect();
-    let job = follower.submit(&all, &mut jobs)?;
-    follower.say(&format!(
-        "submitted Slurm job {job}: {} task(s){}; logs in {}",
-        all.len(),
-        spec.max_concurrent.map_or(String::new(), |k| format!(", at most {k} at once")),
-        dir.join(LOGS).display()
-    ));
-    let mut tasks = Vec::new();
-    for (i, &run) in selection.queue.iter().enumerate() {
-        let attempts_before = RunStatus::read(&sweep_dir.join(&index.runs[run].id))?.map_or(0, |s| s.attempts);
-        tasks.push(Task {
-            index: i,
-            run,
-            job: job.clone(),
-            attempts_before,
-            epochs_seen: 0,
-            running: false,
-            ended: false,
-        });
-    }
-    if !follower.follow(&mut tasks, &mut jobs, &mut outcome)? {
-        return Ok(detached(&jobs.jobs, outcome));
-    }
-    remove_jobs(&dir)?;
-    Ok(outcome)
-}
-
-/// Follows the tasks of one `runs.txt` and resubmits the failed ones.
-struct Follower<'a> {
-    sweep_dir: &'a Path,
-    /// `results/<sweep>/slurm`.
-    dir: &'a Path,
-    index: &'a SweepIndex,
-    spec: &'a SlurmSpec,
-    started: Instant,
-}
-
-impl Follower<'_> {
-    fn say(&self, text: &str) {
-        println!("[{:>6.0}s] {text}", self.started.elapsed().as_secs_f64());
+        if spec.gpus_per_task > 0 && opts.device == Device::Cpu {
+            eprintln!(
+                "warning: [slurm] gpus_per_task = {} but --device cpu: the runs will not use the GPUs (pass --device cuda:0)",
+                spec.gpus_per_task
+            );
+        }
+        Ok(SlurmExecutor {
+            device: opts.device,
+            spec: spec.clone(),
+            exe: current_exe()?,
+            jobs: Jobs::default(),
+            index_of: HashMap::new(),
+            tasks: BTreeMap::new(),
+            first: false,
+            last_poll: Instant::now(),
+            last_warning: None,
+        })
     }
 
     /// The tasks of an earlier `sweep run` still in Slurm, as (job, array index), mapped to runs
     /// through the `runs.txt` they were submitted with.
-    fn adopt(&self, alive: &HashMap<(String, usize), String>) -> Result<Vec<Task>> {
-        let runs_path = self.dir.join(RUNS);
+    fn adopt_tasks(&mut self, sweep: &Sweep, alive: &HashMap<(String, usize), String>) -> Result<Vec<Attempt>> {
+        let runs_path = executor_dir(sweep.dir, SLURM_DIR).join(RUNS);
         let runs =
             std::fs::read_to_string(&runs_path).with_context(|| format!("cannot read {}", runs_path.display()))?;
         let lines: Vec<&str> = runs.lines().collect();
-        let mut tasks = Vec::new();
+        let mut attempts = Vec::new();
         for (job, i) in alive.keys() {
             let id = lines.get(*i).and_then(|l| Path::new(l).file_name()).and_then(|n| n.to_str());
-            let Some(run) = id.and_then(|id| self.index.runs.iter().position(|r| r.id == id)) else {
+            let Some(run) = id.and_then(|id| sweep.index.runs.iter().position(|r| r.id == id)) else {
                 bail!(
                     "Slurm task {job}_{i} trains a run that is not in this sweep's plan (line {} of {}): \
                      let it finish or `scancel {job}`, then run again",
@@ -267,140 +182,40 @@ impl Follower<'_> {
                 );
             };
             // A running task's attempt has started already; a pending one's has not.
-            let status = RunStatus::read(&self.sweep_dir.join(&self.index.runs[run].id))?;
-            let attempts_before = status.as_ref().map_or(0, |s| s.attempts - u32::from(s.state == State::Running));
-            let epochs_seen = status.map_or(0, |s| s.epochs_done);
-            tasks.push(Task {
-                index: *i,
-                run,
-                job: job.clone(),
-                attempts_before,
-                epochs_seen,
-                running: false,
-                ended: false,
-            });
+            let status = RunStatus::read(&sweep.run_dir(run))?;
+            let attempts_before = status.map_or(0, |s| s.attempts - u32::from(s.state == State::Running));
+            self.index_of.insert(run, *i);
+            self.tasks.insert(run, Task { index: *i, job: job.clone(), running: false });
+            attempts.push(Attempt { run, attempts_before });
         }
-        tasks.sort_by_key(|t| t.index);
-        Ok(tasks)
+        attempts.sort_by_key(|a| self.index_of[&a.run]);
+        Ok(attempts)
     }
 
-    /// Follows `tasks` until every one has ended for good, resubmitting failed ones with retries
-    /// left. `false` when Ctrl-C stopped the following (the jobs go on).
-    fn follow(&self, tasks: &mut [Task], jobs: &mut Jobs, outcome: &mut SweepOutcome) -> Result<bool> {
-        let mut last_warning: Option<Instant> = None;
-        while !tasks.iter().all(|t| t.ended) {
-            if STOP.load(Ordering::SeqCst) {
-                return Ok(false);
-            }
-            std::thread::sleep(POLL);
-            let open: HashSet<String> = tasks.iter().filter(|t| !t.ended).map(|t| t.job.clone()).collect();
-            let alive = match squeue(&open.into_iter().collect::<Vec<_>>()) {
-                Ok(alive) => alive,
-                Err(e) => {
-                    // A busy or restarting controller: keep following, and say so once a minute.
-                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                        self.say(&format!("warning: {e:#}; trying again"));
-                        last_warning = Some(Instant::now());
-                    }
-                    continue;
-                }
-            };
-            let mut retry: Vec<usize> = Vec::new();
-            for task in tasks.iter_mut().filter(|t| !t.ended) {
-                match alive.get(&(task.job.clone(), task.index)) {
-                    Some(state) => self.progress(task, state),
-                    None => {
-                        task.ended = true;
-                        if self.ended(task, outcome)? {
-                            retry.push(task.index);
-                        }
-                    }
-                }
-            }
-            if !retry.is_empty() {
-                let job = self.submit(&retry, jobs)?;
-                self.say(&format!(
-                    "resubmitted {} task(s) as Slurm job {job}: array indices {}",
-                    retry.len(),
-                    array_range(&retry, None)
-                ));
-                for task in tasks.iter_mut().filter(|t| retry.contains(&t.index)) {
-                    let status = RunStatus::read(&self.sweep_dir.join(&self.index.runs[task.run].id))?;
-                    task.attempts_before = status.as_ref().map_or(0, |s| s.attempts);
-                    task.epochs_seen = status.map_or(0, |s| s.epochs_done);
-                    task.job = job.clone();
-                    task.running = false;
-                    task.ended = false;
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// A task Slurm still holds: says when it starts and each epoch it finishes.
-    fn progress(&self, task: &mut Task, state: &str) {
-        let planned = &self.index.runs[task.run];
-        if state == "RUNNING" && !task.running {
-            task.running = true;
-            self.say(&format!("start  {}  {}  (task {}_{})", planned.id, planned.variant, task.job, task.index));
-        }
-        if let Ok(Some(s)) = RunStatus::read(&self.sweep_dir.join(&planned.id))
-            && s.state == State::Running
-            && s.epochs_done > task.epochs_seen
-        {
-            task.epochs_seen = s.epochs_done;
-            self.say(&format!("epoch {}/{}  {}  {}", s.epochs_done, s.epochs, planned.id, planned.variant));
-        }
-    }
-
-    /// Records how a task that Slurm no longer holds ended; `true` when it is to be resubmitted.
-    fn ended(&self, task: &Task, outcome: &mut SweepOutcome) -> Result<bool> {
-        let planned = &self.index.runs[task.run];
-        let run_dir = self.sweep_dir.join(&planned.id);
+    /// How a task that Slurm no longer holds ended.
+    fn end_of(&self, sweep: &Sweep, run: usize, task: &Task) -> AttemptEnd {
         let name = format!("{}_{}", task.job, task.index);
         let end = scontrol_end(&name);
-        let output = std::fs::read_to_string(self.dir.join(LOGS).join(format!("{name}.out"))).unwrap_or_default();
-        let ended = match &end {
+        let logs = executor_dir(sweep.dir, SLURM_DIR).join(LOGS);
+        let output = std::fs::read_to_string(logs.join(format!("{name}.out"))).unwrap_or_default();
+        // The exit status, while the controller remembers the task; else the notice `sweep exec` wrote.
+        let exit = end.as_ref().and_then(|(_, code)| exec_exit(code)).or_else(|| ExecExit::noticed_in(&output));
+        if exit == Some(ExecExit::Busy) {
+            let planned = &sweep.index.runs[run];
+            return AttemptEnd::Busy(format!("{} {}: {}", planned.id, planned.variant, busy_note(&output)));
+        }
+        let signalled =
+            end.as_ref().and_then(|(_, code)| code.split_once(':')?.1.parse().ok()).is_some_and(is_stop_signal);
+        let how = match &end {
             Some((state, code)) => format!("Slurm task {name} ended as {state}, exit code {code}"),
             None => format!("Slurm task {name} ended"),
         };
-        let busy = end.as_ref().is_some_and(|(_, code)| code == &format!("{EXIT_BUSY}:0"))
-            || last_words(&output).is_some_and(|w| w.contains("is being trained by"));
-        if busy {
-            // Nothing was changed: another process (a local `sweep exec`?) trains the run.
-            self.say(&format!(
-                "busy   {}  {}: another process trains it; submitting it again",
-                planned.id, planned.variant
-            ));
-            return Ok(true);
-        }
-        let mut status = settle(&run_dir, task.attempts_before, &ended, false, &output)?;
-        if status.state == State::Interrupted {
-            // Slurm sent SIGTERM: scancel, the time limit, preemption. It counts as a failed
-            // attempt; a resubmitted task resumes from the last checkpoint.
-            status.state = State::Failed;
-            status.failures += 1;
-            status.reason = Some(format!("{ended} after {} of {} epochs", status.epochs_done, status.epochs));
-            status.write(&run_dir)?;
-        }
-        if status.state == State::Done {
-            outcome.done += 1;
-            self.say(&format!("done   {}  {}", planned.id, planned.variant));
-            return Ok(false);
-        }
-        let reason = status.reason.clone().unwrap_or_else(|| "unknown".into());
-        if status.retries_left(self.index.max_retries) {
-            self.say(&format!("failed {}  {}: {reason}; resubmitting", planned.id, planned.variant));
-            return Ok(true);
-        }
-        self.say(&format!("failed {}  {}: {reason}", planned.id, planned.variant));
-        outcome.failed.push(FailedRun { id: planned.id.clone(), variant: planned.variant.clone(), reason });
-        Ok(false)
+        AttemptEnd::Exited(Exit { how, output, signalled })
     }
 
     /// `sbatch --parsable --array=LIST job.sh`: the new job's id, also recorded in `jobs.json`.
-    fn submit(&self, indices: &[usize], jobs: &mut Jobs) -> Result<String> {
-        let script = self.dir.join(SCRIPT);
+    fn submit(&mut self, dir: &Path, indices: &[usize]) -> Result<String> {
+        let script = dir.join(SCRIPT);
         let array = format!("--array={}", array_range(indices, self.spec.max_concurrent));
         let out = slurm_command("sbatch", &["--parsable", &array, &script.display().to_string()])?;
         if !out.status.success() {
@@ -413,21 +228,172 @@ impl Follower<'_> {
         }
         let job = parse_sbatch(&String::from_utf8_lossy(&out.stdout))
             .with_context(|| format!("sbatch printed no job id: {}", String::from_utf8_lossy(&out.stdout).trim()))?;
-        jobs.jobs.push(job.clone());
-        write_atomic(&self.dir.join(JOBS), &serde_json::to_vec_pretty(jobs).expect("jobs serialise"))?;
+        self.jobs.jobs.push(job.clone());
+        write_atomic(&dir.join(JOBS), &serde_json::to_vec_pretty(&self.jobs).expect("jobs serialise"))?;
+        // squeue is asked about the new job after a full poll interval, not at once.
+        self.last_poll = Instant::now();
         Ok(job)
     }
 }
 
-/// The outcome of a sweep whose follower stops (Ctrl-C) while its jobs go on.
-fn detached(jobs: &[String], outcome: SweepOutcome) -> SweepOutcome {
-    println!(
-        "stopped following; Slurm job(s) {} keep running: run the same `sweep run` again to follow them, \
-         `scancel {}` to stop them",
-        jobs.join(", "),
-        jobs.join(" ")
-    );
-    SweepOutcome { interrupted: true, ..outcome }
+impl Executor for SlurmExecutor {
+    fn destination(&self) -> String {
+        "submit to Slurm".into()
+    }
+
+    fn devices_here(&self) -> Vec<Device> {
+        Vec::new()
+    }
+
+    /// The script, the index -> run mapping and the sbatch command, for the runs a real submission
+    /// would include.
+    fn dry_run(&self, sweep_dir: &Path, index: &SweepIndex, selection: &Selection) -> Result<String> {
+        check_path(sweep_dir)?;
+        let dir = executor_dir(sweep_dir, SLURM_DIR);
+        let mut out = format!("# {}\n", dir.join(SCRIPT).display());
+        out += &job_script(&self.exe, sweep_dir, index, &self.spec, &self.device.to_string(), selection.queue.len());
+        out += &format!("\n# {} (array index i is line i+1)\n", dir.join(RUNS).display());
+        for &run in &selection.queue {
+            out += &format!("{}\n", sweep_dir.join(&index.runs[run].id).display());
+        }
+        let skipped =
+            format!("{} done already, {} failed without retries left", selection.skipped, selection.failed.len());
+        if selection.queue.is_empty() {
+            out += &format!("\n# nothing to submit ({skipped})\n");
+        } else {
+            out += &format!(
+                "\n# would run: sbatch --parsable --array={} {}   ({} runs; {skipped})\n",
+                array_range(&(0..selection.queue.len()).collect::<Vec<_>>(), self.spec.max_concurrent),
+                dir.join(SCRIPT).display(),
+                selection.queue.len()
+            );
+        }
+        Ok(out)
+    }
+
+    /// Jobs of an earlier `sweep run` that are still queued or running are followed, not submitted
+    /// again; what they leave unfinished is picked up afterwards like any unfinished run.
+    fn adopt(&mut self, sweep: &Sweep) -> Result<Vec<Attempt>> {
+        check_path(sweep.dir)?;
+        self.jobs = read_jobs(&executor_dir(sweep.dir, SLURM_DIR))?;
+        let alive = squeue(&self.jobs.jobs)?;
+        if alive.is_empty() {
+            return Ok(Vec::new());
+        }
+        sweep.say.stamped(&format!(
+            "following {} task(s) of Slurm job(s) {} submitted by an earlier `sweep run`",
+            alive.len(),
+            self.jobs.jobs.join(", ")
+        ));
+        self.last_poll = Instant::now();
+        self.adopt_tasks(sweep, &alive)
+    }
+
+    /// Writes `runs.txt` (line i+1: the run folder of array index i) and the job script for `queue`.
+    fn prepare(&mut self, sweep: &Sweep, queue: &[usize]) -> Result<()> {
+        let dir = executor_dir(sweep.dir, SLURM_DIR);
+        std::fs::create_dir_all(dir.join(LOGS))
+            .with_context(|| format!("cannot create {}", dir.join(LOGS).display()))?;
+        let runs: String = queue.iter().map(|&r| format!("{}\n", sweep.run_dir(r).display())).collect();
+        write_atomic(&dir.join(RUNS), runs.as_bytes())?;
+        let script = job_script(&self.exe, sweep.dir, sweep.index, &self.spec, &self.device.to_string(), queue.len());
+        write_atomic(&dir.join(SCRIPT), script.as_bytes())?;
+        self.jobs = Jobs::default();
+        self.index_of = queue.iter().enumerate().map(|(i, &run)| (run, i)).collect();
+        self.first = true;
+        Ok(())
+    }
+
+    /// Slurm queues the tasks itself (`max_concurrent` limits how many run at once).
+    fn free_slots(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Submits the runs' array indices as one job: the whole array first, then the failed indices
+    /// again, with the same script.
+    fn start(&mut self, sweep: &Sweep, runs: &[usize]) -> Result<()> {
+        let dir = executor_dir(sweep.dir, SLURM_DIR);
+        let mut indices: Vec<usize> = runs.iter().map(|r| self.index_of[r]).collect();
+        indices.sort_unstable();
+        let job = self.submit(&dir, &indices)?;
+        if std::mem::take(&mut self.first) {
+            sweep.say.stamped(&format!(
+                "submitted Slurm job {job}: {} task(s){}; logs in {}",
+                indices.len(),
+                self.spec.max_concurrent.map_or(String::new(), |k| format!(", at most {k} at once")),
+                dir.join(LOGS).display()
+            ));
+        } else {
+            sweep.say.stamped(&format!(
+                "resubmitted {} task(s) as Slurm job {job}: array indices {}",
+                indices.len(),
+                array_range(&indices, None)
+            ));
+        }
+        for &run in runs {
+            self.tasks.insert(run, Task { index: self.index_of[&run], job: job.clone(), running: false });
+        }
+        Ok(())
+    }
+
+    /// Every [`POLL`]: the tasks Slurm no longer holds have ended; the others may have started.
+    fn poll(&mut self, sweep: &Sweep) -> Result<Vec<Event>> {
+        if self.tasks.is_empty() || self.last_poll.elapsed() < POLL {
+            return Ok(Vec::new());
+        }
+        self.last_poll = Instant::now();
+        let open: HashSet<String> = self.tasks.values().map(|t| t.job.clone()).collect();
+        let alive = match squeue(&open.into_iter().collect::<Vec<_>>()) {
+            Ok(alive) => alive,
+            Err(e) => {
+                // A busy or restarting controller: keep following, and say so once a minute.
+                if self.last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    sweep.say.stamped(&format!("warning: {e:#}; trying again"));
+                    self.last_warning = Some(Instant::now());
+                }
+                return Ok(Vec::new());
+            }
+        };
+        let mut events = Vec::new();
+        let mut ended = Vec::new();
+        for (&run, task) in &mut self.tasks {
+            match alive.get(&(task.job.clone(), task.index)) {
+                Some(state) if state == "RUNNING" && !task.running => {
+                    task.running = true;
+                    events.push(Event::Running { run, place: format!("(task {}_{})", task.job, task.index) });
+                }
+                Some(_) => {}
+                None => ended.push(run),
+            }
+        }
+        for run in ended {
+            let task = self.tasks.remove(&run).expect("an ended task was under way");
+            events.push(Event::Ended { run, end: self.end_of(sweep, run, &task) });
+        }
+        Ok(events)
+    }
+
+    /// Ctrl-C stops following, not training: the job keeps running in Slurm.
+    fn halt(&mut self) -> Halt {
+        Halt::Detach
+    }
+
+    fn stop_is_failure(&self) -> bool {
+        true
+    }
+
+    fn finish(&mut self, sweep: &Sweep, detached: bool) -> Result<()> {
+        if detached {
+            sweep.say.line(&format!(
+                "stopped following; Slurm job(s) {} keep running: run the same `sweep run` again to follow them, \
+                 `scancel {}` to stop them",
+                self.jobs.jobs.join(", "),
+                self.jobs.jobs.join(" ")
+            ));
+            return Ok(());
+        }
+        remove_jobs(&executor_dir(sweep.dir, SLURM_DIR))
+    }
 }
 
 fn read_jobs(dir: &Path) -> Result<Jobs> {
@@ -501,6 +467,15 @@ fn scontrol_end(task: &str) -> Option<(String, String)> {
     parse_scontrol(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// How `sweep exec` ended, from a task's `ExitCode=CODE:SIGNAL` (a code only when no signal ended it).
+fn exec_exit(exit_code: &str) -> Option<ExecExit> {
+    let (code, signal) = exit_code.split_once(':')?;
+    if signal != "0" {
+        return None;
+    }
+    ExecExit::from_code(code.parse().ok()?)
+}
+
 fn parse_scontrol(stdout: &str) -> Option<(String, String)> {
     let field = |name: &str| stdout.split_whitespace().find_map(|w| w.strip_prefix(name)).map(str::to_string);
     Some((field("JobState=")?, field("ExitCode=").unwrap_or_else(|| "?".into())))
@@ -556,7 +531,7 @@ fn check_path(sweep_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::layout::PlannedRun;
+    use crate::store::plan::PlannedRun;
 
     fn index() -> SweepIndex {
         SweepIndex {
@@ -628,6 +603,10 @@ mod tests {
             "JobId=15 ArrayJobId=12 ArrayTaskId=1 JobName=x JobState=CANCELLED Reason=None ExitCode=0:15 RunTime=1";
         assert_eq!(parse_scontrol(line), Some(("CANCELLED".into(), "0:15".into())));
         assert_eq!(parse_scontrol("slurm_load_jobs error: Invalid job id specified"), None);
+        assert_eq!(exec_exit("75:0"), Some(ExecExit::Busy));
+        assert_eq!(exec_exit("0:0"), Some(ExecExit::Done));
+        assert_eq!(exec_exit("0:15"), None);
+        assert_eq!(exec_exit("?"), None);
     }
 
     #[test]

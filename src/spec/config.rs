@@ -1,4 +1,4 @@
-//! A run's resolved config on disk (`config.toml`) and typed access to it.
+//! A run's resolved config on disk: `config.toml`.
 //!
 //! `config.toml` is itself a one-run spec: `[sweep]` with the run's seed and `[base]` with every
 //! resolved key. Reading it back goes through the same parser and checks as any spec, and must give
@@ -12,9 +12,7 @@ use super::error::{Diagnostic, SpecError};
 use super::expand::{Plan, RunPlan, plan};
 use super::parse::{Spec, SweepMeta};
 use super::schema::SEED_KEY;
-use super::value::{Flat, Origin};
-use crate::color::ColorSpace;
-use crate::data::{Augment, Crop, DataConfig, DatasetKind};
+use super::value::Origin;
 
 /// The text of a run's `config.toml`.
 pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
@@ -24,7 +22,7 @@ pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
     sweep.insert("name".into(), Value::String(meta.name.clone()));
     sweep.insert("description".into(), Value::String(format!("variant \"{}\"", run.variant)));
     sweep.insert("seeds".into(), Value::Array(vec![Value::Integer(run.seed as i64)]));
-    sweep.insert("metric".into(), Value::String(meta.metric.clone()));
+    sweep.insert("metric".into(), Value::String(meta.metric.name().into()));
     sweep.insert("higher_is_better".into(), Value::Boolean(meta.higher_is_better));
     sweep.insert("max_retries".into(), Value::Integer(meta.max_retries as i64));
     let mut doc = toml::Table::new();
@@ -69,73 +67,4 @@ pub fn read_config(path: &Path, expected_id: Option<&str>) -> Result<(SweepMeta,
         .into());
     }
     Ok((meta, run))
-}
-
-/// Typed getters. Values were checked against the schema when the config was resolved, so a wrong
-/// type here is a bug in sweep, not in the user's spec.
-impl Flat {
-    pub fn int(&self, key: &str) -> i64 {
-        self.value(key).and_then(Value::as_integer).unwrap_or_else(|| missing(key))
-    }
-    pub fn float(&self, key: &str) -> f64 {
-        self.value(key).and_then(Value::as_float).unwrap_or_else(|| missing(key))
-    }
-    pub fn text(&self, key: &str) -> &str {
-        self.str(key).unwrap_or_else(|| missing(key))
-    }
-    pub fn flag(&self, key: &str) -> bool {
-        self.bool(key).unwrap_or_else(|| missing(key))
-    }
-    pub fn ints(&self, key: &str) -> Vec<usize> {
-        let list = self.value(key).and_then(Value::as_array).unwrap_or_else(|| missing(key));
-        list.iter().map(|v| v.as_integer().unwrap_or_else(|| missing(key)) as usize).collect()
-    }
-    pub fn floats(&self, key: &str) -> Vec<f64> {
-        let list = self.value(key).and_then(Value::as_array).unwrap_or_else(|| missing(key));
-        list.iter().map(|v| v.as_float().unwrap_or_else(|| missing(key))).collect()
-    }
-
-    pub fn color_space(&self) -> ColorSpace {
-        match self.text("color_space") {
-            "yuv" => ColorSpace::Yuv,
-            "hsv" => ColorSpace::Hsv,
-            _ => ColorSpace::Lab,
-        }
-    }
-
-    pub fn data_config(&self) -> DataConfig {
-        let kind = match self.text("dataset") {
-            "cifar10" => DatasetKind::Cifar10,
-            "cifar100" => DatasetKind::Cifar100,
-            "folder" => DatasetKind::Folder,
-            _ => DatasetKind::Synthetic,
-        };
-        DataConfig {
-            kind,
-            dir: self.str("data_dir").unwrap_or("").into(),
-            image_size: self.int("image_size") as usize,
-            train_images: self.int("train_images") as usize,
-            val_images: self.int("val_images") as usize,
-            data_seed: self.value("data_seed").and_then(Value::as_integer).unwrap_or(0) as u64,
-        }
-    }
-
-    /// The training-image augmentation of the `augment.*` keys (none when they are left out).
-    pub fn augment(&self) -> Augment {
-        let range = |key: &str| -> [f64; 2] {
-            let v = self.floats(key);
-            [v[0], v[1]]
-        };
-        let crop = match self.str("augment.crop").unwrap_or("none") {
-            "none" => Crop::None,
-            "pad" => Crop::Pad { pad: self.int("augment.pad") as usize },
-            "resized" => Crop::Resized { scale: range("augment.scale"), ratio: range("augment.ratio") },
-            _ => missing("augment.crop"),
-        };
-        Augment { flip: self.bool("augment.flip").unwrap_or(false), crop }
-    }
-}
-
-fn missing(key: &str) -> ! {
-    panic!("resolved config lacks a valid `{key}` (a bug in sweep's schema handling)")
 }

@@ -1,6 +1,8 @@
-//! Expansion of a spec into runs: `[base]` + `--set` overrides + each `[[variant]]` x each `[grid]`
-//! point, minus `[[exclude]]`d combinations, times each seed. Each combination is resolved (defaults,
-//! derived keys, cross-key rules, conditional keys) into a flat config whose hash is the run's identity.
+//! Expansion of a spec into runs: `[base]` + `--set` overrides + each combination of the spec's plan
+//! generator (`super::generate`: each `[[variant]]` x each `[grid]` point), minus `[[exclude]]`d
+//! combinations, times each seed. Each combination is resolved (defaults, derived keys, cross-key
+//! rules, conditional keys) into a flat config whose hash is the run's identity, and decoded into the
+//! run's typed config.
 //!
 //! Run identity: `id` is the first 12 hex digits of SHA-256 over the canonical JSON of the resolved
 //! config (every applicable key, the seed included, keys sorted, no whitespace, floats in shortest
@@ -8,14 +10,17 @@
 //! Keys that do not apply to a run (e.g. `temperature` for regression) are left out, so they cannot
 //! change its identity. The variant's name is a label and is not hashed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 use toml::Value;
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::parse::{Entry, SlurmSpec, Spec, SweepMeta};
-use super::schema::{self, KEYS, Kind, REGRESSION_LOSSES, SEED_KEY};
+use super::generate::Combination;
+use super::parse::{Entry, ExcludeRule, SlurmSpec, Spec, SweepMeta};
+use super::rules::{cross_check, derive};
+use super::run_config::RunConfig;
+use super::schema::{self, KEYS, Kind, SEED_KEY};
 use super::value::{Flat, Layer, Origin, Setting, check, parse_literal};
 
 /// One run of a sweep.
@@ -25,8 +30,11 @@ pub struct RunPlan {
     pub group: String,
     pub variant: String,
     pub seed: u64,
-    /// The resolved config: every applicable key, and `seed`.
+    /// The resolved config: every applicable key, and `seed`. What the run's identity, its
+    /// `config.toml` and `sweep plan --json` are made of.
     pub config: Flat,
+    /// The same config typed: what training reads.
+    pub settings: RunConfig,
     /// The variant's own values that differ from `[base]`, as `(key, value)`.
     pub changed: Vec<(String, String)>,
 }
@@ -59,6 +67,23 @@ impl Plan {
 /// Expands `spec` with command-line overrides (`KEY=VALUE`, `sweep.seeds=[0,1]` for `[sweep]` keys,
 /// `slurm.partition=gpu` for `[slurm]` keys).
 pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
+    let (meta, slurm, cli) = apply_overrides(spec, overrides)?;
+    let mut errors = Vec::new();
+    let combinations = spec.strategy.generator().combinations(spec, &mut errors);
+    let mut resolver = Resolver::new(spec, &meta, below_variants(spec, &cli));
+    for combination in &combinations {
+        resolver.resolve(combination, &mut errors);
+    }
+    let Resolver { runs, warnings, .. } = resolver.finish(&mut errors);
+    if let Some(reference) = &spec.reference {
+        check_reference(reference, &runs, &mut errors);
+    }
+    if errors.is_empty() { Ok(Plan { meta, runs, slurm, warnings }) } else { Err(SpecError(errors)) }
+}
+
+/// The spec's `[sweep]` and `[slurm]` tables with the overrides of theirs applied, and the overrides of
+/// `[base]` keys; every bad override is an error.
+fn apply_overrides(spec: &Spec, overrides: &[String]) -> Result<(SweepMeta, SlurmSpec, Vec<Entry>), SpecError> {
     let mut errors = Vec::new();
     let mut meta = spec.meta.clone();
     let mut slurm = spec.slurm.clone();
@@ -70,11 +95,11 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
             Err(d) => errors.push(d),
         }
     }
-    if !errors.is_empty() {
-        return Err(SpecError(errors));
-    }
+    if errors.is_empty() { Ok((meta, slurm, cli)) } else { Err(SpecError(errors)) }
+}
 
-    // Everything below the variants: defaults, [sweep] data defaults, [base], --set.
+/// Everything below the variants: the schema's defaults, `[sweep]`'s data defaults, `[base]`, `--set`.
+fn below_variants(spec: &Spec, cli: &[Entry]) -> Flat {
     let mut below = Flat::default();
     for key in KEYS {
         if let Some(default) = key.default {
@@ -88,156 +113,172 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
     for (e, layer) in layered.chain(cli.iter().map(|e| (e, Layer::Cli))) {
         below.set(e.key.name, Setting { value: e.value.clone(), origin: e.origin.clone(), layer });
     }
+    below
+}
 
-    // What the variants are compared against in `changed`.
-    let mut below_derived = below.clone();
-    derive(&mut below_derived);
+/// Resolves combinations into runs, keeping what the checks across combinations need.
+struct Resolver<'a> {
+    spec: &'a Spec,
+    seeds: &'a [u64],
+    below: Flat,
+    /// `below` with its derived keys: what a variant's values are compared with for `changed`.
+    below_derived: Flat,
+    /// Combinations each `[[exclude]]` dropped.
+    exclude_hits: Vec<usize>,
+    /// Conditional `[base]` and `--set` keys left out of some run: where they were set and when they apply.
+    ignored: BTreeMap<&'static str, (Origin, &'static str)>,
+    /// Conditional keys that applied to some run.
+    applied: BTreeSet<&'static str>,
+    /// Combinations not excluded.
+    kept: usize,
+    /// Group id -> the variant that has it.
+    groups: BTreeMap<String, String>,
+    runs: Vec<RunPlan>,
+    warnings: Vec<String>,
+}
 
-    // Variants x grid points.
-    let variants: Vec<Option<&super::parse::VariantDef>> =
-        if spec.variants.is_empty() { vec![None] } else { spec.variants.iter().map(Some).collect() };
-    let mut points: Vec<Vec<&Entry>> = vec![Vec::new()];
-    for axis in &spec.grid {
-        points = points
-            .into_iter()
-            .flat_map(|p| {
-                axis.values.iter().map(move |v| {
-                    let mut next = p.clone();
-                    next.push(v);
-                    next
-                })
-            })
+impl<'a> Resolver<'a> {
+    fn new(spec: &'a Spec, meta: &'a SweepMeta, below: Flat) -> Resolver<'a> {
+        let mut below_derived = below.clone();
+        derive(&mut below_derived);
+        Resolver {
+            spec,
+            seeds: &meta.seeds,
+            below,
+            below_derived,
+            exclude_hits: vec![0; spec.excludes.len()],
+            ignored: BTreeMap::new(),
+            applied: BTreeSet::new(),
+            kept: 0,
+            groups: BTreeMap::new(),
+            runs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Adds the runs of one combination (one per seed), unless an `[[exclude]]` drops it or it
+    /// breaks a rule (an error).
+    fn resolve(&mut self, c: &Combination, errors: &mut Vec<Diagnostic>) {
+        let mut flat = self.below.clone();
+        for e in &c.entries {
+            flat.set(e.key.name, Setting { value: e.value.clone(), origin: e.origin.clone(), layer: Layer::Variant });
+        }
+        derive(&mut flat);
+        if let Some(i) = self.spec.excludes.iter().position(|rule| excludes(rule, c, &flat)) {
+            self.exclude_hits[i] += 1;
+            return;
+        }
+        self.kept += 1;
+        if let Err(mut e) = cross_check(&flat) {
+            for d in &mut e {
+                d.message = format!("variant \"{}\": {}", c.name, d.message);
+            }
+            errors.extend(e);
+            return;
+        }
+        self.drop_inapplicable(&mut flat, &c.name, errors);
+        omit_defaults(&mut flat);
+        let changed: Vec<(String, String)> = c
+            .entries
+            .iter()
+            .filter(|e| flat.contains(e.key.name) && self.below_derived.value(e.key.name) != Some(&e.value))
+            .map(|e| (e.key.name.to_string(), plain(&e.value)))
             .collect();
+        let group = short_hash(&flat.canonical_json());
+        if let Some(other) = self.groups.insert(group.clone(), c.name.clone()) {
+            errors.push(Diagnostic::new(
+                format!(
+                    "variants \"{other}\" and \"{}\" resolve to the same config: they would train the same runs",
+                    c.name
+                ),
+                c.origin.clone(),
+            ));
+        }
+        for &seed in self.seeds {
+            let mut config = flat.clone();
+            let seed_value = Value::Integer(seed as i64);
+            config.set(SEED_KEY, Setting { value: seed_value, origin: Origin::Derived, layer: Layer::Default });
+            self.runs.push(RunPlan {
+                id: short_hash(&config.canonical_json()),
+                group: group.clone(),
+                variant: c.name.clone(),
+                seed,
+                settings: RunConfig::decode(&config),
+                config,
+                changed: changed.clone(),
+            });
+        }
     }
 
-    let mut runs = Vec::new();
-    let mut warnings = Vec::new();
-    let mut exclude_hits = vec![0usize; spec.excludes.len()];
-    let mut ignored_below: BTreeMap<&str, (Origin, &'static str, usize)> = BTreeMap::new();
-    let mut combos = 0usize;
-    let mut seen_groups: BTreeMap<String, String> = BTreeMap::new();
-    for variant in &variants {
-        for point in &points {
-            let own: Vec<&Entry> = variant.map(|v| v.entries.iter().collect()).unwrap_or_default();
-            for g in point {
-                if let Some(clash) = own.iter().find(|e| e.key.name == g.key.name) {
-                    errors.push(
-                        Diagnostic::new(
-                            format!("this variant sets `{}`, which is also a [grid] axis", g.key.name),
-                            clash.origin.clone(),
-                        )
-                        .help("set it in the variant or in the grid, not both"),
-                    );
-                }
-            }
-            let name = variant_name(variant.and_then(|v| v.name.as_deref()), &own, point);
-            let mut flat = below.clone();
-            for e in own.iter().chain(point.iter()) {
-                flat.set(
-                    e.key.name,
-                    Setting { value: e.value.clone(), origin: e.origin.clone(), layer: Layer::Variant },
-                );
-            }
-            derive(&mut flat);
-
-            if let Some(i) = spec.excludes.iter().position(|rule| {
-                rule.name.as_ref().is_none_or(|n| *n == name || variant.and_then(|v| v.name.as_ref()) == Some(n))
-                    && rule.matches.iter().all(|(key, values)| flat.value(key.name).is_some_and(|v| values.contains(v)))
-            }) {
-                exclude_hits[i] += 1;
+    /// Removes the keys that do not apply to this run (they cannot change its identity). One the
+    /// variant sets itself is an error; one set below only has to apply to some run (see `finish`).
+    fn drop_inapplicable(&mut self, flat: &mut Flat, name: &str, errors: &mut Vec<Diagnostic>) {
+        for key in KEYS {
+            let Some(cond) = key.when else { continue };
+            if (cond.holds)(flat) {
+                self.applied.insert(key.name);
                 continue;
             }
-            combos += 1;
-
-            if let Err(mut e) = cross_check(&flat) {
-                for d in &mut e {
-                    d.message = format!("variant \"{name}\": {}", d.message);
+            let Some(setting) = flat.remove(key.name) else { continue };
+            match setting.layer {
+                Layer::Variant => errors.push(
+                    Diagnostic::new(
+                        format!("variant \"{name}\" sets `{}`, which only applies when {}", key.name, cond.describe),
+                        setting.origin,
+                    )
+                    .help("remove it from this variant, or drop the combination with an [[exclude]]"),
+                ),
+                Layer::Base | Layer::Cli => {
+                    self.ignored.entry(key.name).or_insert((setting.origin, cond.describe));
                 }
-                errors.extend(e);
+                Layer::Default => {}
+            }
+        }
+    }
+
+    /// The checks over all combinations: excludes that drop nothing and keys set below the variants
+    /// that apply to no run are warnings (errors for `--set`), no run at all is an error.
+    fn finish(mut self, errors: &mut Vec<Diagnostic>) -> Resolver<'a> {
+        for (i, hits) in self.exclude_hits.iter().enumerate() {
+            if *hits == 0 {
+                self.warnings.push(format!("[[exclude]] number {} matches no combination", i + 1));
+            }
+        }
+        for (key, (origin, describe)) in std::mem::take(&mut self.ignored) {
+            if self.applied.contains(key) {
                 continue;
             }
-            for key in KEYS {
-                let Some(cond) = key.when else { continue };
-                if (cond.holds)(&flat) {
-                    if let Some(entry) = ignored_below.get_mut(key.name) {
-                        entry.2 += 1;
-                    }
-                    continue;
+            let message = format!("`{key}` does not apply to any run of this sweep: it only applies when {describe}");
+            match origin {
+                Origin::Cli { .. } => errors.push(Diagnostic::new(message, origin)),
+                Origin::Default | Origin::Derived | Origin::File { .. } => {
+                    self.warnings.push(format!("{message} (ignored)"))
                 }
-                let Some(setting) = flat.remove(key.name) else { continue };
-                match setting.layer {
-                    Layer::Variant => errors.push(
-                        Diagnostic::new(
-                            format!(
-                                "variant \"{name}\" sets `{}`, which only applies when {}",
-                                key.name, cond.describe
-                            ),
-                            setting.origin,
-                        )
-                        .help("remove it from this variant, or drop the combination with an [[exclude]]"),
-                    ),
-                    Layer::Base | Layer::Cli => {
-                        ignored_below.entry(key.name).or_insert((setting.origin, cond.describe, 0));
-                    }
-                    Layer::Default => {}
-                }
-            }
-            omit_defaults(&mut flat);
-            let changed = own
-                .iter()
-                .chain(point.iter())
-                .filter(|e| flat.contains(e.key.name) && below_derived.value(e.key.name) != Some(&e.value))
-                .map(|e| (e.key.name.to_string(), plain(&e.value)))
-                .collect();
-            let group = short_hash(&flat.canonical_json());
-            if let Some(other) = seen_groups.insert(group.clone(), name.clone()) {
-                errors.push(Diagnostic::new(
-                    format!(
-                        "variants \"{other}\" and \"{name}\" resolve to the same config: they would train the same runs"
-                    ),
-                    variant.map(|v| v.origin.clone()).unwrap_or(Origin::Default),
-                ));
-            }
-            for &seed in &meta.seeds {
-                let mut config = flat.clone();
-                let seed_value = Value::Integer(seed as i64);
-                config.set(SEED_KEY, Setting { value: seed_value, origin: Origin::Derived, layer: Layer::Default });
-                let id = short_hash(&config.canonical_json());
-                runs.push(RunPlan {
-                    id,
-                    group: group.clone(),
-                    variant: name.clone(),
-                    seed,
-                    config,
-                    changed: Vec::clone(&changed),
-                });
             }
         }
+        if self.kept == 0 && errors.is_empty() {
+            let origin = self.spec.excludes.first().map(|e| e.origin.clone()).unwrap_or(Origin::Default);
+            errors.push(Diagnostic::new("every combination is excluded: the sweep has no runs", origin));
+        }
+        self
     }
+}
 
-    for (i, hits) in exclude_hits.iter().enumerate() {
-        if *hits == 0 {
-            warnings.push(format!("[[exclude]] number {} matches no combination", i + 1));
+/// Drops the [`schema::OMITTED_AT_DEFAULT`] keys that hold their default.
+fn omit_defaults(flat: &mut Flat) {
+    for &name in schema::OMITTED_AT_DEFAULT {
+        let default = schema::key(name).and_then(|k| k.default).and_then(|d| parse_literal(d).ok());
+        if default.is_some_and(|d| flat.value(name) == Some(&d)) {
+            flat.remove(name);
         }
     }
-    for (key, (origin, describe, applied)) in ignored_below {
-        if applied > 0 {
-            continue;
-        }
-        let message = format!("`{key}` does not apply to any run of this sweep: it only applies when {describe}");
-        match origin {
-            Origin::Cli { .. } => errors.push(Diagnostic::new(message, origin)),
-            _ => warnings.push(format!("{message} (ignored)")),
-        }
-    }
-    if let Some(reference) = &spec.reference {
-        check_reference(reference, &runs, &mut errors);
-    }
-    if combos == 0 && errors.is_empty() {
-        let origin = spec.excludes.first().map(|e| e.origin.clone()).unwrap_or(Origin::Default);
-        errors.push(Diagnostic::new("every combination is excluded: the sweep has no runs", origin));
-    }
-    if errors.is_empty() { Ok(Plan { meta, runs, slurm, warnings }) } else { Err(SpecError(errors)) }
+}
+
+/// Whether `rule` drops combination `c` (resolved as `flat`): its name (if any) is the combination's
+/// or its variant's, and every key's value is one it lists.
+fn excludes(rule: &ExcludeRule, c: &Combination, flat: &Flat) -> bool {
+    rule.name.as_ref().is_none_or(|n| *n == c.name || c.variant.as_ref() == Some(n))
+        && rule.matches.iter().all(|(key, values)| flat.value(key.name).is_some_and(|v| values.contains(v)))
 }
 
 /// Every variant `[reference]` gives numbers for must be one of the sweep's.
@@ -270,152 +311,6 @@ fn check_reference(reference: &super::parse::Reference, runs: &[RunPlan], errors
             .help(help),
         );
     }
-}
-
-/// Keys whose default depends on others.
-fn derive(flat: &mut Flat) {
-    let derived = |v: &str| Setting { value: Value::String(v.into()), origin: Origin::Derived, layer: Layer::Default };
-    if !flat.contains("loss") {
-        let loss = if flat.str("task") == Some("classification") { "cross_entropy" } else { "l2" };
-        flat.set("loss", derived(loss));
-    }
-    if !flat.contains("features") {
-        let features = if flat.str("backbone.arch") == Some("none") { "local" } else { "fusion" };
-        flat.set("features", derived(features));
-    }
-}
-
-/// Drops the [`schema::OMITTED_AT_DEFAULT`] keys that hold their default.
-fn omit_defaults(flat: &mut Flat) {
-    for &name in schema::OMITTED_AT_DEFAULT {
-        let default = schema::key(name).and_then(|k| k.default).and_then(|d| parse_literal(d).ok());
-        if default.is_some_and(|d| flat.value(name) == Some(&d)) {
-            flat.remove(name);
-        }
-    }
-}
-
-/// Rules that tie several keys together.
-fn cross_check(flat: &Flat) -> Result<(), Vec<Diagnostic>> {
-    let mut errors = Vec::new();
-    let origin_of = |key: &str| flat.get(key).map(|s| s.origin.clone()).unwrap_or(Origin::Default);
-    let blame = |a: &str, b: &str| {
-        // Point at whichever of two keys the user wrote last (variant over base over default).
-        let layer = |k: &str| flat.get(k).map(|s| s.layer).unwrap_or(Layer::Default);
-        if layer(a) >= layer(b) { origin_of(a) } else { origin_of(b) }
-    };
-    let task = flat.str("task").unwrap_or("regression");
-    let loss = flat.str("loss").unwrap_or("l2");
-    let regression_loss = REGRESSION_LOSSES.contains(&loss);
-    if (task == "regression") != regression_loss {
-        let fits =
-            if task == "regression" { schema::quoted_list(REGRESSION_LOSSES) } else { "\"cross_entropy\"".into() };
-        errors.push(
-            Diagnostic::new(format!("loss = \"{loss}\" does not fit task = \"{task}\""), blame("loss", "task"))
-                .help(format!("task = \"{task}\" trains with {fits}")),
-        );
-    }
-    let arch = flat.str("backbone.arch").unwrap_or("none");
-    let features = flat.str("features").unwrap_or("local");
-    if arch == "none" && features != "local" {
-        errors.push(
-            Diagnostic::new(
-                format!("features = \"{features}\" needs global features, but backbone = \"none\""),
-                blame("features", "backbone.arch"),
-            )
-            .help("set backbone = \"vgg16\" or \"resnet18\", or features = \"local\""),
-        );
-    }
-    if arch != "none" && features == "local" {
-        errors.push(
-            Diagnostic::new(
-                format!("backbone = \"{arch}\" is unused with features = \"local\""),
-                blame("features", "backbone.arch"),
-            )
-            .help("use features = \"fusion\" or \"hypercolumn\", or backbone = \"none\""),
-        );
-    }
-    let weights = flat.str("backbone.weights").unwrap_or("");
-    if arch != "none" && !weights.is_empty() && flat.str("backbone.pretrain") == Some("classification") {
-        errors.push(
-            Diagnostic::new(
-                "backbone.weights and backbone.pretrain = \"classification\" are both set",
-                blame("backbone.weights", "backbone.pretrain"),
-            )
-            .help("start the backbone from torchvision weights or from classification pretraining, not both"),
-        );
-    }
-    for key in ["augment.scale", "augment.ratio"] {
-        if let Some([lo, hi]) = flat.value(key).and_then(Value::as_array).map(|a| a.as_slice())
-            && lo.as_float() > hi.as_float()
-        {
-            errors.push(
-                Diagnostic::new(
-                    format!("{key} = [{lo}, {hi}] is not a range: its first number is the larger"),
-                    origin_of(key),
-                )
-                .help(format!("write the lower bound first: [{hi}, {lo}]")),
-            );
-        }
-    }
-    let ints = |key: &str| -> Vec<i64> {
-        flat.value(key)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_integer).collect())
-            .unwrap_or_default()
-    };
-    let widths = ints("local.widths");
-    let pools = ints("local.pool_after");
-    if let Some(bad) = pools.iter().find(|&&p| p as usize > widths.len()) {
-        errors.push(
-            Diagnostic::new(
-                format!("local.pool_after names layer {bad}, but local.widths has {} layers", widths.len()),
-                blame("local.pool_after", "local.widths"),
-            )
-            .help("give 1-based indices of layers in local.widths"),
-        );
-    }
-    let mut unique = pools.clone();
-    unique.sort_unstable();
-    unique.dedup();
-    if unique.len() != pools.len() {
-        errors.push(Diagnostic::new("local.pool_after names a layer twice", origin_of("local.pool_after")));
-    }
-    let size = flat.value("image_size").and_then(Value::as_integer).unwrap_or(32);
-    let factor = 1i64 << unique.len().min(16);
-    if size % factor != 0 {
-        errors.push(
-            Diagnostic::new(
-                format!(
-                    "image_size = {size} is not divisible by {factor}, the local network's {} poolings",
-                    unique.len()
-                ),
-                blame("image_size", "local.pool_after"),
-            )
-            .help(format!("use an image_size that is a multiple of {factor}")),
-        );
-    }
-    if arch != "none" && size % 32 != 0 {
-        errors.push(
-            Diagnostic::new(
-                format!("image_size = {size} does not suit backbone = \"{arch}\", which downsamples by 32"),
-                blame("image_size", "backbone.arch"),
-            )
-            .help("use an image_size that is a multiple of 32 (32 for CIFAR, 224 for ImageNet-style folders)"),
-        );
-    }
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
-}
-
-/// `name`, or the grid values (`task=classification,lr=0.01`), or both; `base` for a spec without either.
-fn variant_name(name: Option<&str>, own: &[&Entry], point: &[&Entry]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    match name {
-        Some(n) => parts.push(n.to_string()),
-        None => parts.extend(own.iter().map(|e| format!("{}={}", e.key.name, plain(&e.value)))),
-    }
-    parts.extend(point.iter().map(|e| format!("{}={}", e.key.name, plain(&e.value))));
-    if parts.is_empty() { "base".to_string() } else { parts.join(",") }
 }
 
 /// A value without TOML quoting, for names and tables.
@@ -480,4 +375,46 @@ fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Res
     };
     let value = check(key, &value).map_err(|msg| Diagnostic::new(msg, origin.clone()))?;
     Ok(Some(Entry { key, value, origin }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn spec(text: &str) -> Spec {
+        Spec::from_str(Path::new("t.toml"), text.to_string()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_base_key_that_applies_to_an_earlier_variant_only_is_not_ignored() {
+        // temperature applies to the first variant (classification) and not to the second: it
+        // applies to some run, whatever the order of the variants.
+        for variants in [
+            "[[variant]]\ntask = \"classification\"\n[[variant]]\nname = \"reg\"\n",
+            "[[variant]]\nname = \"reg\"\n[[variant]]\ntask = \"classification\"\n",
+        ] {
+            let s = spec(&format!("[sweep]\nname = \"t\"\n[base]\ntemperature = 0.5\n{variants}"));
+            let p = plan(&s, &["temperature=0.3".into()]).unwrap_or_else(|e| panic!("{variants}: {e}"));
+            assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+            let cls = p.runs.iter().find(|r| r.variant != "reg").unwrap();
+            assert_eq!(cls.config.float("temperature"), 0.3);
+        }
+        // A key that applies to no run still warns (in the spec) or fails (on the command line).
+        let s = spec("[sweep]\nname = \"t\"\n[base]\ntemperature = 0.5\n");
+        assert!(plan(&s, &[]).unwrap().warnings[0].contains("`temperature` does not apply to any run"));
+        assert!(plan(&s, &["temperature=0.3".into()]).is_err());
+    }
+
+    #[test]
+    fn every_run_carries_its_config_decoded() {
+        let s = spec("[sweep]\nname = \"t\"\nseeds = [3, 4]\n[grid]\nlr = [0.1, 0.01]\n");
+        let p = plan(&s, &[]).unwrap();
+        assert_eq!(p.runs.len(), 4);
+        for r in &p.runs {
+            assert_eq!(r.settings.seed, r.seed);
+            assert_eq!(r.settings.train.lr, r.config.float("lr"));
+        }
+    }
 }

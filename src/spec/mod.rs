@@ -4,14 +4,20 @@
 //! - `value`: values with their provenance and the canonical form run ids hash;
 //! - `parse`: reading a spec file into checked tables (`[sweep]`, `[base]`, `[grid]`, `[[variant]]`,
 //!   `[[exclude]]`, `[reference]`);
+//! - `generate`: plan generators, the combinations of a spec's settings (grid x variants);
 //! - `expand`: the runs a spec describes, with their resolved configs and ids;
-//! - `config`: a run's `config.toml` and typed access to a resolved config;
+//! - `rules`: derived defaults and the rules that tie several keys together;
+//! - `run_config`: a run's resolved config typed ([`RunConfig`]), what the layers below read;
+//! - `config`: a run's `config.toml`;
 //! - `error`: diagnostics with file:line:column, the offending text and "did you mean".
 
 pub mod config;
 pub mod error;
 pub mod expand;
+pub mod generate;
 pub mod parse;
+pub mod rules;
+pub mod run_config;
 pub mod schema;
 pub mod value;
 
@@ -19,6 +25,7 @@ pub use config::{config_toml, read_config};
 pub use error::SpecError;
 pub use expand::{Plan, RunPlan, plan};
 pub use parse::{PublishedVariant, Reference, Spec, SweepMeta};
+pub use run_config::RunConfig;
 pub use value::Flat;
 
 /// Reads a spec file and expands it with `--set` overrides.

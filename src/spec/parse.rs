@@ -12,8 +12,11 @@ use toml::Value;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::schema::{self, Key, METRICS};
+use super::generate::Strategy;
+use super::schema::{self, Key};
 use super::value::{Origin, SourceFile, check, show};
+use crate::metrics::Metric;
+use crate::named::Named;
 
 /// The `[sweep]` table.
 #[derive(Clone, Debug)]
@@ -21,8 +24,8 @@ pub struct SweepMeta {
     pub name: String,
     pub description: String,
     pub seeds: Vec<u64>,
-    /// Primary metric, one of [`schema::METRICS`].
-    pub metric: String,
+    /// Primary metric.
+    pub metric: Metric,
     pub higher_is_better: bool,
     /// Automatic retries of a failed run.
     pub max_retries: u32,
@@ -104,7 +107,7 @@ pub struct Claim {
     pub origin: Origin,
 }
 
-/// The published numbers of one variant: `(metric, value)` with metrics from [`schema::METRICS`].
+/// The published numbers of one variant: `(metric, value)`, each metric a [`Metric`]'s name.
 #[derive(Clone, Debug)]
 pub struct PublishedVariant {
     pub name: String,
@@ -125,6 +128,9 @@ pub struct Spec {
     pub excludes: Vec<ExcludeRule>,
     pub reference: Option<Reference>,
     pub slurm: SlurmSpec,
+    /// How the combinations are generated: grid x variants, the only strategy a spec can ask for so
+    /// far (a `[search]` table will choose another, see `super::generate`).
+    pub strategy: Strategy,
 }
 
 const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference", "slurm"];
@@ -171,118 +177,23 @@ impl Spec {
 
     pub fn from_str(path: &Path, text: String) -> Result<Spec, SpecError> {
         let file = Arc::new(SourceFile { path: path.to_path_buf(), text });
-        let doc = DeTable::parse(&file.text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim_end();
-            let d = Diagnostic::new(
-                format!("TOML syntax error: {message}"),
-                Origin::File { file: file.clone(), span: span.clone() },
-            );
-            if message.contains("dotted key") {
-                // `backbone = "vgg16"` followed by `backbone.pretrain = ...` in one table: the span
-                // starts at the dotted key, whose first part names the shorthand.
-                let dotted = file.text.get(span.start..).unwrap_or("");
-                let table = dotted.split(['.', '=', ' ']).next().unwrap_or("");
-                let help = match schema::SHORTHANDS.iter().find(|s| s.0 == table) {
-                    Some((t, k)) => format!(
-                        "a key cannot be both a value and a table: write `{k} = \"...\"` (not `{t} = \"...\"`) where the same table sets other `{t}.*` keys"
-                    ),
-                    None => format!(
-                        "a key cannot be both a value and a table: this table gives `{table}` a value and `{table}.*` keys; keep one"
-                    ),
-                };
-                d.help(help)
-            } else {
-                d
-            }
-        })?;
+        let doc = DeTable::parse(&file.text).map_err(|e| syntax_error(&file, &e))?;
         let mut r = Reader { file: file.clone(), errors: Vec::new() };
         let root = doc.get_ref();
+        check_tables(&mut r, root);
+        let get = |name: &str| root.iter().find(|(k, _)| k.get_ref() == name).map(|(_, v)| v);
 
-        for (k, _) in root.iter() {
-            if !TOP_LEVEL.contains(&k.get_ref().as_ref()) {
-                let help = did_you_mean(k.get_ref(), TOP_LEVEL.iter().copied())
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("a spec has the tables {}", schema::quoted_list(TOP_LEVEL)));
-                r.error(format!("unknown table `{}`", k.get_ref()), k.span(), Some(help));
-            }
-        }
-        let get = |name: &str| root.iter().find(|(k, _)| k.get_ref() == name);
-
-        let (meta, data_defaults) = match get("sweep") {
-            Some((_, v)) => match v.get_ref().as_table() {
-                Some(t) => read_sweep(&mut r, t),
-                None => {
-                    r.error("`sweep` must be a table: [sweep]".into(), v.span(), None);
-                    (None, Vec::new())
-                }
-            },
-            None => {
-                r.error(
-                    "the spec has no [sweep] table".into(),
-                    0..0,
-                    Some("start the spec with [sweep] and name = \"my-sweep\"".into()),
-                );
-                (None, Vec::new())
-            }
-        };
-
-        let base = match get("base") {
-            Some((_, v)) => table_entries(&mut r, v, "base"),
+        let (meta, data_defaults) = read_sweep_table(&mut r, get("sweep"));
+        let base = get("base").map(|v| table_entries(&mut r, v, "base")).unwrap_or_default();
+        let grid = get("grid").map(|v| read_grid(&mut r, v)).unwrap_or_default();
+        let variants = get("variant").map(|v| read_variants(&mut r, v)).unwrap_or_default();
+        let excludes = match get("exclude") {
+            Some(v) => array_of_tables(&mut r, v, "exclude").into_iter().map(|t| read_exclude(&mut r, t)).collect(),
             None => Vec::new(),
         };
-
-        let mut grid = Vec::new();
-        if let Some((_, v)) = get("grid") {
-            for entry in flatten(&mut r, v, "grid") {
-                let FlatItem { key, key_span, value } = entry;
-                let Some(items) = value.get_ref().as_array() else {
-                    let example = key.default.unwrap_or("...");
-                    r.error(
-                        format!("grid axis `{}` must be a list of the values it takes", key.name),
-                        value.span(),
-                        Some(format!("e.g. {} = [{example}, ...]", key.name)),
-                    );
-                    continue;
-                };
-                if items.is_empty() {
-                    r.error(format!("grid axis `{}` has no values", key.name), value.span(), None);
-                    continue;
-                }
-                let values: Vec<Entry> = items.iter().filter_map(|item| checked(&mut r, key, item)).collect();
-                if grid.iter().any(|a: &Axis| a.key.name == key.name) {
-                    r.error(format!("grid axis `{}` is given twice", key.name), key_span, None);
-                }
-                grid.push(Axis { key, values });
-            }
-        }
-
-        let mut variants = Vec::new();
-        if let Some((_, v)) = get("variant") {
-            for table in array_of_tables(&mut r, v, "variant") {
-                variants.push(read_variant(&mut r, table));
-            }
-        }
-        let mut names: Vec<&str> = Vec::new();
-        for v in &variants {
-            if let Some(name) = &v.name {
-                if names.contains(&name.as_str()) {
-                    r.errors.push(Diagnostic::new(format!("two variants are named \"{name}\""), v.origin.clone()));
-                }
-                names.push(name);
-            }
-        }
-
-        let mut excludes = Vec::new();
-        if let Some((_, v)) = get("exclude") {
-            for table in array_of_tables(&mut r, v, "exclude") {
-                excludes.push(read_exclude(&mut r, table));
-            }
-        }
-
-        let reference = get("reference").and_then(|(_, v)| read_reference(&mut r, v));
+        let reference = get("reference").and_then(|v| read_reference(&mut r, v));
         let slurm = match get("slurm") {
-            Some((_, v)) => match v.get_ref().as_table() {
+            Some(v) => match v.get_ref().as_table() {
                 Some(t) => read_slurm(&mut r, t),
                 None => {
                     r.error("`slurm` must be a table: [slurm]".into(), v.span(), None);
@@ -303,10 +214,112 @@ impl Spec {
                 excludes,
                 reference,
                 slurm,
+                strategy: Strategy::Grid,
             }),
-            _ => Err(SpecError(r.errors)),
+            (Some(_), false) | (None, _) => Err(SpecError(r.errors)),
         }
     }
+}
+
+/// A TOML syntax error at its place in the file; a dotted key under a shorthand gets its own help.
+fn syntax_error(file: &Arc<SourceFile>, e: &toml::de::Error) -> Diagnostic {
+    let span = e.span().unwrap_or(0..0);
+    let message = e.message().trim_end();
+    let d = Diagnostic::new(
+        format!("TOML syntax error: {message}"),
+        Origin::File { file: file.clone(), span: span.clone() },
+    );
+    if !message.contains("dotted key") {
+        return d;
+    }
+    // `backbone = "vgg16"` followed by `backbone.pretrain = ...` in one table: the span starts at the
+    // dotted key, whose first part names the shorthand.
+    let dotted = file.text.get(span.start..).unwrap_or("");
+    let table = dotted.split(['.', '=', ' ']).next().unwrap_or("");
+    let help = match schema::SHORTHANDS.iter().find(|s| s.0 == table) {
+        Some((t, k)) => format!(
+            "a key cannot be both a value and a table: write `{k} = \"...\"` (not `{t} = \"...\"`) where the same table sets other `{t}.*` keys"
+        ),
+        None => format!(
+            "a key cannot be both a value and a table: this table gives `{table}` a value and `{table}.*` keys; keep one"
+        ),
+    };
+    d.help(help)
+}
+
+/// Every top-level table must be one a spec has.
+fn check_tables(r: &mut Reader, root: &DeTable) {
+    for (k, _) in root.iter() {
+        if !TOP_LEVEL.contains(&k.get_ref().as_ref()) {
+            let help = did_you_mean(k.get_ref(), TOP_LEVEL.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("a spec has the tables {}", schema::quoted_list(TOP_LEVEL)));
+            r.error(format!("unknown table `{}`", k.get_ref()), k.span(), Some(help));
+        }
+    }
+}
+
+/// `[sweep]`, which every spec needs.
+fn read_sweep_table(r: &mut Reader, v: Option<&toml::Spanned<DeValue>>) -> (Option<SweepMeta>, Vec<Entry>) {
+    match v {
+        Some(v) => match v.get_ref().as_table() {
+            Some(t) => read_sweep(r, t),
+            None => {
+                r.error("`sweep` must be a table: [sweep]".into(), v.span(), None);
+                (None, Vec::new())
+            }
+        },
+        None => {
+            r.error(
+                "the spec has no [sweep] table".into(),
+                0..0,
+                Some("start the spec with [sweep] and name = \"my-sweep\"".into()),
+            );
+            (None, Vec::new())
+        }
+    }
+}
+
+/// `[grid]`: one list of values per axis.
+fn read_grid(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Vec<Axis> {
+    let mut grid: Vec<Axis> = Vec::new();
+    for FlatItem { key, key_span, value } in flatten(r, v, "grid") {
+        let Some(items) = value.get_ref().as_array() else {
+            let example = key.default.unwrap_or("...");
+            r.error(
+                format!("grid axis `{}` must be a list of the values it takes", key.name),
+                value.span(),
+                Some(format!("e.g. {} = [{example}, ...]", key.name)),
+            );
+            continue;
+        };
+        if items.is_empty() {
+            r.error(format!("grid axis `{}` has no values", key.name), value.span(), None);
+            continue;
+        }
+        let values: Vec<Entry> = items.iter().filter_map(|item| checked(r, key, item)).collect();
+        if grid.iter().any(|a| a.key.name == key.name) {
+            r.error(format!("grid axis `{}` is given twice", key.name), key_span, None);
+        }
+        grid.push(Axis { key, values });
+    }
+    grid
+}
+
+/// The `[[variant]]`s, whose names must differ.
+fn read_variants(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Vec<VariantDef> {
+    let variants: Vec<VariantDef> =
+        array_of_tables(r, v, "variant").into_iter().map(|table| read_variant(r, table)).collect();
+    let mut names: Vec<&str> = Vec::new();
+    for v in &variants {
+        if let Some(name) = &v.name {
+            if names.contains(&name.as_str()) {
+                r.errors.push(Diagnostic::new(format!("two variants are named \"{name}\""), v.origin.clone()));
+            }
+            names.push(name);
+        }
+    }
+    variants
 }
 
 fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
@@ -314,7 +327,7 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
         name: String::new(),
         description: String::new(),
         seeds: vec![0],
-        metric: "psnr".to_string(),
+        metric: Metric::Psnr,
         higher_is_better: true,
         max_retries: 0,
     };
@@ -347,7 +360,7 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
         return (None, data_defaults);
     }
     if !higher_given {
-        meta.higher_is_better = METRICS.iter().find(|m| m.0 == meta.metric).is_none_or(|m| m.1);
+        meta.higher_is_better = meta.metric.higher_is_better();
     }
     (Some(meta), data_defaults)
 }
@@ -385,10 +398,10 @@ pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result
             }
             meta.seeds = list;
         }
-        "metric" => match value.as_str() {
-            Some(s) if is_metric(s) => meta.metric = s.to_string(),
-            other => {
-                let help = metric_help(other.unwrap_or(""), "valid metrics:", '"');
+        "metric" => match value.as_str().and_then(Metric::parse) {
+            Some(metric) => meta.metric = metric,
+            None => {
+                let help = metric_help(value.as_str().unwrap_or(""), "valid metrics:", '"');
                 return Err((format!("[sweep] metric = {} is not a known metric", show(value)), Some(help)));
             }
         },
@@ -695,15 +708,14 @@ fn read_claim(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Claim> {
 }
 
 fn is_metric(name: &str) -> bool {
-    METRICS.iter().any(|m| m.0 == name)
+    Metric::parse(name).is_some()
 }
 
 /// Help for a name that is not a metric: the closest metric (quoted with `quote`), then `lead` and
 /// the list of metrics.
 fn metric_help(given: &str, lead: &str, quote: char) -> String {
-    let names: Vec<&str> = METRICS.iter().map(|m| m.0).collect();
-    let list = format!("{lead} {}", schema::quoted_list(&names));
-    match did_you_mean(given, names.iter().copied()) {
+    let list = format!("{lead} {}", schema::quoted_list(&Metric::NAMES));
+    match did_you_mean(given, Metric::NAMES.iter().copied()) {
         Some(g) => format!("did you mean {quote}{g}{quote}? {list}"),
         None => list,
     }

@@ -2,9 +2,16 @@
 //!
 //! This table is the single source of truth: spec validation, `--set` typing, "did you mean"
 //! suggestions, conditional-key checks and `sweep keys` all read it. To add a setting, add a [`Key`]
-//! here, then read it in `config.rs` ([`crate::spec::RunConfig`]).
+//! here, then decode it in `run_config.rs` ([`super::RunConfig`]). The choice lists are the
+//! [`Named`] enums' names, so a choice the schema accepts is one the code implements.
 
+use super::run_config::{CropKind, LrSchedule, Optimizer, Pretrain, Task};
 use super::value::Flat;
+use crate::color::ColorSpace;
+use crate::data::DatasetKind;
+use crate::loss::Loss;
+use crate::model::{Activation, Backbone, FeatureMode};
+use crate::named::Named;
 
 /// The type (and valid range) of a key's value.
 #[derive(Clone, Copy, Debug)]
@@ -61,35 +68,23 @@ const COUNT: Kind = Kind::Int { min: 0, max: i64::MAX };
 const POS_FLOAT: Kind = Kind::Float { min: 0.0, max: f64::INFINITY, min_open: true };
 const UNIT: Kind = Kind::Float { min: 0.0, max: 1.0, min_open: false };
 
-pub const DATASETS: &[&str] = &["synthetic", "cifar10", "cifar100", "folder"];
-pub const COLOR_SPACES: &[&str] = &["lab", "yuv", "hsv"];
-pub const TASKS: &[&str] = &["regression", "classification"];
-pub const LOSSES: &[&str] = &["l2", "l1", "huber", "cross_entropy"];
-pub const REGRESSION_LOSSES: &[&str] = &["l2", "l1", "huber"];
-pub const ACTIVATIONS: &[&str] = &["tanh", "sigmoid", "linear"];
-pub const BACKBONES: &[&str] = &["none", "vgg16", "resnet18"];
-pub const PRETRAIN: &[&str] = &["none", "classification"];
-pub const FEATURES: &[&str] = &["local", "fusion", "hypercolumn"];
-pub const OPTIMIZERS: &[&str] = &["adam", "adamw", "sgd"];
-pub const SCHEDULES: &[&str] = &["constant", "step", "cosine"];
-pub const CROPS: &[&str] = &["none", "pad", "resized"];
-
 /// Keys left out of the resolved config while they hold their default: they came after runs had
 /// published ids, and "off" must keep those ids (setting one to its default is the same run as not
 /// setting it; any other value is part of the run's identity).
 pub const OMITTED_AT_DEFAULT: &[&str] = &["augment.flip", "augment.crop"];
 
-fn is(flat: &Flat, key: &str, value: &str) -> bool {
-    flat.str(key) == Some(value)
+/// Whether `key` holds the choice `value`.
+fn is(flat: &Flat, key: &str, value: impl Named) -> bool {
+    flat.str(key) == Some(value.name())
 }
 fn classification(f: &Flat) -> bool {
-    is(f, "task", "classification")
+    is(f, "task", Task::Classification)
 }
 fn has_backbone(f: &Flat) -> bool {
-    !is(f, "backbone.arch", "none")
+    !is(f, "backbone.arch", Backbone::None)
 }
 fn has_judge(f: &Flat) -> bool {
-    !is(f, "judge.arch", "none")
+    !is(f, "judge.arch", Backbone::None)
 }
 
 /// Every key, in the order `sweep keys` and `config.toml` list them.
@@ -97,7 +92,7 @@ pub const KEYS: &[Key] = &[
     // --- data ---
     Key {
         name: "dataset",
-        kind: Kind::Choice(DATASETS),
+        kind: Kind::Choice(&DatasetKind::NAMES),
         default: Some("\"synthetic\""),
         when: None,
         doc: "Data set: the built-in procedural `synthetic` set (no download), CIFAR-10/100 binaries, or an image `folder` (a sub-folder per class).",
@@ -106,7 +101,10 @@ pub const KEYS: &[Key] = &[
         name: "data_dir",
         kind: Kind::Text,
         default: Some("\"data\""),
-        when: Some(Condition { holds: |f| !is(f, "dataset", "synthetic"), describe: "dataset is not \"synthetic\"" }),
+        when: Some(Condition {
+            holds: |f| !is(f, "dataset", DatasetKind::Synthetic),
+            describe: "dataset is not \"synthetic\"",
+        }),
         doc: "Where the data set lives: the folder `sweep data fetch` unpacked into (or its parent), or the class folders.",
     },
     Key {
@@ -135,7 +133,7 @@ pub const KEYS: &[Key] = &[
         kind: COUNT,
         default: Some("0"),
         when: Some(Condition {
-            holds: |f| is(f, "dataset", "synthetic") || is(f, "dataset", "folder"),
+            holds: |f| is(f, "dataset", DatasetKind::Synthetic) || is(f, "dataset", DatasetKind::Folder),
             describe: "dataset is \"synthetic\" or \"folder\"",
         }),
         doc: "Seed of the synthetic generator, and of the train/validation split of a folder without train/ and val/.",
@@ -150,7 +148,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "augment.crop",
-        kind: Kind::Choice(CROPS),
+        kind: Kind::Choice(&CropKind::NAMES),
         default: Some("\"none\""),
         when: None,
         doc: "Random crop of each training image, before its gray/chroma split: none; pad (pad augment.pad pixels of black on every side, cut a random image_size window: torchvision's RandomCrop(32, padding=4), for CIFAR); resized (torchvision's RandomResizedCrop: an area fraction in augment.scale and an aspect ratio in augment.ratio of the full-size photo, resized to image_size; for folders). While none it is left out of the run's config (and identity).",
@@ -159,41 +157,47 @@ pub const KEYS: &[Key] = &[
         name: "augment.pad",
         kind: Kind::Int { min: 1, max: 1024 },
         default: Some("4"),
-        when: Some(Condition { holds: |f| is(f, "augment.crop", "pad"), describe: "augment.crop = \"pad\"" }),
+        when: Some(Condition { holds: |f| is(f, "augment.crop", CropKind::Pad), describe: "augment.crop = \"pad\"" }),
         doc: "Pixels of black padding on every side before the random crop (4 is the usual for 32-pixel CIFAR).",
     },
     Key {
         name: "augment.scale",
         kind: Kind::FloatList { min: 0.0, max: 1.0, len: 2 },
         default: Some("[0.08, 1.0]"),
-        when: Some(Condition { holds: |f| is(f, "augment.crop", "resized"), describe: "augment.crop = \"resized\"" }),
+        when: Some(Condition {
+            holds: |f| is(f, "augment.crop", CropKind::Resized),
+            describe: "augment.crop = \"resized\"",
+        }),
         doc: "Range of the area fraction of the full image that a random resized crop covers, lowest first (torchvision's 0.08 to 1).",
     },
     Key {
         name: "augment.ratio",
         kind: Kind::FloatList { min: 0.01, max: 100.0, len: 2 },
         default: Some("[0.75, 1.3333333333333333]"),
-        when: Some(Condition { holds: |f| is(f, "augment.crop", "resized"), describe: "augment.crop = \"resized\"" }),
+        when: Some(Condition {
+            holds: |f| is(f, "augment.crop", CropKind::Resized),
+            describe: "augment.crop = \"resized\"",
+        }),
         doc: "Range of the aspect ratio (width / height) of a random resized crop, lowest first, drawn log-uniformly (torchvision's 3/4 to 4/3).",
     },
     // --- color and task ---
     Key {
         name: "color_space",
-        kind: Kind::Choice(COLOR_SPACES),
+        kind: Kind::Choice(&ColorSpace::NAMES),
         default: Some("\"lab\""),
         when: None,
         doc: "Lab (L in, ab out), YUV (Y in, UV out) or HSV (V in, HS out; hue is circular).",
     },
     Key {
         name: "task",
-        kind: Kind::Choice(TASKS),
+        kind: Kind::Choice(&Task::NAMES),
         default: Some("\"regression\""),
         when: None,
         doc: "Regress the two chroma channels, or classify each pixel over quantized chroma bins (Zhang et al. 2016).",
     },
     Key {
         name: "loss",
-        kind: Kind::Choice(LOSSES),
+        kind: Kind::Choice(&Loss::NAMES),
         default: None,
         when: None,
         doc: "l2, l1 or huber for regression; cross_entropy for classification. Default: l2 or cross_entropy by task.",
@@ -202,14 +206,14 @@ pub const KEYS: &[Key] = &[
         name: "huber_delta",
         kind: POS_FLOAT,
         default: Some("1.0"),
-        when: Some(Condition { holds: |f| is(f, "loss", "huber"), describe: "loss = \"huber\"" }),
+        when: Some(Condition { holds: |f| is(f, "loss", Loss::Huber), describe: "loss = \"huber\"" }),
         doc: "Huber loss threshold, in the model's normalised chroma units ([-1, 1] for tanh).",
     },
     Key {
         name: "activation",
-        kind: Kind::Choice(ACTIVATIONS),
+        kind: Kind::Choice(&Activation::NAMES),
         default: Some("\"tanh\""),
-        when: Some(Condition { holds: |f| is(f, "task", "regression"), describe: "task = \"regression\"" }),
+        when: Some(Condition { holds: |f| is(f, "task", Task::Regression), describe: "task = \"regression\"" }),
         doc: "Final activation of the regression head: tanh (targets scaled to [-1, 1]), sigmoid ([0, 1]) or linear ([-1, 1]).",
     },
     Key {
@@ -297,7 +301,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "backbone.arch",
-        kind: Kind::Choice(BACKBONES),
+        kind: Kind::Choice(&Backbone::NAMES),
         default: Some("\"none\""),
         when: None,
         doc: "Global-feature backbone: none, a VGG-16-style or a ResNet-18-style network. `backbone = \"vgg16\"` is short for this key.",
@@ -311,7 +315,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "backbone.pretrain",
-        kind: Kind::Choice(PRETRAIN),
+        kind: Kind::Choice(&Pretrain::NAMES),
         default: Some("\"none\""),
         when: Some(Condition { holds: has_backbone, describe: "backbone.arch is not \"none\"" }),
         doc: "Train the backbone from scratch with the colorizer (none), or first as a classifier of the data set's labels on gray images (classification).",
@@ -321,7 +325,7 @@ pub const KEYS: &[Key] = &[
         kind: POS_INT,
         default: Some("5"),
         when: Some(Condition {
-            holds: |f| has_backbone(f) && is(f, "backbone.pretrain", "classification"),
+            holds: |f| has_backbone(f) && is(f, "backbone.pretrain", Pretrain::Classification),
             describe: "backbone.pretrain = \"classification\"",
         }),
         doc: "Epochs of classification pretraining (shared by every run with the same backbone and data).",
@@ -340,7 +344,7 @@ pub const KEYS: &[Key] = &[
         when: Some(Condition {
             holds: |f| {
                 has_backbone(f)
-                    && (is(f, "backbone.pretrain", "classification")
+                    && (is(f, "backbone.pretrain", Pretrain::Classification)
                         || f.str("backbone.weights").is_some_and(|w| !w.is_empty()))
             },
             describe: "the backbone is pretrained (backbone.pretrain or backbone.weights)",
@@ -349,7 +353,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "features",
-        kind: Kind::Choice(FEATURES),
+        kind: Kind::Choice(&FeatureMode::NAMES),
         default: None,
         when: None,
         doc: "How global features meet the local ones: none (local), fusion (Iizuka et al. 2016) or hypercolumn (Larsson et al. 2016). Default: fusion with a backbone, local without.",
@@ -359,7 +363,7 @@ pub const KEYS: &[Key] = &[
         kind: POS_INT,
         default: Some("256"),
         when: Some(Condition {
-            holds: |f| !is(f, "features", "local"),
+            holds: |f| !is(f, "features", FeatureMode::Local),
             describe: "features is \"fusion\" or \"hypercolumn\"",
         }),
         doc: "Width of the global vector and of the 1x1 fusion convolution.",
@@ -376,7 +380,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "batch_size", kind: POS_INT, default: Some("64"), when: None, doc: "Images per training step." },
     Key {
         name: "optimizer",
-        kind: Kind::Choice(OPTIMIZERS),
+        kind: Kind::Choice(&Optimizer::NAMES),
         default: Some("\"adam\""),
         when: None,
         doc: "adam, adamw (decoupled weight decay) or sgd (with momentum).",
@@ -393,19 +397,22 @@ pub const KEYS: &[Key] = &[
         name: "betas",
         kind: Kind::FloatList { min: 0.0, max: 1.0, len: 2 },
         default: Some("[0.9, 0.999]"),
-        when: Some(Condition { holds: |f| !is(f, "optimizer", "sgd"), describe: "optimizer is \"adam\" or \"adamw\"" }),
+        when: Some(Condition {
+            holds: |f| !is(f, "optimizer", Optimizer::Sgd),
+            describe: "optimizer is \"adam\" or \"adamw\"",
+        }),
         doc: "Adam's beta1 and beta2.",
     },
     Key {
         name: "momentum",
         kind: UNIT,
         default: Some("0.9"),
-        when: Some(Condition { holds: |f| is(f, "optimizer", "sgd"), describe: "optimizer = \"sgd\"" }),
+        when: Some(Condition { holds: |f| is(f, "optimizer", Optimizer::Sgd), describe: "optimizer = \"sgd\"" }),
         doc: "SGD momentum.",
     },
     Key {
         name: "lr_schedule",
-        kind: Kind::Choice(SCHEDULES),
+        kind: Kind::Choice(&LrSchedule::NAMES),
         default: Some("\"constant\""),
         when: None,
         doc: "constant, step (multiply by lr_gamma every lr_step_epochs) or cosine (anneal to lr_min over the run).",
@@ -414,27 +421,30 @@ pub const KEYS: &[Key] = &[
         name: "lr_step_epochs",
         kind: POS_INT,
         default: Some("10"),
-        when: Some(Condition { holds: |f| is(f, "lr_schedule", "step"), describe: "lr_schedule = \"step\"" }),
+        when: Some(Condition { holds: |f| is(f, "lr_schedule", LrSchedule::Step), describe: "lr_schedule = \"step\"" }),
         doc: "Epochs between learning-rate steps.",
     },
     Key {
         name: "lr_gamma",
         kind: Kind::Float { min: 0.0, max: 1.0, min_open: true },
         default: Some("0.1"),
-        when: Some(Condition { holds: |f| is(f, "lr_schedule", "step"), describe: "lr_schedule = \"step\"" }),
+        when: Some(Condition { holds: |f| is(f, "lr_schedule", LrSchedule::Step), describe: "lr_schedule = \"step\"" }),
         doc: "Factor applied to the learning rate at each step.",
     },
     Key {
         name: "lr_min",
         kind: Kind::Float { min: 0.0, max: f64::INFINITY, min_open: false },
         default: Some("0.0"),
-        when: Some(Condition { holds: |f| is(f, "lr_schedule", "cosine"), describe: "lr_schedule = \"cosine\"" }),
+        when: Some(Condition {
+            holds: |f| is(f, "lr_schedule", LrSchedule::Cosine),
+            describe: "lr_schedule = \"cosine\"",
+        }),
         doc: "Final learning rate of the cosine schedule.",
     },
     // --- evaluation ---
     Key {
         name: "judge.arch",
-        kind: Kind::Choice(BACKBONES),
+        kind: Kind::Choice(&Backbone::NAMES),
         default: Some("\"none\""),
         when: None,
         doc: "Zhang et al.'s semantic test: a classifier of the data set's labels trained on the true-colour training images (vgg16 or resnet18; none = no test), trained once and cached under <results>/.judge/. Every epoch logs its top-1 on the colorized (top1_colorized), gray (top1_gray) and true-colour (top1_color) validation images.",
@@ -475,20 +485,6 @@ pub fn key(name: &str) -> Option<&'static Key> {
 pub fn key_names() -> impl Iterator<Item = &'static str> {
     KEYS.iter().map(|k| k.name).chain(SHORTHANDS.iter().map(|s| s.0))
 }
-
-/// Metrics a sweep may rank by, and whether higher is better.
-pub const METRICS: &[(&str, bool)] = &[
-    ("psnr", true),
-    ("ab_rmse", false),
-    ("auc", true),
-    ("auc_rebal", true),
-    ("colorfulness", true),
-    ("val_loss", false),
-    ("train_loss", false),
-    ("top1_colorized", true),
-    ("top1_gray", true),
-    ("top1_color", true),
-];
 
 impl Kind {
     /// What a valid value looks like, for error messages.

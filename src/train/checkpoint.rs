@@ -3,7 +3,8 @@
 //!
 //! Epoch N is written into `checkpoints/.epoch-000N.tmp/` and renamed to `checkpoints/epoch-000N/`
 //! once complete (a rename within a folder is atomic). Only the newest epoch and `best/` (a copy of
-//! the epoch with the best primary metric) are kept.
+//! the epoch with the best primary metric, with `best/epoch` naming it) are kept. The names are the
+//! store's ([`crate::store::layout::checkpoints`]); the format and the publishing are this module's.
 
 use std::path::{Path, PathBuf};
 
@@ -12,23 +13,19 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 
 use crate::model::ColorizationNet;
-
-pub const CHECKPOINTS: &str = "checkpoints";
-pub const MODEL_FILE: &str = "model.bpk";
-pub const OPTIM_FILE: &str = "optim.bpk";
-
-fn epoch_dir(run_dir: &Path, epoch: u64) -> PathBuf {
-    run_dir.join(CHECKPOINTS).join(format!("epoch-{epoch:04}"))
-}
+use crate::store::layout::checkpoints::{
+    BEST_EPOCH_FILE, BEST_TMP, MODEL_FILE, OPTIM_FILE, best_dir, dir as checkpoints_dir, epoch_dir, epoch_of,
+    epoch_tmp_dir,
+};
 
 /// The newest complete checkpoint: its epoch (1-based count of finished epochs) and folder.
 pub fn latest(run_dir: &Path) -> Option<(u64, PathBuf)> {
-    let entries = std::fs::read_dir(run_dir.join(CHECKPOINTS)).ok()?;
+    let entries = std::fs::read_dir(checkpoints_dir(run_dir)).ok()?;
     entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let epoch = name.strip_prefix("epoch-")?.parse::<u64>().ok()?;
+            let epoch = epoch_of(&name)?;
             e.path().join(MODEL_FILE).is_file().then(|| (epoch, e.path()))
         })
         .max_by_key(|(epoch, _)| *epoch)
@@ -41,7 +38,7 @@ pub fn resolve(run_dir: &Path, which: &str) -> Result<PathBuf> {
             format!("{} has no checkpoint yet: train it first (sweep exec {})", run_dir.display(), run_dir.display())
         }),
         "best" => {
-            let best = run_dir.join(CHECKPOINTS).join("best");
+            let best = best_dir(run_dir);
             if best.join(MODEL_FILE).is_file() { Ok(best) } else { resolve(run_dir, "last") }
         }
         path => {
@@ -69,9 +66,9 @@ pub fn save(
     is_best: bool,
     before_publish: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
-    let root = run_dir.join(CHECKPOINTS);
+    let root = checkpoints_dir(run_dir);
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let tmp = root.join(format!(".epoch-{epoch:04}.tmp"));
+    let tmp = epoch_tmp_dir(run_dir, epoch);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
@@ -86,21 +83,21 @@ pub fn save(
     }
     std::fs::rename(&tmp, &dir).with_context(|| format!("cannot publish checkpoint {}", dir.display()))?;
     if is_best {
-        let best_tmp = root.join(".best.tmp");
+        let best_tmp = root.join(BEST_TMP);
         let _ = std::fs::remove_dir_all(&best_tmp);
         std::fs::create_dir_all(&best_tmp)?;
         for f in [MODEL_FILE, OPTIM_FILE] {
             std::fs::copy(dir.join(f), best_tmp.join(f))?;
         }
-        std::fs::write(best_tmp.join("epoch"), epoch.to_string())?;
-        let best = root.join("best");
+        std::fs::write(best_tmp.join(BEST_EPOCH_FILE), epoch.to_string())?;
+        let best = best_dir(run_dir);
         let _ = std::fs::remove_dir_all(&best);
         std::fs::rename(&best_tmp, &best)?;
     }
     // Keep only the newest epoch (and best/).
     for entry in std::fs::read_dir(&root)?.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(n) = name.strip_prefix("epoch-").and_then(|n| n.parse::<u64>().ok())
+        if let Some(n) = epoch_of(&name)
             && n < epoch
         {
             let _ = std::fs::remove_dir_all(entry.path());
@@ -108,6 +105,11 @@ pub fn save(
     }
     sync_dir(&root);
     Ok(())
+}
+
+/// The epoch `best/` was copied from, as `best/epoch` records it (`None` without a readable one).
+pub fn recorded_best_epoch(run_dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(best_dir(run_dir).join(BEST_EPOCH_FILE)).ok()?.trim().parse().ok()
 }
 
 /// Loads a checkpoint's model into `model` (built from the same config).

@@ -1,37 +1,22 @@
-//! `--device cpu|cuda:N|wgpu[:N]` -> a burn device, chosen explicitly (never `Device::default()`,
-//! which picks CUDA whenever it is compiled in, GPU or not). A backend that is not compiled in, or a
-//! device that is not there, is an error that says so, found by a probe before training starts.
+//! A [`crate::device::Device`] (`--device cpu|cuda:N|wgpu[:N]`) -> a burn device, chosen
+//! explicitly (never `Device::default()`, which picks CUDA whenever it is compiled in, GPU or not). A
+//! backend that is not compiled in, or a device that is not there, is an error that says so, found by
+//! a probe before training starts.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 
-/// The devices this build can use, for error messages.
-pub fn compiled_devices() -> &'static str {
-    match (cfg!(feature = "cuda"), cfg!(feature = "wgpu")) {
-        (true, true) => "cpu, cuda:N, wgpu[:N]",
-        (true, false) => "cpu, cuda:N",
-        (false, true) => "cpu, wgpu[:N]",
-        (false, false) => "cpu (build with --features cuda or --features wgpu for a GPU)",
-    }
-}
+use crate::device::compiled_devices;
 
-/// Parses a device name and checks that the device works.
-pub fn parse_device(name: &str) -> Result<Device> {
-    let (kind, index) = match name.split_once(':') {
-        Some((k, i)) => {
-            let i: usize = i.parse().with_context(|| format!("device `{name}`: `{i}` is not a device index"))?;
-            (k, Some(i))
-        }
-        None => (name, None),
+/// The burn device `device` names, checked to work.
+pub fn open_device(device: crate::device::Device) -> Result<Device> {
+    let burn_device = match device {
+        crate::device::Device::Cpu => Device::flex(),
+        crate::device::Device::Cuda(index) => cuda(index)?,
+        crate::device::Device::Wgpu(index) => wgpu(index)?,
     };
-    let device = match kind {
-        "cpu" | "flex" if index.is_none() => Device::flex(),
-        "cuda" => cuda(index.unwrap_or(0))?,
-        "wgpu" => wgpu(index)?,
-        _ => bail!("unknown device `{name}`: this build supports {}", compiled_devices()),
-    };
-    probe(&device, name)?;
-    Ok(device)
+    probe(&burn_device, &device.to_string())?;
+    Ok(burn_device)
 }
 
 #[cfg(feature = "cuda")]
@@ -95,15 +80,12 @@ fn probe(device: &Device, name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    // Unknown names and bad indices never get here: `crate::device` rejects them when parsing.
     #[test]
-    fn cpu_works_and_unknown_or_missing_backends_are_clear_errors() {
-        parse_device("cpu").unwrap();
-        let err = parse_device("tpu:0").unwrap_err().to_string();
-        assert!(err.contains("unknown device `tpu:0`") && err.contains("cpu"), "{err}");
-        let err = parse_device("cuda:x").unwrap_err().to_string();
-        assert!(err.contains("not a device index"), "{err}");
+    fn cpu_works_and_missing_backends_are_clear_errors() {
+        open_device(crate::device::Device::Cpu).unwrap();
         if !cfg!(feature = "cuda") {
-            let err = parse_device("cuda:0").unwrap_err().to_string();
+            let err = open_device(crate::device::Device::Cuda(0)).unwrap_err().to_string();
             assert!(err.contains("--features cuda"), "{err}");
         }
     }

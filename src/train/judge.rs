@@ -11,22 +11,19 @@
 
 use std::path::Path;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 
 use super::pretrain::{ClassifierInput, ClassifierJob, cached_classifier, classify_all};
-use super::trainer::RunLog;
 use crate::color::ColorSpace;
 use crate::color::convert::{decoded_planar, gray_planar};
 use crate::data::{ColorBatch, DataSet};
 use crate::metrics::{SemanticTop1, top1};
-use crate::model::{Backbone, BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
-use crate::spec::Flat;
-
-/// Keys besides the data's that decide the judge: its architecture and training; not the colorizer,
-/// and not the run's seed: a measuring instrument, it is seeded by the data seed and shared by all seeds.
-const KEYS: &[&str] = &["judge.arch", "judge.width", "judge.epochs", "lr", "batch_size"];
+use crate::model::{BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
+use crate::spec::RunConfig;
+use crate::store::layout::{CacheKind, ClassifierCache};
+use crate::store::log::RunLog;
 
 /// A trained judge, ready to classify.
 pub struct Judge {
@@ -34,49 +31,39 @@ pub struct Judge {
     classes: usize,
 }
 
-/// The run's judge, trained first if no run has; `None` when `judge.arch = "none"`.
+/// The run's judge, trained first if no run has; `None` without one (`judge.arch = "none"`).
 pub fn judge(
-    cfg: &Flat,
+    cfg: &RunConfig,
     data: &DataSet,
     device: &Device,
     results_root: &Path,
     log: &mut RunLog,
 ) -> Result<Option<Judge>> {
-    let arch = match cfg.text("judge.arch") {
-        "vgg16" => Backbone::Vgg16,
-        "resnet18" => Backbone::Resnet18,
-        _ => return Ok(None),
-    };
-    let image_size = cfg.int("image_size") as usize;
-    if !image_size.is_multiple_of(32) {
-        anyhow::bail!(
-            "judge.arch = \"{}\" needs image_size to be a multiple of 32, not {image_size}",
-            cfg.text("judge.arch")
-        );
-    }
+    let Some(judge) = &cfg.judge else { return Ok(None) };
     let classes = data.classes.len();
     let net = BackboneConfig {
-        arch,
-        width: cfg.float("judge.width") as f32,
-        variant: BackboneVariant::for_image_size(image_size),
+        arch: judge.arch,
+        width: judge.width,
+        variant: BackboneVariant::for_image_size(cfg.data.image_size),
         input: BackboneInput::Rgb,
         num_classes: classes,
     };
     let job = ClassifierJob {
         role: "judge",
-        dir: super::pretrain::cache_dir(cfg, results_root, ".judge", KEYS),
+        cache: ClassifierCache::new(results_root, CacheKind::Judge, &judge.classifier.cache_key),
         net: net.clone(),
         input: ClassifierInput::Rgb,
-        epochs: cfg.int("judge.epochs") as u64,
-        seed: cfg.int("data_seed") as u64,
-        lr: cfg.float("lr"),
-        batch_size: cfg.int("batch_size") as usize,
+        epochs: judge.classifier.epochs,
+        // A measuring instrument: seeded by the data, shared by every seed of every run.
+        seed: cfg.data.data_seed,
+        lr: cfg.train.lr,
+        batch_size: cfg.train.batch_size,
     };
     let trained = cached_classifier(&job, data, device, log)?;
     let net = net
         .init(device)
         .try_load_file(&trained.path)
-        .map_err(|e| anyhow!("cannot load the judge {}: {e:?}", trained.path.display()))?;
+        .with_context(|| format!("cannot load the judge {}", trained.path.display()))?;
     Ok(Some(Judge { net, classes }))
 }
 
@@ -120,6 +107,7 @@ impl SemanticTest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Backbone;
 
     fn tiny_judge(device: &Device) -> Judge {
         let config = BackboneConfig {

@@ -11,36 +11,34 @@
 //! optionally weighted per pixel by the class-rebalancing weight of the true colour's bin, and
 //! predictions are decoded by the annealed mean at temperature T (circular for hue).
 //!
-//! To add a loss: a variant in `schema.rs`'s LOSSES, a branch in [`Objective::loss`].
+//! The losses themselves are in [`crate::loss`] (to add one, see there): the objective computes the
+//! residual or the logits' targets, and weights and averages what the loss gives per value.
 
 use std::sync::Arc;
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::color::ColorSpace;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
 use crate::data::ColorBatch;
-use crate::spec::Flat;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RegressionLoss {
-    L2,
-    L1,
-    Huber { delta: f32 },
-}
+use crate::loss::{ClassificationLoss, LossParams, RegressionLoss};
+use crate::model::Activation;
+use crate::spec::RunConfig;
+use crate::spec::run_config::TaskConfig;
 
 /// How model outputs relate to chroma.
 #[derive(Clone)]
 pub enum Objective {
     Regression {
         space: ColorSpace,
-        loss: RegressionLoss,
+        loss: &'static dyn RegressionLoss,
+        params: LossParams,
         /// Output range of the activation: (-1, 1) or (0, 1).
         range: (f32, f32),
     },
     Classification {
         space: ColorSpace,
+        loss: &'static dyn ClassificationLoss,
         bins: Arc<ChromaBins>,
         soft_k: usize,
         soft_sigma: f32,
@@ -85,47 +83,41 @@ impl HostBatch {
 }
 
 impl Objective {
-    /// Builds the objective of a resolved config. `train_chroma` (planar `[n][2][hw]`, the training
-    /// set's chroma) gives the empirical prior for rebalancing.
-    pub fn new(cfg: &Flat, train_chroma: impl FnOnce() -> Vec<f32>) -> Objective {
+    /// Builds the objective of a run. `train_chroma` (planar `[n][2][hw]`, the training set's
+    /// chroma) gives the empirical prior for rebalancing.
+    pub fn new(cfg: &RunConfig, train_chroma: impl FnOnce() -> Vec<f32>) -> Objective {
         Self::build(cfg, Some(train_chroma))
     }
 
     /// The objective for decoding a trained run's outputs: no training data, so no rebalancing weights.
-    pub fn for_inference(cfg: &Flat) -> Objective {
+    pub fn for_inference(cfg: &RunConfig) -> Objective {
         Self::build(cfg, None::<fn() -> Vec<f32>>)
     }
 
-    fn build(cfg: &Flat, train_chroma: Option<impl FnOnce() -> Vec<f32>>) -> Objective {
-        let space = cfg.color_space();
-        if cfg.text("task") == "classification" {
-            let bins = ChromaBins::new(space, cfg.float("bin_size") as f32);
-            let (soft_k, soft_sigma) = if cfg.flag("soft_encoding") {
-                (cfg.int("soft_k") as usize, cfg.float("soft_sigma") as f32)
-            } else {
-                (1, 1.0)
-            };
-            let weights = train_chroma.filter(|_| cfg.flag("rebalance")).map(|chroma| {
-                let side = cfg.int("image_size") as usize;
-                let prior = bins.prior(&chroma(), side * side, cfg.float("prior_sigma") as f32);
-                rebalance_weights(&prior, cfg.float("rebalance_lambda") as f32)
-            });
-            Objective::Classification {
-                space,
-                bins,
-                soft_k,
-                soft_sigma,
-                weights,
-                temperature: cfg.float("temperature") as f32,
+    fn build(cfg: &RunConfig, train_chroma: Option<impl FnOnce() -> Vec<f32>>) -> Objective {
+        let space = cfg.color_space;
+        match &cfg.task {
+            TaskConfig::Regression(r) => {
+                Objective::Regression { space, loss: r.loss, params: r.params, range: target_range(r.activation) }
             }
-        } else {
-            let loss = match cfg.text("loss") {
-                "l1" => RegressionLoss::L1,
-                "huber" => RegressionLoss::Huber { delta: cfg.float("huber_delta") as f32 },
-                _ => RegressionLoss::L2,
-            };
-            let range = if cfg.text("activation") == "sigmoid" { (0.0, 1.0) } else { (-1.0, 1.0) };
-            Objective::Regression { space, loss, range }
+            TaskConfig::Classification(c) => {
+                let bins = ChromaBins::new(space, c.bin_size);
+                let (soft_k, soft_sigma) = c.soft.map_or((1, 1.0), |soft| (soft.k, soft.sigma));
+                let weights = train_chroma.zip(c.rebalance).map(|(chroma, rebalance)| {
+                    let side = cfg.data.image_size;
+                    let prior = bins.prior(&chroma(), side * side, rebalance.prior_sigma);
+                    rebalance_weights(&prior, rebalance.lambda)
+                });
+                Objective::Classification {
+                    space,
+                    loss: c.loss,
+                    bins,
+                    soft_k,
+                    soft_sigma,
+                    weights,
+                    temperature: c.temperature,
+                }
+            }
         }
     }
 
@@ -173,21 +165,12 @@ impl Objective {
     /// The mean loss of a batch (a scalar tensor).
     pub fn loss(&self, output: Tensor<4>, batch: &DeviceBatch) -> Tensor<1> {
         match self {
-            Objective::Regression { space, loss, range } => {
+            Objective::Regression { space, loss, params, range } => {
                 let mut diff = output - batch.target.clone();
                 if let Some(hue) = space.hue_channel() {
                     diff = wrap_hue(diff, hue, range.1 - range.0);
                 }
-                let per_value = match loss {
-                    RegressionLoss::L2 => diff.powi_scalar(2),
-                    RegressionLoss::L1 => diff.abs(),
-                    RegressionLoss::Huber { delta } => {
-                        // 0.5 a^2 below delta, delta (a - delta / 2) above: q = min(a, delta) gives both.
-                        let a = diff.abs();
-                        let q = a.clone().clamp_max(*delta);
-                        q.clone().powi_scalar(2).mul_scalar(0.5) + (a - q).mul_scalar(*delta)
-                    }
-                };
+                let per_value = loss.per_value(diff, params);
                 match (&batch.weight, space.hue_channel()) {
                     (Some(w), Some(hue)) => {
                         let [n, c, h, wd] = per_value.dims();
@@ -196,12 +179,11 @@ impl Objective {
                         let rest = per_value.narrow(1, other, 1);
                         (hue_term + rest).sum().div_scalar((n * c * h * wd) as f32)
                     }
-                    _ => per_value.mean(),
+                    (None, _) | (_, None) => per_value.mean(),
                 }
             }
-            Objective::Classification { .. } => {
-                let log_p = log_softmax(output, 1);
-                let per_pixel = (log_p * batch.target.clone()).sum_dim(1).neg();
+            Objective::Classification { loss, .. } => {
+                let per_pixel = loss.per_pixel(output, batch.target.clone());
                 match &batch.weight {
                     Some(w) => (per_pixel * w.clone()).mean(),
                     None => per_pixel.mean(),
@@ -219,6 +201,15 @@ impl Objective {
                 bins.annealed_mean(&output, hw, temperature.unwrap_or(*t))
             }
         }
+    }
+}
+
+/// The range regression targets are scaled to: the activation's output range, [-1, 1] for an
+/// unbounded (linear) output.
+fn target_range(activation: Activation) -> (f32, f32) {
+    match activation {
+        Activation::Sigmoid => (0.0, 1.0),
+        Activation::Tanh | Activation::Linear => (-1.0, 1.0),
     }
 }
 

@@ -5,9 +5,10 @@
 //! - the semantic judge of [`super::judge`], trained on true-colour images (`<results>/.judge/<hash>/`).
 //!
 //! A cache folder holds `classifier.bpk`, `metrics.csv` (one row per epoch) and `top1` (the final
-//! validation top-1). The hash covers the data (set, folder, size, image counts, seed) and what
-//! each kind lists besides: what the classifier sees, its architecture, epochs, lr, batch size and,
-//! for the pretrained backbone, the run's seed (the judge is seeded by the data seed). Concurrent runs
+//! validation top-1). Its name is the hash the run's config gives each classifier
+//! ([`crate::spec::run_config::ClassifierConfig`]): the data (set, folder, size, image counts, seed)
+//! and what each kind lists besides: what the classifier sees, its architecture, epochs, lr, batch
+//! size and, for the pretrained backbone, the run's seed (the judge is seeded by the data seed). Concurrent runs
 //! needing the same classifier take a lock file (with the owner's pid); the others wait for the
 //! result instead of training it twice, and take over a lock whose owner died.
 
@@ -20,17 +21,19 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::trainer::{RunLog, seeded};
+use super::trainer::seeded;
+use crate::atomic::write_atomic;
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
-use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, ImageSource, prepare};
 use crate::metrics::top1;
 use crate::model::{BackboneConfig, BackboneNet};
 use crate::rng::Rng;
-use crate::runner::lock::LockFile;
-use crate::spec::Flat;
-use crate::spec::expand::short_hash;
+use crate::spec::RunConfig;
+use crate::spec::run_config::ClassifierConfig;
+use crate::store::layout::{CacheKind, ClassifierCache};
+use crate::store::lock::LockFile;
+use crate::store::log::RunLog;
 
 /// A trained classifier: its burnpack file and its top-1 (%) on the validation images.
 pub struct Pretrained {
@@ -68,7 +71,7 @@ impl ClassifierInput {
 pub struct ClassifierJob {
     /// What it is for, in log lines ("backbone", "judge").
     pub role: &'static str,
-    pub dir: PathBuf,
+    pub cache: ClassifierCache,
     pub net: BackboneConfig,
     pub input: ClassifierInput,
     pub epochs: u64,
@@ -77,26 +80,13 @@ pub struct ClassifierJob {
     pub batch_size: usize,
 }
 
-/// Keys that decide the images every cached classifier learns from.
-const DATA_KEYS: &[&str] = &["dataset", "data_dir", "image_size", "train_images", "val_images", "data_seed"];
-
-/// The cache folder `<results>/<kind>/<hash>`, the hash over the values of the data keys and `keys`.
-pub fn cache_dir(cfg: &Flat, results_root: &Path, kind: &str, keys: &[&str]) -> PathBuf {
-    let key: Vec<String> = DATA_KEYS
-        .iter()
-        .chain(keys)
-        .map(|k| format!("{k}={}", cfg.value(k).map(|v| v.to_string()).unwrap_or_default()))
-        .collect();
-    results_root.join(kind).join(short_hash(&key.join("\n")))
-}
-
 /// Returns the cached classifier of `job`, training it first if no run has.
 pub fn cached_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &mut RunLog) -> Result<Pretrained> {
-    let dir = &job.dir;
+    let dir = &job.cache.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("classifier.bpk");
-    let top1_path = dir.join("top1");
-    let lock = dir.join("lock");
+    let path = job.cache.classifier();
+    let top1_path = job.cache.top1();
+    let lock = job.cache.lock();
     let mut waited = false;
     loop {
         if path.is_file()
@@ -145,7 +135,7 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
         "training the {} to classify {classes} classes for {} epochs ({})",
         job.role,
         job.epochs,
-        job.dir.display()
+        job.cache.dir.display()
     ));
     for epoch in 0..job.epochs {
         let started = Instant::now();
@@ -173,11 +163,11 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
         csv.push_str(&format!("{},{mean_loss:.6},{top:.4},{:.2}\n", epoch + 1, started.elapsed().as_secs_f64()));
         log.line(&format!("{} epoch {}/{}: loss {mean_loss:.4}, val top-1 {top:.1}%", job.role, epoch + 1, job.epochs));
     }
-    write_atomic(&job.dir.join("metrics.csv"), csv.as_bytes())?;
-    let tmp = job.dir.join(".classifier.bpk.tmp");
-    net.valid().save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot save the {} classifier: {e:?}", job.role))?;
-    std::fs::rename(&tmp, job.dir.join("classifier.bpk"))?;
-    write_atomic(&job.dir.join("top1"), format!("{top}").as_bytes())?;
+    write_atomic(&job.cache.metrics(), csv.as_bytes())?;
+    let tmp = job.cache.classifier_tmp();
+    net.valid().save_file(&tmp).with_context(|| format!("cannot save the {} classifier", job.role))?;
+    std::fs::rename(&tmp, job.cache.classifier())?;
+    write_atomic(&job.cache.top1(), format!("{top}").as_bytes())?;
     Ok(top)
 }
 
@@ -195,7 +185,7 @@ pub fn classify_all(
     for chunk in images.chunks(batch_size.max(1) * per_image) {
         let n = chunk.len() / per_image;
         let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, channels, side, side]), device);
-        logits.extend(net.classify(x).into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        logits.extend(net.classify(x).into_data().try_to_vec::<f32>()?);
     }
     Ok(logits)
 }
@@ -210,14 +200,11 @@ fn cross_entropy(logits: Tensor<2>, labels: &[u32], classes: usize, device: &Dev
     (log_softmax(logits, 1) * target).sum_dim(1).neg().mean()
 }
 
-/// Keys besides the data's that decide the classification-pretrained backbone.
-const BACKBONE_KEYS: &[&str] =
-    &["color_space", "backbone.arch", "backbone.width", "backbone.pretrain_epochs", "lr", "batch_size", "seed"];
-
 /// The classification-pretrained backbone a run needs (`backbone.pretrain = "classification"`):
 /// `net` is the colorizer's backbone config with a classifier of the data set's classes.
 pub fn pretrained_backbone(
-    cfg: &Flat,
+    cfg: &RunConfig,
+    pretrain: &ClassifierConfig,
     net: BackboneConfig,
     data: &DataSet,
     device: &Device,
@@ -226,13 +213,13 @@ pub fn pretrained_backbone(
 ) -> Result<Pretrained> {
     let job = ClassifierJob {
         role: "backbone",
-        dir: cache_dir(cfg, results_root, ".pretrain", BACKBONE_KEYS),
+        cache: ClassifierCache::new(results_root, CacheKind::Pretrain, &pretrain.cache_key),
         net,
-        input: ClassifierInput::Gray(cfg.color_space()),
-        epochs: cfg.int("backbone.pretrain_epochs") as u64,
-        seed: cfg.int("seed") as u64,
-        lr: cfg.float("lr"),
-        batch_size: cfg.int("batch_size") as usize,
+        input: ClassifierInput::Gray(cfg.color_space),
+        epochs: pretrain.epochs,
+        seed: cfg.seed,
+        lr: cfg.train.lr,
+        batch_size: cfg.train.batch_size,
     };
     cached_classifier(&job, data, device, log)
 }

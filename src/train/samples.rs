@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::atomic::write_atomic;
 use crate::color::ColorSpace;
 use crate::color::convert::{decoded_planar, gray_planar};
 use crate::data::ColorBatch;
-use crate::data::io::write_atomic;
 
 /// Writes the sheet for the first `count` images of `val`, with `predicted` chroma `[k][2][hw]`.
 pub fn write_sheet(path: &Path, space: ColorSpace, val: &ColorBatch, predicted: &[f32], count: usize) -> Result<()> {

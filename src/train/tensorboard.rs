@@ -1,13 +1,14 @@
 //! TensorBoard event files: a run's per-epoch scalars and sample sheet, written as it trains, so that
 //! `tensorboard --logdir results/<sweep>` shows every run of a sweep live, named by variant and seed.
 //!
-//! Layout: `results/<sweep>/tb/<variant>/seed<N>/events.out.tfevents.<unix seconds>.<run id>.<pid>.<n>`
-//! ([`TB_DIR`], [`run_dir`]). TensorBoard names a run by the folder of its event files relative to the
-//! log directory, so runs appear as `tb/<variant>/seed<N>` (a name that cannot be a folder as it is
-//! gets `_` for its unsafe characters and a hash suffix; see [`run_dir`]). Each epoch adds one event with a scalar per `metrics.csv` column (tag = column name,
-//! step = epoch: losses, every metric, `lr`, `images_per_s`, `seconds`, and the judge's columns when
-//! there is one) and one with `samples.png` as an image (tag `samples`); the file is flushed after
-//! each epoch, so a TensorBoard watching it updates as the run trains.
+//! Layout: `results/<sweep>/tb/<variant>/seed<N>/events.out.tfevents.<unix seconds>.<run id>.<pid>.<n>`:
+//! the folder is the store's ([`crate::store::layout::tensorboard_dir`]), the file names in it are
+//! TensorBoard's convention and ours. TensorBoard names a run by the folder of its event files
+//! relative to the log directory, so runs appear as `tb/<variant>/seed<N>`. Each epoch adds one event
+//! with a scalar per `metrics.csv` column (tag = column name, step = epoch: losses, every metric,
+//! `lr`, `images_per_s`, `seconds`, and the judge's columns when there is one) and one with
+//! `samples.png` as an image (tag `samples`); the file is flushed after each epoch, so a TensorBoard
+//! watching it updates as the run trains.
 //!
 //! Resumption: each attempt of a run writes a new event file that starts with the epochs `metrics.csv`
 //! kept (their scalars; the sample sheets of earlier epochs are not kept, so a resumed run's image
@@ -29,38 +30,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
-use super::metrics_file::{COLUMNS, MetricsRow};
+use crate::store::metrics_file::{COLUMNS, MetricsRow};
 
-/// The folder under `results/<sweep>/` that holds the event files of every run.
-pub const TB_DIR: &str = "tb";
 /// Start of every event file's name: TensorBoard reads the files whose names contain `tfevents`.
 pub const FILE_PREFIX: &str = "events.out.tfevents.";
 /// The image tag of the sample sheet.
 pub const SAMPLES_TAG: &str = "samples";
-/// Longest folder name a variant gets (file systems allow 255 bytes).
-const MAX_NAME: usize = 200;
-
-/// The folder of a run's event files: `<sweep_dir>/tb/<variant>/seed<seed>`. A variant name that
-/// cannot be a folder name as it is (a `/`, a leading `.`, over [`MAX_NAME`] bytes) gets its unsafe
-/// characters replaced by `_`, is shortened, and ends in `~` and 8 hex digits of a hash of the name,
-/// so that two variants never share a folder (and delete each other's files, see [`RunBoard::open`]).
-pub fn run_dir(sweep_dir: &Path, variant: &str, seed: u64) -> PathBuf {
-    let mut name: String =
-        variant.chars().map(|c| if c.is_alphanumeric() || " _.,=+-@()[]".contains(c) { c } else { '_' }).collect();
-    if name.starts_with('.') {
-        name.insert(0, '_');
-    }
-    if name != variant || name.len() > MAX_NAME || name.is_empty() {
-        while name.len() > MAX_NAME - 9 {
-            name.pop();
-        }
-        let hash = Sha256::digest(variant.as_bytes());
-        name += &format!("~{:02x}{:02x}{:02x}{:02x}", hash[0], hash[1], hash[2], hash[3]);
-    }
-    sweep_dir.join(TB_DIR).join(name).join(format!("seed{seed}"))
-}
 
 /// The TensorBoard view of one run, kept up to date by the trainer (see the module docs).
 pub struct RunBoard {
@@ -254,22 +230,5 @@ mod tests {
         let mut n = Vec::new();
         varint(&mut n, -1i64 as u64);
         assert_eq!(n.len(), 10);
-    }
-
-    #[test]
-    fn variant_names_become_one_folder_each() {
-        let sweep = Path::new("r/s");
-        let name = |variant: &str| run_dir(sweep, variant, 0).parent().unwrap().file_name().unwrap().to_owned();
-        assert_eq!(run_dir(sweep, "cls,color_space=lab", 2), Path::new("r/s/tb/cls,color_space=lab/seed2"));
-        let slash = name("w=/data/x.pth");
-        assert!(slash.to_str().unwrap().starts_with("w=_data_x.pth~"), "{slash:?}");
-        assert_ne!(slash, name("w=_data_x.pth"), "a replaced character never makes two names one");
-        for odd in ["..", ".", ""] {
-            assert!(!name(odd).to_str().unwrap().starts_with('.') && !name(odd).is_empty(), "{odd:?}");
-        }
-        // Long names that differ only past the cut stay apart.
-        let (a, b) = ("x".repeat(300) + "a", "x".repeat(300) + "b");
-        assert!(name(&a).len() <= MAX_NAME);
-        assert_ne!(name(&a), name(&b));
     }
 }

@@ -9,12 +9,10 @@
 //! checkpointing, metric loggers and TUI do not fit those contracts. The learning-rate schedules are
 //! closed-form functions of the epoch (see [`learning_rate`]), so resuming needs no scheduler state.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
@@ -23,43 +21,33 @@ use burn::optim::{
 use burn::tensor::{Device, Tensor};
 
 use super::checkpoint;
-use super::curve_file;
 use super::judge::{SemanticTest, judge};
-use super::metrics_file::{MetricsFile, MetricsRow};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
 use super::samples;
-use super::tensorboard::{self, RunBoard};
+use super::tensorboard::RunBoard;
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
 use crate::color::quantize::{ChromaBins, rebalance_weights};
-use crate::data::filelist::FILE_LISTS;
-use crate::data::io::write_atomic;
 use crate::data::{ColorBatch, DataSet, prepare, prepare_augmented};
 use crate::metrics::{Accumulator, ClassWeights};
-use crate::model::{
-    Activation, Backbone, BackboneInput, ColorizationNet, FeatureMode, LoadOptions, ModelConfig, Output,
-};
+use crate::model::{BackboneInput, ColorizationNet, LoadOptions, ModelConfig, Output};
 use crate::rng::Rng;
-use crate::runner::lock::LockFile;
-use crate::runner::status::{RunStatus, State, this_host};
-use crate::spec::{Flat, RunPlan, SweepMeta, read_config};
+use crate::spec::run_config::{BackboneStart, OptimizerConfig, Schedule, TaskConfig, TrainConfig};
+use crate::spec::{RunConfig, RunPlan, SweepMeta, read_config};
+use crate::store::curve_file;
+use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE, file_lists_dir, results_root, tensorboard_dir};
+use crate::store::lock::RunLock;
+use crate::store::log::RunLog;
+use crate::store::metrics_file::{MetricsFile, MetricsRow};
+use crate::store::model_info::ModelInfo;
+use crate::store::protocol::stop_requested;
+use crate::store::status::{End, RunStatus};
 
 /// Images whose chroma estimates the class prior (for rebalancing and the rebalanced AuC).
 const PRIOR_IMAGES: usize = 5000;
 /// Validation images on `samples.png`.
 const SAMPLE_IMAGES: usize = 8;
-
-/// Set by Ctrl-C / SIGTERM: the loop stops at the next batch and records the run as interrupted.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Installs the Ctrl-C / SIGTERM handler once per process.
-pub fn install_stop_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
-    });
-}
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,70 +56,37 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// A line-oriented log: to stdout and to the run's `log.txt`.
-pub struct RunLog {
-    file: Option<std::fs::File>,
-    quiet: bool,
-}
-
-impl RunLog {
-    pub fn open(run_dir: &Path, quiet: bool) -> RunLog {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("log.txt")).ok();
-        RunLog { file, quiet }
-    }
-    pub fn line(&mut self, text: &str) {
-        if !self.quiet {
-            println!("{text}");
-        }
-        if let Some(f) = &mut self.file {
-            let _ = writeln!(f, "{text}");
-        }
-    }
-}
-
 /// Trains the run in `run_dir` on `device` (plain, without autodiff) until it is done, fails or is
-/// interrupted. Keeps `status.json` up to date; a failure is recorded there with its reason.
+/// interrupted. Keeps `status.json` up to date; a failure is recorded there with its reason. Another
+/// live process training the run already is the error [`crate::store::protocol::RunBusy`].
 pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
-    let config_path = run_dir.join("config.toml");
+    let config_path = run_dir.join(CONFIG_FILE);
     if !config_path.is_file() {
-        bail!("{} is not a run folder: it has no config.toml (sweep run creates them)", run_dir.display());
+        bail!("{} is not a run folder: it has no {CONFIG_FILE} (sweep run creates them)", run_dir.display());
     }
-    let (meta, mut run) = read_config(&config_path, Some(&id)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (meta, mut run) = read_config(&config_path, Some(&id))?;
     // One trainer per run, whoever started it (two executors, a Slurm task and a local run, a user).
-    let _lock = LockFile::try_acquire(&run_dir.join("exec.lock"))?
-        .map_err(|held| RunBusy { run_dir: run_dir.to_path_buf(), pid: held.pid })?;
+    let _lock = RunLock::acquire(run_dir)?;
     let mut status = match RunStatus::read(run_dir)? {
         Some(s) => s,
         None => RunStatus::pending(&run, &meta.name),
     };
     // config.toml describes one run; the variant's name lives in the status the runner wrote.
     run.variant = status.variant.clone();
-    status.state = State::Running;
-    status.reason = None;
-    status.pid = Some(std::process::id());
-    status.host = Some(this_host());
-    status.attempts += 1;
-    status.write(run_dir)?;
+    status.begin_attempt(run_dir)?;
     let clock = WallClock { started: Instant::now(), before: status.seconds };
     let mut log = RunLog::open(run_dir, quiet);
     let result = train(run_dir, &meta, &run, device, &mut status, &clock, &mut log);
-    status.pid = None;
-    status.seconds = clock.seconds();
-    match &result {
-        Ok(Outcome::Done) => status.state = State::Done,
-        Ok(Outcome::Interrupted) => {
-            status.state = State::Interrupted;
-            status.reason = Some("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into());
-        }
+    let end = match &result {
+        Ok(Outcome::Done) => End::Done,
+        Ok(Outcome::Interrupted) => End::Interrupted("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into()),
         Err(e) => {
-            status.state = State::Failed;
-            status.failures += 1;
-            status.reason = Some(format!("{e:#}"));
             log.line(&format!("failed: {e:#}"));
+            End::Failed(format!("{e:#}"))
         }
-    }
-    status.write(run_dir)?;
+    };
+    status.end_attempt(run_dir, end, Some(clock.seconds()))?;
     result
 }
 
@@ -157,89 +112,182 @@ fn train(
     clock: &WallClock,
     log: &mut RunLog,
 ) -> Result<Outcome> {
-    let cfg = &run.config;
-    let epochs = cfg.int("epochs") as u64;
-    let batch_size = cfg.int("batch_size") as usize;
-    log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, epochs));
-
-    let results_root = run_dir.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+    let cfg = &run.settings;
+    log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, cfg.train.epochs));
+    let results_root = results_root(run_dir);
     // A photo folder is scanned once for all the runs of the results folder (its file list is cached).
-    let data = crate::data::open_with(&cfg.data_config(), Some(&results_root.join(FILE_LISTS)))?;
-    let space = cfg.color_space();
-    let Evaluator { objective, class_weights, val } = Evaluator::new(cfg, &data)?;
-
-    let info = crate::infer::ModelInfo { num_classes: data.classes.len() };
-    write_atomic(&run_dir.join(crate::infer::MODEL_INFO), &serde_json::to_vec(&info)?)?;
+    let data = crate::data::open_with(&cfg.data, Some(&file_lists_dir(results_root)))?;
+    let evaluator = Evaluator::new(cfg, &data)?;
+    ModelInfo { num_classes: data.classes.len() }.write(run_dir)?;
     let ad_device = device.clone().autodiff();
-    let model_cfg = model_config(cfg, &objective, data.classes.len());
-    let mut model =
-        seeded(&ad_device, run.seed, || model_cfg.try_init(&ad_device)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let devices = (device, &ad_device);
+    let (model, pretrain_top1) = initial_model(cfg, &evaluator.objective, &data, devices, results_root, log)?;
+    let semantic = match judge(cfg, &data, device, results_root, log)? {
+        Some(j) => Some(SemanticTest::new(j, cfg.color_space, &evaluator.val, cfg.train.batch_size, device)?),
+        None => None,
+    };
+    let semantic = semantic.as_ref();
+    let board_dir = tensorboard_dir(run_dir.parent().unwrap_or(Path::new(".")), &run.variant, run.seed);
+    let (run_id, data, evaluator, board_dir) = (run.id.as_str(), &data, &evaluator, &board_dir);
+    let epochs = Epochs { run_dir, run_id, board_dir, meta, cfg, data, evaluator, semantic, device, ad_device };
+    epochs.run(model, pretrain_top1, status, clock, log)
+}
+
+/// The colorizer before its first epoch, on the second of `(device, ad_device)` (the device with
+/// autodiff): seeded, its backbone started from torchvision weights or classification pretraining
+/// (whose top-1 is returned) and frozen as the config says.
+fn initial_model(
+    cfg: &RunConfig,
+    objective: &Objective,
+    data: &DataSet,
+    (device, ad_device): (&Device, &Device),
+    results_root: &Path,
+    log: &mut RunLog,
+) -> Result<(ColorizationNet, Option<f64>)> {
+    let model_cfg = model_config(cfg, objective, data.classes.len());
+    let mut model = seeded(ad_device, cfg.seed, || model_cfg.try_init(ad_device))?;
     let mut pretrain_top1 = None;
     if let Some(net) = model_cfg.backbone_config() {
-        let weights = cfg.str("backbone.weights").unwrap_or("");
-        if !weights.is_empty() {
-            model
-                .load_torchvision_backbone(weights, &LoadOptions::default())
-                .map_err(|e| anyhow::anyhow!("backbone.weights = \"{weights}\": {e}"))?;
-            log.line(&format!("backbone: torchvision weights from {weights}"));
-        } else if cfg.str("backbone.pretrain") == Some("classification") {
-            let pre = pretrain::pretrained_backbone(cfg, net, &data, device, results_root, log)?;
-            model = model.load_backbone_file(&pre.path, true).map_err(|e| anyhow::anyhow!("{e}"))?;
-            pretrain_top1 = Some(pre.top1);
+        match &cfg.net.backbone_start {
+            BackboneStart::Scratch => {}
+            BackboneStart::Torchvision(weights) => {
+                model
+                    .load_torchvision_backbone(weights, &LoadOptions::default())
+                    .with_context(|| format!("backbone.weights = \"{}\"", weights.display()))?;
+                log.line(&format!("backbone: torchvision weights from {}", weights.display()));
+            }
+            BackboneStart::Pretrained(pretrain) => {
+                let pre = pretrain::pretrained_backbone(cfg, pretrain, net, data, device, results_root, log)?;
+                model = model.load_backbone_file(&pre.path, true)?;
+                pretrain_top1 = Some(pre.top1);
+            }
         }
-        if cfg.bool("backbone.freeze") == Some(true) {
+        if cfg.net.freeze_backbone {
             model = model.freeze_backbone();
         }
     }
-    let semantic = match judge(cfg, &data, device, results_root, log)? {
-        Some(j) => Some(SemanticTest::new(j, space, &val, batch_size, device)?),
-        None => None,
-    };
-    let mut optim = optimizer(cfg);
+    Ok((model, pretrain_top1))
+}
 
-    // Resume from the last complete epoch.
-    let mut metrics = MetricsFile::open(run_dir)?;
-    let mut start = 0;
-    if let Some((epoch, dir)) = checkpoint::latest(run_dir) {
-        model = checkpoint::load_model(&dir, model)?;
-        optim = checkpoint::load_optim(&dir, optim)?;
-        start = epoch.min(epochs);
-        metrics.truncate_after(start)?;
-        log.line(&format!("resuming after epoch {start} from {}", dir.display()));
-    } else {
-        metrics.truncate_after(0)?;
+/// What each epoch of a run uses.
+struct Epochs<'a> {
+    run_dir: &'a Path,
+    run_id: &'a str,
+    /// The folder of the run's TensorBoard event files.
+    board_dir: &'a Path,
+    meta: &'a SweepMeta,
+    cfg: &'a RunConfig,
+    data: &'a DataSet,
+    evaluator: &'a Evaluator,
+    semantic: Option<&'a SemanticTest>,
+    device: &'a Device,
+    /// `device` with autodiff, where the model trains.
+    ad_device: Device,
+}
+
+/// What training one epoch measured.
+struct EpochTraining {
+    loss_sum: f64,
+    seen: usize,
+    seconds: f64,
+    /// Seconds the step waited for the data thread: the data path must not be what training waits on.
+    data_wait: f64,
+}
+
+impl Epochs<'_> {
+    /// Trains the remaining epochs, resuming after the last complete one.
+    fn run(
+        &self,
+        model: ColorizationNet,
+        pretrain_top1: Option<f64>,
+        status: &mut RunStatus,
+        clock: &WallClock,
+        log: &mut RunLog,
+    ) -> Result<Outcome> {
+        let epochs = self.cfg.train.epochs;
+        let mut optim = optimizer(&self.cfg.train.optimizer);
+        let mut model = model;
+        let mut metrics = MetricsFile::open(self.run_dir)?;
+        let mut start = 0;
+        if let Some((epoch, dir)) = checkpoint::latest(self.run_dir) {
+            model = checkpoint::load_model(&dir, model)?;
+            optim = checkpoint::load_optim(&dir, optim)?;
+            start = epoch.min(epochs);
+            metrics.truncate_after(start)?;
+            log.line(&format!("resuming after epoch {start} from {}", dir.display()));
+        } else {
+            metrics.truncate_after(0)?;
+        }
+        // TensorBoard's view: a new event file for this attempt, starting with the epochs kept.
+        let mut board = RunBoard::open(self.board_dir, self.run_id, metrics.rows())?;
+        let mut best = Best::of(self.meta, metrics.rows());
+        for epoch in start..epochs {
+            let lr = learning_rate(&self.cfg.train, epoch);
+            let started = Instant::now();
+            let (trained, training) = self.train_epoch(model, &mut optim, epoch, lr, log)?;
+            model = trained;
+            let Some(training) = training else {
+                log.line(&format!("interrupted during epoch {}", epoch + 1));
+                return Ok(Outcome::Interrupted);
+            };
+            let valid = model.valid();
+            let eval = self.evaluate(&valid)?;
+            let row = MetricsRow {
+                epoch: epoch + 1,
+                train_loss: training.loss_sum / training.seen.max(1) as f64,
+                val_loss: eval.loss,
+                metrics: eval.metrics,
+                images_per_s: training.seen as f64 / training.seconds,
+                seconds: started.elapsed().as_secs_f64(),
+                lr,
+                pretrain_top1,
+                semantic: eval.semantic,
+            };
+            let is_best = best.update(row.get(self.meta.metric.name()).unwrap_or(f64::NAN));
+            let space = self.cfg.color_space;
+            samples::write_sheet(
+                &self.run_dir.join(SAMPLES_FILE),
+                space,
+                &self.evaluator.val,
+                &eval.sample_chroma,
+                SAMPLE_IMAGES,
+            )?;
+            curve_file::write(self.run_dir, epoch + 1, &eval.curve, is_best)?;
+            // The inference view carries batch norm's current running statistics (the training view lags one update).
+            checkpoint::save(self.run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
+            status.record_epoch(self.run_dir, epoch + 1, clock.seconds())?;
+            board.epoch(&row, &self.run_dir.join(SAMPLES_FILE))?;
+            let waited = 100.0 * training.data_wait / training.seconds;
+            log.line(&format!("{}  (waited for data {waited:.1}% of training)", row.summary()));
+        }
+        Ok(Outcome::Done)
     }
-    // TensorBoard's view: a new event file for this attempt, starting with the epochs kept.
-    let board_dir = tensorboard::run_dir(run_dir.parent().unwrap_or(Path::new(".")), &run.variant, run.seed);
-    let mut board = RunBoard::open(&board_dir, &run.id, metrics.rows())?;
-    let higher = meta.higher_is_better;
-    let mut best = metrics.rows().iter().filter_map(|r| r.get(&meta.metric)).fold(None, |b: Option<f64>, v| {
-        Some(match b {
-            Some(b) if (higher && b >= v) || (!higher && b <= v) => b,
-            _ => v,
-        })
-    });
 
-    let train_len = data.train.len();
-    for epoch in start..epochs {
-        let lr = learning_rate(cfg, epoch, epochs);
-        let mut order: Vec<usize> = (0..train_len).collect();
-        Rng::derive(run.seed, epoch).shuffle(&mut order);
+    /// One pass over the training images in the epoch's order, batches prepared on another thread
+    /// while the model trains; `None` when a stop was requested.
+    fn train_epoch(
+        &self,
+        model: ColorizationNet,
+        optim: &mut ModuleOptimizer,
+        epoch: u64,
+        lr: f64,
+        log: &RunLog,
+    ) -> Result<(ColorizationNet, Option<EpochTraining>)> {
+        let (batch_size, space, objective) =
+            (self.cfg.train.batch_size, self.cfg.color_space, &self.evaluator.objective);
+        let mut order: Vec<usize> = (0..self.data.train.len()).collect();
+        Rng::derive(self.cfg.seed, epoch).shuffle(&mut order);
         let batches: Vec<Vec<usize>> = order.chunks(batch_size).map(<[usize]>::to_vec).collect();
-        // Training images only: validation (the Evaluator's, prepared once) is never augmented.
-        let augment = cfg.augment().epoch(run.seed, epoch);
+        // Training images only: validation is never augmented.
+        let augment = self.cfg.train.augment.epoch(self.cfg.seed, epoch);
+        let epochs = self.cfg.train.epochs;
         let bar = progress_bar(batches.len() as u64, &format!("epoch {}/{epochs}", epoch + 1), log.quiet);
-
         let started = Instant::now();
-        let mut loss_sum = 0.0f64;
-        let mut seen = 0usize;
-        // Seconds the step waited for the data thread: the data path must not be what training waits on.
-        let mut data_wait = 0.0f64;
-        let (trained, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
+        let mut training = EpochTraining { loss_sum: 0.0, seen: 0, seconds: 0.0, data_wait: 0.0 };
+        let (model, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
             let mut model = model;
-            // Batches are decoded, converted and encoded on another thread while the model trains.
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(2);
-            let (data, objective) = (&data, &objective);
+            let data = self.data;
             scope.spawn(move || {
                 for idx in &batches {
                     let batch =
@@ -251,13 +299,13 @@ fn train(
             });
             let mut waiting = Instant::now();
             for (step, batch) in rx.iter().enumerate() {
-                data_wait += waiting.elapsed().as_secs_f64();
-                if STOP.load(Ordering::SeqCst) {
+                training.data_wait += waiting.elapsed().as_secs_f64();
+                if stop_requested() {
                     return Ok((model, true));
                 }
                 let batch = batch?;
                 let n = batch.n;
-                let (stepped, value) = train_step(model, &mut optim, objective, batch, &ad_device, lr);
+                let (stepped, value) = train_step(model, optim, objective, batch, &self.ad_device, lr);
                 model = stepped;
                 if !value.is_finite() {
                     bail!(
@@ -266,58 +314,56 @@ fn train(
                         step + 1
                     );
                 }
-                loss_sum += value * n as f64;
-                seen += n;
+                training.loss_sum += value * n as f64;
+                training.seen += n;
                 bar.inc(1);
-                bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+                bar.set_message(format!("loss {:.4}", training.loss_sum / training.seen as f64));
                 waiting = Instant::now();
             }
             Ok((model, false))
         })?;
-        model = trained;
         bar.finish_and_clear();
-        if interrupted {
-            log.line(&format!("interrupted during epoch {}", epoch + 1));
-            return Ok(Outcome::Interrupted);
-        }
-        let train_seconds = started.elapsed().as_secs_f64();
-
-        let valid = model.valid();
-        let eval = evaluate(&valid, &objective, &val, batch_size, device, class_weights.as_ref(), semantic.as_ref())?;
-        let row = MetricsRow {
-            epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
-            val_loss: eval.loss,
-            metrics: eval.metrics,
-            images_per_s: seen as f64 / train_seconds,
-            seconds: started.elapsed().as_secs_f64(),
-            lr,
-            pretrain_top1,
-            semantic: eval.semantic,
-        };
-        let value = row.get(&meta.metric).unwrap_or(f64::NAN);
-        let is_best = match best {
-            None => true,
-            Some(b) => (higher && value > b) || (!higher && value < b),
-        };
-        if is_best {
-            best = Some(value);
-        }
-        samples::write_sheet(&run_dir.join("samples.png"), space, &val, &eval.sample_chroma, SAMPLE_IMAGES)?;
-        curve_file::write(run_dir, epoch + 1, &eval.curve, is_best)?;
-        // The inference view carries batch norm's current running statistics (the training view lags one update).
-        checkpoint::save(run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
-        status.epochs_done = epoch + 1;
-        status.seconds = clock.seconds();
-        status.write(run_dir)?;
-        board.epoch(&row, &run_dir.join("samples.png"))?;
-        log.line(&format!(
-            "{}  (waited for data {:.1}% of training)",
-            row.summary(),
-            100.0 * data_wait / train_seconds
-        ));
+        training.seconds = started.elapsed().as_secs_f64();
+        Ok((model, (!interrupted).then_some(training)))
     }
-    Ok(Outcome::Done)
+
+    fn evaluate(&self, valid: &ColorizationNet) -> Result<Evaluation> {
+        let e = self.evaluator;
+        let batch_size = self.cfg.train.batch_size;
+        evaluate(valid, &e.objective, &e.val, batch_size, self.device, e.class_weights.as_ref(), self.semantic)
+    }
+}
+
+/// The best value of the primary metric so far, which decides the best checkpoint.
+struct Best {
+    value: Option<f64>,
+    higher_is_better: bool,
+}
+
+impl Best {
+    /// The best of the rows kept from earlier epochs.
+    fn of(meta: &SweepMeta, rows: &[MetricsRow]) -> Best {
+        let higher = meta.higher_is_better;
+        let value = rows.iter().filter_map(|r| r.get(meta.metric.name())).fold(None, |b: Option<f64>, v| {
+            Some(match b {
+                Some(b) if (higher && b >= v) || (!higher && b <= v) => b,
+                Some(_) | None => v,
+            })
+        });
+        Best { value, higher_is_better: higher }
+    }
+
+    /// Takes `value` if it is better (the first value always is); says whether it was.
+    fn update(&mut self, value: f64) -> bool {
+        let better = match self.value {
+            None => true,
+            Some(b) => (self.higher_is_better && value > b) || (!self.higher_is_better && value < b),
+        };
+        if better {
+            self.value = Some(value);
+        }
+        better
+    }
 }
 
 /// One optimisation step on one batch: upload, forward, loss, backward, optimizer update. Returns
@@ -391,7 +437,7 @@ pub fn evaluate(
         let on_device = host.into_device(device);
         let output = model.forward(on_device.gray.clone());
         loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
-        let raw = output.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let raw = output.into_data().try_to_vec::<f32>()?;
         let chroma = objective.decode(raw, hw, None);
         let predicted = decoded_planar(space, &batch.gray, &chroma, hw);
         let truth = decoded_planar(space, &batch.gray, &batch.chroma, hw);
@@ -423,8 +469,8 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    pub fn new(cfg: &Flat, data: &DataSet) -> Result<Evaluator> {
-        let space = cfg.color_space();
+    pub fn new(cfg: &RunConfig, data: &DataSet) -> Result<Evaluator> {
+        let space = cfg.color_space;
         let prior_indices: Vec<usize> = (0..data.train.len().min(PRIOR_IMAGES)).collect();
         let prior_chroma = prepare(data.train.as_ref(), &prior_indices, space)?.chroma;
         let objective = Objective::new(cfg, || prior_chroma);
@@ -455,76 +501,66 @@ fn lab_class_weights(data: &DataSet, indices: &[usize]) -> Result<Option<ClassWe
     Ok(Some(ClassWeights { bins, weights }))
 }
 
-/// The network a resolved config describes.
-pub fn model_config(cfg: &Flat, objective: &Objective, num_classes: usize) -> ModelConfig {
-    let backbone = match cfg.text("backbone.arch") {
-        "vgg16" => Backbone::Vgg16,
-        "resnet18" => Backbone::Resnet18,
-        _ => Backbone::None,
+/// The network a run's config describes; `num_classes` is the data set's, for a backbone pretrained
+/// as its classifier.
+pub fn model_config(cfg: &RunConfig, objective: &Objective, num_classes: usize) -> ModelConfig {
+    let net = &cfg.net;
+    let output = match &cfg.task {
+        TaskConfig::Regression(r) => Output::Regression(r.activation),
+        TaskConfig::Classification(_) => Output::Classification { bins: objective.output_channels() },
     };
-    let features = match cfg.text("features") {
-        "fusion" => FeatureMode::Fusion,
-        "hypercolumn" => FeatureMode::Hypercolumn,
-        _ => FeatureMode::Local,
+    let (backbone_input, num_classes) = match net.backbone_start {
+        BackboneStart::Scratch => (BackboneInput::Gray, 0),
+        BackboneStart::Torchvision(_) => (BackboneInput::ImagenetRgb, 0),
+        BackboneStart::Pretrained(_) => (BackboneInput::Gray, num_classes),
     };
-    let output = match objective {
-        Objective::Classification { .. } => Output::Classification { bins: objective.output_channels() },
-        Objective::Regression { .. } => Output::Regression(match cfg.text("activation") {
-            "sigmoid" => Activation::Sigmoid,
-            "linear" => Activation::Linear,
-            _ => Activation::Tanh,
-        }),
-    };
-    let mut pool_after = cfg.ints("local.pool_after");
-    pool_after.sort_unstable();
-    let weights = cfg.str("backbone.weights").is_some_and(|w| !w.is_empty());
     ModelConfig {
-        image_size: cfg.int("image_size") as usize,
-        local_widths: cfg.ints("local.widths"),
-        local_pool_after: pool_after,
-        backbone,
-        backbone_width: cfg.value("backbone.width").and_then(toml::Value::as_float).unwrap_or(1.0) as f32,
-        backbone_input: if weights { BackboneInput::ImagenetRgb } else { BackboneInput::Gray },
-        features,
-        fusion_dim: cfg.value("fusion_dim").and_then(toml::Value::as_integer).unwrap_or(256) as usize,
-        head_widths: cfg.ints("head.widths"),
+        image_size: cfg.data.image_size,
+        local_widths: net.local_widths.clone(),
+        local_pool_after: net.local_pool_after.clone(),
+        backbone: net.backbone,
+        backbone_width: net.backbone_width,
+        backbone_input,
+        features: net.features,
+        fusion_dim: net.fusion_dim,
+        head_widths: net.head_widths.clone(),
         output,
-        num_classes: if cfg.str("backbone.pretrain") == Some("classification") { num_classes } else { 0 },
+        num_classes,
     }
 }
 
-/// The optimizer a resolved config describes.
-pub fn optimizer(cfg: &Flat) -> ModuleOptimizer {
-    let wd = cfg.float("weight_decay") as f32;
-    let decay = (wd > 0.0).then(|| WeightDecayConfig::new(wd));
-    match cfg.text("optimizer") {
-        "sgd" => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.float("momentum"))))
-            .with_weight_decay(decay)
+/// The optimizer a run's config describes.
+pub fn optimizer(cfg: &OptimizerConfig) -> ModuleOptimizer {
+    let decay = |wd: f64| (wd > 0.0).then(|| WeightDecayConfig::new(wd as f32));
+    match *cfg {
+        OptimizerConfig::Sgd { momentum, weight_decay } => SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(momentum)))
+            .with_weight_decay(decay(weight_decay))
             .init(),
-        "adamw" => {
-            let b = cfg.floats("betas");
-            AdamWConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(wd).init()
-        }
-        _ => {
-            let b = cfg.floats("betas");
-            AdamConfig::new().with_beta_1(b[0] as f32).with_beta_2(b[1] as f32).with_weight_decay(decay).init()
-        }
+        OptimizerConfig::AdamW { betas: [b1, b2], weight_decay } => AdamWConfig::new()
+            .with_beta_1(b1 as f32)
+            .with_beta_2(b2 as f32)
+            .with_weight_decay(weight_decay as f32)
+            .init(),
+        OptimizerConfig::Adam { betas: [b1, b2], weight_decay } => AdamConfig::new()
+            .with_beta_1(b1 as f32)
+            .with_beta_2(b2 as f32)
+            .with_weight_decay(decay(weight_decay))
+            .init(),
     }
 }
 
 /// The learning rate of epoch `epoch` (0-based): constant, step (times lr_gamma every lr_step_epochs)
 /// or cosine (from lr down to lr_min over the run).
-pub fn learning_rate(cfg: &Flat, epoch: u64, epochs: u64) -> f64 {
-    let lr = cfg.float("lr");
-    match cfg.text("lr_schedule") {
-        "step" => lr * cfg.float("lr_gamma").powi((epoch / cfg.int("lr_step_epochs") as u64) as i32),
-        "cosine" => {
-            let min = cfg.float("lr_min");
-            let t = epoch as f64 / epochs.max(1) as f64;
+pub fn learning_rate(cfg: &TrainConfig, epoch: u64) -> f64 {
+    let lr = cfg.lr;
+    match cfg.schedule {
+        Schedule::Constant => lr,
+        Schedule::Step { every, gamma } => lr * gamma.powi((epoch / every) as i32),
+        Schedule::Cosine { min } => {
+            let t = epoch as f64 / cfg.epochs.max(1) as f64;
             min + 0.5 * (lr - min) * (1.0 + (std::f64::consts::PI * t).cos())
         }
-        _ => lr,
     }
 }
 
@@ -540,30 +576,4 @@ fn progress_bar(len: u64, prefix: &str, quiet: bool) -> indicatif::ProgressBar {
     );
     bar.set_prefix(prefix.to_string());
     bar
-}
-
-/// Exit code of `sweep exec` when its run is being trained by another live process (EX_TEMPFAIL):
-/// nothing was changed, and the executors try again later.
-pub const EXIT_BUSY: u8 = 75;
-
-/// `sweep exec` found its run being trained by another live process (exit code [`EXIT_BUSY`]).
-#[derive(Debug)]
-pub struct RunBusy {
-    pub run_dir: PathBuf,
-    pub pid: Option<u32>,
-}
-
-impl std::fmt::Display for RunBusy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let who = self.pid.map_or("another process".to_string(), |p| format!("process {p}"));
-        write!(f, "run {} is being trained by {who} already", self.run_dir.display())
-    }
-}
-
-impl std::error::Error for RunBusy {}
-
-/// Whether a process exists (signal 0 checks without sending anything).
-pub fn process_alive(pid: i32) -> bool {
-    pid > 0
-        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use sweep::runner::layout::SweepIndex;
-use sweep::runner::status::{RunStatus, State};
-use sweep::train::metrics_file::MetricsFile;
+use sweep::store::metrics_file::MetricsFile;
+use sweep::store::plan::SweepIndex;
+use sweep::store::status::{RunStatus, State};
 
 /// One epoch of this takes well under a second in the test profile.
 pub const TINY: &str = r#"
@@ -171,7 +171,7 @@ print(json.dumps(out))
 /// `metrics.csv` column, epoch by epoch, once.
 pub fn assert_matches_metrics(board: &serde_json::Value, run_dir: &Path) {
     let rows = MetricsFile::open(run_dir).unwrap().rows().to_vec();
-    for column in sweep::train::metrics_file::COLUMNS.iter().filter(|c| **c != "epoch") {
+    for column in sweep::store::metrics_file::COLUMNS.iter().filter(|c| **c != "epoch") {
         let want: Vec<(u64, f64)> = rows.iter().filter_map(|r| r.get(column).map(|v| (r.epoch, v))).collect();
         let got: Vec<(u64, f64)> = board["scalars"][column]
             .as_array()

@@ -1,5 +1,13 @@
-//! Global backbones (VGG-16, ResNet-18): their configuration, the gray-to-backbone input
-//! preparation, and the features the colorization net takes from them.
+//! Global backbones (VGG-16, ResNet-18), one file each behind [`BackboneNetwork`]: their
+//! configuration, the gray-to-backbone input preparation, and the features the colorization net takes
+//! from them.
+//!
+//! To add a backbone: a file here with the network (a burn `Module` implementing [`BackboneNetwork`],
+//! downsampling by 32, with a classifier when `num_classes > 0`) and its tests, and one arm in the
+//! `backbones!` list below (`Vgg11 = "vgg11" => vgg11::Vgg11`) with its `mod` line. The arm makes it
+//! a choice of `backbone.arch` and `judge.arch`, a variant of [`BackboneNet`] (its name is the prefix
+//! of the net's parameter paths in checkpoints) and builds it; fusion, hypercolumns, pretraining, the
+//! judge and torchvision loading (if its parameter names are torchvision's) follow.
 //!
 //! # Variants
 //! [`BackboneVariant::Imagenet`] (image side >= 64) is torchvision's architecture, parameter for
@@ -28,8 +36,8 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::Backbone;
 use super::weights::{self, LoadOptions, LoadReport, WeightError};
+use crate::named::named_enum;
 use resnet::Resnet18;
 use vgg::Vgg16;
 
@@ -105,7 +113,7 @@ pub struct BackboneFeatures {
 /// Everything needed to build a backbone; usually from [`super::ModelConfig::backbone_config`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackboneConfig {
-    /// VGG-16 or ResNet-18 (not `None`).
+    /// The network (not [`Backbone::None`]).
     pub arch: Backbone,
     /// Channel multiplier (1.0 = torchvision).
     pub width: f32,
@@ -115,21 +123,6 @@ pub struct BackboneConfig {
     pub input: BackboneInput,
     /// Classifier outputs, 0 for none.
     pub num_classes: usize,
-}
-
-impl BackboneConfig {
-    /// Builds the backbone. Parameters are initialized lazily (on first use), so building a
-    /// full-size one only to count its parameters allocates nothing.
-    ///
-    /// # Panics
-    /// When `arch` is [`Backbone::None`].
-    pub fn init(&self, device: &Device) -> BackboneNet {
-        match self.arch {
-            Backbone::Vgg16 => BackboneNet::Vgg16(Vgg16::new(self, device)),
-            Backbone::Resnet18 => BackboneNet::Resnet18(Resnet18::new(self, device)),
-            Backbone::None => panic!("BackboneConfig::init with Backbone::None"),
-        }
-    }
 }
 
 /// `channels * width`, rounded, at least 1.
@@ -143,25 +136,106 @@ pub(crate) fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
     x.mean_dim(3).mean_dim(2).reshape([n, c])
 }
 
-/// A global network. Enum variant names appear in burnpack paths (`Vgg16.features.0.Conv.weight`);
-/// torchvision loading goes to the inner network, whose paths are torchvision's.
-// One per model, so the enum's size does not matter; burn's `Module` has no impl for `Box`.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum BackboneNet {
-    /// VGG-16.
-    Vgg16(Vgg16),
-    /// ResNet-18.
-    Resnet18(Resnet18),
+/// A global network: what the colorization net, classification pretraining and the semantic judge
+/// need of it. The type is also a burn `Module` (the [`BackboneNet`] enum derives `Module` over it) and
+/// must downsample by 32 (the specs' `image_size` rule and `sweep colorize` assume it).
+pub trait BackboneNetwork: std::fmt::Debug {
+    /// Builds it from a backbone config (its `arch` is not checked). Parameters may be initialised
+    /// lazily (on first use), so building a full-size one only to count its parameters allocates
+    /// nothing.
+    fn new(config: &BackboneConfig, device: &Device) -> Self
+    where
+        Self: Sized;
+
+    /// The three deepest stages and the global vector, for the colorization net. `input`: the
+    /// network's input (`[N, 1, H, W]` luma in `[0, 1]`, or `[N, 3, H, W]` sRGB for
+    /// [`BackboneInput::Rgb`]).
+    fn features(&self, input: Tensor<4>) -> BackboneFeatures;
+
+    /// Channels of each of [`BackboneFeatures::stages`].
+    fn stage_channels(&self) -> Vec<usize>;
+
+    /// Class logits `[N, num_classes]`; only called when [`BackboneNetwork::has_classifier`].
+    fn classify(&self, input: Tensor<4>) -> Tensor<2>;
+
+    /// Whether it was built with a classifier (`num_classes > 0`).
+    fn has_classifier(&self) -> bool;
+
+    /// The form it was built in.
+    fn variant(&self) -> BackboneVariant;
+}
+
+/// Declares the backbones: the [`Backbone`] choice (with `None`), the [`BackboneNet`] module enum
+/// and the dispatch to each network's [`BackboneNetwork`] implementation, from one arm per network.
+macro_rules! backbones {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $net:ty ),+ $(,)?) => {
+        named_enum! {
+            /// Which global network, if any, runs beside the local branch (and which network the
+            /// semantic judge is).
+            pub enum Backbone {
+                /// No global network: local features only.
+                None = "none",
+                $( $(#[$doc])* $variant = $name ),+
+            }
+        }
+
+        /// A global network. Enum variant names appear in burnpack paths
+        /// (`Vgg16.features.0.Conv.weight`); torchvision loading goes to the inner network, whose paths
+        /// are torchvision's.
+        // One per model, so the enum's size does not matter; burn's `Module` has no impl for `Box`.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Module, Debug)]
+        pub enum BackboneNet {
+            $( $(#[$doc])* $variant($net) ),+
+        }
+
+        impl BackboneConfig {
+            /// Builds the backbone (see [`BackboneNetwork::new`]).
+            ///
+            /// # Panics
+            /// When `arch` is [`Backbone::None`].
+            pub fn init(&self, device: &Device) -> BackboneNet {
+                match self.arch {
+                    $( Backbone::$variant => BackboneNet::$variant(<$net as BackboneNetwork>::new(self, device)), )+
+                    Backbone::None => panic!("BackboneConfig::init with Backbone::None"),
+                }
+            }
+        }
+
+        impl BackboneNet {
+            /// The network inside.
+            fn network(&self) -> &dyn BackboneNetwork {
+                match self {
+                    $( BackboneNet::$variant(n) => n ),+
+                }
+            }
+
+            /// Loads torchvision weights (`.pth`/`.pt` or `.safetensors`); all-or-nothing. See
+            /// [`super::weights`].
+            pub fn load_torchvision(
+                &mut self,
+                path: impl AsRef<Path>,
+                options: &LoadOptions,
+            ) -> Result<LoadReport, WeightError> {
+                match self {
+                    $( BackboneNet::$variant(n) => weights::load_torchvision(n, path.as_ref(), options) ),+
+                }
+            }
+        }
+    };
+}
+
+backbones! {
+    /// torchvision `vgg16` (no batch norm); see [`Vgg16`] for the 32x32 variant.
+    Vgg16 = "vgg16" => Vgg16,
+    /// torchvision `resnet18`; see [`Resnet18`] for the CIFAR-style 32x32 variant.
+    Resnet18 = "resnet18" => Resnet18,
 }
 
 impl BackboneNet {
     /// Stages and global vector for the colorization net. `gray`: `[N, 1, H, W]` in `[0, 1]`.
     pub fn features(&self, gray: Tensor<4>) -> BackboneFeatures {
-        match self {
-            BackboneNet::Vgg16(n) => n.features(gray),
-            BackboneNet::Resnet18(n) => n.features(gray),
-        }
+        self.network().features(gray)
     }
 
     /// Class logits `[N, num_classes]` of the network's input (gray, or RGB for [`BackboneInput::Rgb`]).
@@ -170,18 +244,12 @@ impl BackboneNet {
     /// When built with `num_classes = 0` (see [`BackboneNet::has_classifier`]).
     pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
         assert!(self.has_classifier(), "classify needs a classifier: build the model with num_classes > 0");
-        match self {
-            BackboneNet::Vgg16(n) => n.classify(gray),
-            BackboneNet::Resnet18(n) => n.classify(gray),
-        }
+        self.network().classify(gray)
     }
 
     /// Whether the backbone has a classifier (`num_classes > 0`).
     pub fn has_classifier(&self) -> bool {
-        match self {
-            BackboneNet::Vgg16(n) => !n.classifier.is_empty(),
-            BackboneNet::Resnet18(n) => n.fc.is_some(),
-        }
+        self.network().has_classifier()
     }
 
     /// Width of [`BackboneFeatures::global`].
@@ -191,30 +259,11 @@ impl BackboneNet {
 
     /// Channels of each of [`BackboneFeatures::stages`].
     pub fn stage_channels(&self) -> Vec<usize> {
-        match self {
-            BackboneNet::Vgg16(n) => n.stage_channels(),
-            BackboneNet::Resnet18(n) => n.stage_channels(),
-        }
+        self.network().stage_channels()
     }
 
     /// The variant this backbone was built as.
     pub fn variant(&self) -> BackboneVariant {
-        match self {
-            BackboneNet::Vgg16(n) => n.variant,
-            BackboneNet::Resnet18(n) => n.variant,
-        }
-    }
-
-    /// Loads torchvision weights (`.pth`/`.pt` or `.safetensors`); all-or-nothing. See
-    /// [`super::weights`].
-    pub fn load_torchvision(
-        &mut self,
-        path: impl AsRef<Path>,
-        options: &LoadOptions,
-    ) -> Result<LoadReport, WeightError> {
-        match self {
-            BackboneNet::Vgg16(n) => weights::load_torchvision(n, path.as_ref(), options),
-            BackboneNet::Resnet18(n) => weights::load_torchvision(n, path.as_ref(), options),
-        }
+        self.network().variant()
     }
 }

@@ -13,7 +13,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::{BackboneConfig, BackboneFeatures, BackboneInput, BackboneVariant, global_avg_pool, scaled};
+use super::{
+    BackboneConfig, BackboneFeatures, BackboneInput, BackboneNetwork, BackboneVariant, global_avg_pool, scaled,
+};
 
 /// One entry of a block's `downsample`.
 #[derive(Module, Debug)]
@@ -110,8 +112,51 @@ pub struct Resnet18 {
 }
 
 impl Resnet18 {
-    /// Builds from a backbone config (its `arch` is not checked).
-    pub fn new(config: &BackboneConfig, device: &Device) -> Self {
+    /// Outputs of layers 2, 3 and 4.
+    fn layers(&self, gray: Tensor<4>) -> Vec<Tensor<4>> {
+        let x = self.input.prepare(gray);
+        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
+        let run = |blocks: &[BasicBlock], x: Tensor<4>| blocks.iter().fold(x, |x, b| b.forward(x));
+        let l1 = run(&self.layer1, x);
+        let l2 = run(&self.layer2, l1);
+        let l3 = run(&self.layer3, l2.clone());
+        let l4 = run(&self.layer4, l3.clone());
+        vec![l2, l3, l4]
+    }
+}
+
+impl BackboneNetwork for Resnet18 {
+    /// Layers 2-4 as stages, average-pooled layer 4 as the global vector.
+    fn features(&self, gray: Tensor<4>) -> BackboneFeatures {
+        let stages = self.layers(gray);
+        let global = global_avg_pool(stages[2].clone());
+        BackboneFeatures { stages, global }
+    }
+
+    /// Channels of layers 2-4.
+    fn stage_channels(&self) -> Vec<usize> {
+        [&self.layer2, &self.layer3, &self.layer4].iter().map(|l| l[1].conv2.weight.lazy_shape()[0]).collect()
+    }
+
+    /// Class logits; the caller checks that `fc` is present.
+    fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
+        let l4 = self.layers(gray).pop().expect("three stages");
+        let fc = self.fc.as_ref().expect("classify without fc");
+        fc.forward(global_avg_pool(l4))
+    }
+
+    fn has_classifier(&self) -> bool {
+        self.fc.is_some()
+    }
+
+    fn variant(&self) -> BackboneVariant {
+        self.variant
+    }
+
+    fn new(config: &BackboneConfig, device: &Device) -> Self {
         let w = config.width;
         let c = [scaled(64, w), scaled(128, w), scaled(256, w), scaled(512, w)];
         let (conv1, maxpool) = match config.variant {
@@ -142,39 +187,5 @@ impl Resnet18 {
             variant: config.variant,
             input: config.input,
         }
-    }
-
-    /// Outputs of layers 2, 3 and 4.
-    fn layers(&self, gray: Tensor<4>) -> Vec<Tensor<4>> {
-        let x = self.input.prepare(gray);
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
-        if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
-        }
-        let run = |blocks: &[BasicBlock], x: Tensor<4>| blocks.iter().fold(x, |x, b| b.forward(x));
-        let l1 = run(&self.layer1, x);
-        let l2 = run(&self.layer2, l1);
-        let l3 = run(&self.layer3, l2.clone());
-        let l4 = run(&self.layer4, l3.clone());
-        vec![l2, l3, l4]
-    }
-
-    /// Layers 2-4 as stages, average-pooled layer 4 as the global vector.
-    pub fn features(&self, gray: Tensor<4>) -> BackboneFeatures {
-        let stages = self.layers(gray);
-        let global = global_avg_pool(stages[2].clone());
-        BackboneFeatures { stages, global }
-    }
-
-    /// Channels of layers 2-4.
-    pub fn stage_channels(&self) -> Vec<usize> {
-        [&self.layer2, &self.layer3, &self.layer4].iter().map(|l| l[1].conv2.weight.lazy_shape()[0]).collect()
-    }
-
-    /// Class logits; the caller checks that `fc` is present.
-    pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
-        let l4 = self.layers(gray).pop().expect("three stages");
-        let fc = self.fc.as_ref().expect("classify without fc");
-        fc.forward(global_avg_pool(l4))
     }
 }

@@ -14,7 +14,9 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
-use super::{BackboneConfig, BackboneFeatures, BackboneInput, BackboneVariant, global_avg_pool, scaled};
+use super::{
+    BackboneConfig, BackboneFeatures, BackboneInput, BackboneNetwork, BackboneVariant, global_avg_pool, scaled,
+};
 
 /// torchvision's `cfgs["D"]`: conv widths, `None` = 2x2 max pool.
 const CFG_D: [Option<usize>; 18] = [
@@ -79,8 +81,81 @@ pub struct Vgg16 {
 }
 
 impl Vgg16 {
-    /// Builds from a backbone config (its `arch` is not checked).
-    pub fn new(config: &BackboneConfig, device: &Device) -> Self {
+    /// Outputs of the five conv blocks (after the last ReLU, before the pool) and the output of
+    /// all of `features`.
+    fn blocks(&self, gray: Tensor<4>) -> (Vec<Tensor<4>>, Tensor<4>) {
+        let mut x = self.input.prepare(gray);
+        let mut blocks = Vec::with_capacity(5);
+        for layer in &self.features {
+            x = match layer {
+                VggFeature::Conv(c) => c.forward(x),
+                VggFeature::Relu(r) => r.forward(x),
+                VggFeature::Pool(p) => {
+                    blocks.push(x.clone());
+                    p.forward(x)
+                }
+            };
+        }
+        if blocks.len() < 5 {
+            // Small variant: block 5 has no pool after it.
+            blocks.push(x.clone());
+        }
+        (blocks, x)
+    }
+}
+
+impl BackboneNetwork for Vgg16 {
+    /// Blocks 3-5 as stages, average-pooled block 5 as the global vector.
+    fn features(&self, gray: Tensor<4>) -> BackboneFeatures {
+        let (mut blocks, _) = self.blocks(gray);
+        let stages = blocks.split_off(2);
+        let global = global_avg_pool(stages[2].clone());
+        BackboneFeatures { stages, global }
+    }
+
+    /// Channels of blocks 3-5.
+    fn stage_channels(&self) -> Vec<usize> {
+        let convs: Vec<usize> = self
+            .features
+            .iter()
+            .filter_map(|l| match l {
+                VggFeature::Conv(c) => Some(c.weight.lazy_shape()[0]),
+                VggFeature::Relu(_) | VggFeature::Pool(_) => None,
+            })
+            .collect();
+        // Last conv of blocks 3, 4, 5 (13 convs: 2, 2, 3, 3, 3).
+        vec![convs[6], convs[9], convs[12]]
+    }
+
+    /// Class logits; the caller checks that `classifier` is not empty.
+    fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
+        let (blocks, out) = self.blocks(gray);
+        let mut x = match self.variant {
+            BackboneVariant::Imagenet => {
+                let [n, c, _, _] = out.dims();
+                adaptive_avg_pool2d(out, [7, 7]).reshape([n, c * 49])
+            }
+            BackboneVariant::Small => global_avg_pool(blocks[4].clone()),
+        };
+        for layer in &self.classifier {
+            x = match layer {
+                VggClassifierLayer::Linear(l) => l.forward(x),
+                VggClassifierLayer::Relu(r) => r.forward(x),
+                VggClassifierLayer::Dropout(d) => d.forward(x),
+            };
+        }
+        x
+    }
+
+    fn has_classifier(&self) -> bool {
+        !self.classifier.is_empty()
+    }
+
+    fn variant(&self) -> BackboneVariant {
+        self.variant
+    }
+
+    fn new(config: &BackboneConfig, device: &Device) -> Self {
         let w = config.width;
         // torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), bias 0, linears
         // N(0, 0.01). Matters for scratch training: VGG has no batch norm to rescue a poor init.
@@ -126,70 +201,6 @@ impl Vgg16 {
             }
         }
         Self { features, classifier, variant: config.variant, input: config.input }
-    }
-
-    /// Outputs of the five conv blocks (after the last ReLU, before the pool) and the output of
-    /// all of `features`.
-    fn blocks(&self, gray: Tensor<4>) -> (Vec<Tensor<4>>, Tensor<4>) {
-        let mut x = self.input.prepare(gray);
-        let mut blocks = Vec::with_capacity(5);
-        for layer in &self.features {
-            x = match layer {
-                VggFeature::Conv(c) => c.forward(x),
-                VggFeature::Relu(r) => r.forward(x),
-                VggFeature::Pool(p) => {
-                    blocks.push(x.clone());
-                    p.forward(x)
-                }
-            };
-        }
-        if blocks.len() < 5 {
-            // Small variant: block 5 has no pool after it.
-            blocks.push(x.clone());
-        }
-        (blocks, x)
-    }
-
-    /// Blocks 3-5 as stages, average-pooled block 5 as the global vector.
-    pub fn features(&self, gray: Tensor<4>) -> BackboneFeatures {
-        let (mut blocks, _) = self.blocks(gray);
-        let stages = blocks.split_off(2);
-        let global = global_avg_pool(stages[2].clone());
-        BackboneFeatures { stages, global }
-    }
-
-    /// Channels of blocks 3-5.
-    pub fn stage_channels(&self) -> Vec<usize> {
-        let convs: Vec<usize> = self
-            .features
-            .iter()
-            .filter_map(|l| match l {
-                VggFeature::Conv(c) => Some(c.weight.lazy_shape()[0]),
-                _ => None,
-            })
-            .collect();
-        // Last conv of blocks 3, 4, 5 (13 convs: 2, 2, 3, 3, 3).
-        vec![convs[6], convs[9], convs[12]]
-    }
-
-    /// Class logits; the caller checks that `classifier` is not empty.
-    pub fn classify(&self, gray: Tensor<4>) -> Tensor<2> {
-        let (blocks, out) = self.blocks(gray);
-        let mut x = match self.variant {
-            BackboneVariant::Imagenet => {
-                let [n, c, _, _] = out.dims();
-                adaptive_avg_pool2d(out, [7, 7]).reshape([n, c * 49])
-            }
-            BackboneVariant::Small => global_avg_pool(blocks[4].clone()),
-        };
-        for layer in &self.classifier {
-            x = match layer {
-                VggClassifierLayer::Linear(l) => l.forward(x),
-                VggClassifierLayer::Relu(r) => r.forward(x),
-                VggClassifierLayer::Dropout(d) => d.forward(x),
-            };
-        }
-        x
     }
 }
 

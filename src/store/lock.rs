@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use super::protocol::RunBusy;
+
 /// A held lock; released (and its file removed) when dropped.
 #[derive(Debug)]
 pub struct LockFile {
@@ -115,6 +117,24 @@ impl SweepLock {
     }
 }
 
+/// A run's lock, held by the one `sweep exec` training it.
+#[derive(Debug)]
+pub struct RunLock {
+    _lock: LockFile,
+}
+
+pub const RUN_LOCK: &str = "exec.lock";
+
+impl RunLock {
+    /// Locks the run in `run_dir`; [`RunBusy`] (as the error) when another live process holds it.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock> {
+        match LockFile::try_acquire(&run_dir.join(RUN_LOCK))? {
+            Ok(lock) => Ok(RunLock { _lock: lock }),
+            Err(Held { pid }) => Err(RunBusy { run_dir: run_dir.to_path_buf(), pid }.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +162,16 @@ mod tests {
         let lock = LockFile::try_acquire(&path).unwrap().unwrap();
         assert_eq!(lock.stale_pid, Some(4194999));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), std::process::id().to_string());
+    }
+
+    #[test]
+    fn a_held_run_lock_is_a_run_busy_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RunLock::acquire(dir.path()).unwrap();
+        let err = RunLock::acquire(dir.path()).unwrap_err();
+        let busy = err.downcast_ref::<RunBusy>().expect("a RunBusy");
+        assert_eq!(busy.pid, Some(std::process::id()));
+        assert!(err.to_string().contains("is being trained by process"), "{err}");
     }
 
     #[test]

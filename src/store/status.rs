@@ -1,13 +1,21 @@
-//! A run's `status.json`: its state, progress and, when it failed, why. Written atomically by whoever
-//! changes the state (the trainer while it runs, the executors around it), read by `sweep status`.
+//! A run's `status.json`: its state, progress and, when it failed, why. Read by `sweep status`, the
+//! orchestrators and the report; written atomically, and changed only through the transitions below
+//! (one writer API for the trainer and the orchestrators around it), so that the rules of a state
+//! change (a failure counts against the retries, an ended attempt has no process) live once:
+//!
+//! - [`RunStatus::create`]: a new run folder's pending status;
+//! - [`RunStatus::begin_attempt`]: `sweep exec` starts training (running, its pid and host);
+//! - [`RunStatus::record_epoch`]: an epoch is checkpointed;
+//! - [`RunStatus::end_attempt`]: the attempt ended, recorded by the trainer or, when its process died
+//!   without a word, by the orchestrator;
+//! - [`RunStatus::grant_retries`]: `--retry-failed` gives a failed run a fresh set of retries.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::data::io::write_atomic;
-use crate::train::trainer::process_alive;
+use crate::atomic::write_atomic;
 
 pub const STATUS_FILE: &str = "status.json";
 
@@ -69,6 +77,16 @@ pub struct RunStatus {
     pub updated: u64,
 }
 
+/// How an attempt ended, for [`RunStatus::end_attempt`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum End {
+    Done,
+    /// Stopped on purpose; resumes from its last checkpoint. The reason says how.
+    Interrupted(String),
+    /// Failed, with why; counts against the run's retries.
+    Failed(String),
+}
+
 impl RunStatus {
     /// The status of a run that has not started.
     pub fn pending(run: &crate::spec::RunPlan, sweep: &str) -> RunStatus {
@@ -78,7 +96,7 @@ impl RunStatus {
             sweep: sweep.to_string(),
             variant: run.variant.clone(),
             seed: run.seed,
-            epochs: run.config.int("epochs") as u64,
+            epochs: run.settings.train.epochs,
             epochs_done: 0,
             reason: None,
             pid: None,
@@ -101,10 +119,70 @@ impl RunStatus {
         }
     }
 
+    /// Writes the status as it is, stamped with the time. The transitions below are how sweep changes
+    /// a status; this is what they share (and what a test uses to set up a state).
     pub fn write(&mut self, run_dir: &Path) -> Result<()> {
         self.updated = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let json = serde_json::to_vec_pretty(self).expect("status serialises");
         write_atomic(&run_dir.join(STATUS_FILE), &json)
+    }
+
+    /// Writes the pending status of `run` into its new folder, unless the folder has a status already.
+    pub fn create(run_dir: &Path, run: &crate::spec::RunPlan, sweep: &str) -> Result<()> {
+        if RunStatus::read(run_dir)?.is_none() {
+            RunStatus::pending(run, sweep).write(run_dir)?;
+        }
+        Ok(())
+    }
+
+    /// An attempt starts training in this process: running, no reason, this process's pid and host,
+    /// one attempt more.
+    pub fn begin_attempt(&mut self, run_dir: &Path) -> Result<()> {
+        self.state = State::Running;
+        self.reason = None;
+        self.pid = Some(std::process::id());
+        self.host = Some(this_host());
+        self.attempts += 1;
+        self.write(run_dir)
+    }
+
+    /// The attempt finished epoch `epochs_done`, `seconds` into the run (all attempts together).
+    pub fn record_epoch(&mut self, run_dir: &Path, epochs_done: u64, seconds: f64) -> Result<()> {
+        self.epochs_done = epochs_done;
+        self.seconds = seconds;
+        self.write(run_dir)
+    }
+
+    /// The attempt ended as `end`; `seconds`, the run's time so far, when the trainer knows it (an
+    /// orchestrator recording a dead trainer's end keeps the last recorded time). A failure counts
+    /// against the retries.
+    pub fn end_attempt(&mut self, run_dir: &Path, end: End, seconds: Option<f64>) -> Result<()> {
+        self.pid = None;
+        if let Some(seconds) = seconds {
+            self.seconds = seconds;
+        }
+        match end {
+            End::Done => self.state = State::Done,
+            End::Interrupted(reason) => {
+                self.state = State::Interrupted;
+                self.reason = Some(reason);
+            }
+            End::Failed(reason) => {
+                self.state = State::Failed;
+                self.failures += 1;
+                self.reason = Some(reason);
+            }
+        }
+        self.write(run_dir)
+    }
+
+    /// Gives the run in `run_dir` a fresh set of `max_retries` retries (`--retry-failed`).
+    pub fn grant_retries(run_dir: &Path) -> Result<()> {
+        if let Some(mut status) = RunStatus::read(run_dir)? {
+            status.failures = 0;
+            status.write(run_dir)?;
+        }
+        Ok(())
     }
 
     /// Whether the run may be retried automatically: it has failed at most `max_retries` times. A
@@ -125,8 +203,14 @@ impl RunStatus {
     }
 }
 
+/// Whether a process exists (signal 0 checks without sending anything).
+fn process_alive(pid: i32) -> bool {
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
 /// This machine's host name (empty if it cannot be read).
-pub fn this_host() -> String {
+fn this_host() -> String {
     let mut buf = [0u8; 256];
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());

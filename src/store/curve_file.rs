@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::metrics::AccuracyCurve;
 
 pub const CURVE_FILE: &str = "curve.csv";

@@ -1,13 +1,14 @@
-//! The results layout: `results/<sweep>/<run-id>/` with `config.toml` and `status.json`, and
-//! `results/<sweep>/plan.json` listing the sweep's runs in plan order (for `status` and `report`).
+//! `results/<sweep>/plan.json`, listing the sweep's runs in plan order (for `status` and `report`),
+//! and creating the run folders of a plan: `config.toml` and a pending `status.json` in each.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::layout::CONFIG_FILE;
 use super::status::RunStatus;
-use crate::data::io::write_atomic;
+use crate::atomic::write_atomic;
 use crate::spec::{Plan, config_toml};
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -41,7 +42,7 @@ impl SweepIndex {
             sweep: plan.meta.name.clone(),
             description: plan.meta.description.clone(),
             spec: spec_path.display().to_string(),
-            metric: plan.meta.metric.clone(),
+            metric: plan.meta.metric.name().to_string(),
             higher_is_better: plan.meta.higher_is_better,
             max_retries: plan.meta.max_retries,
             runs: plan
@@ -81,13 +82,11 @@ pub fn materialise(plan: &Plan, spec_path: &Path, results: &Path) -> Result<Path
     for run in &plan.runs {
         let run_dir = dir.join(&run.id);
         std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-        let config = run_dir.join("config.toml");
+        let config = run_dir.join(CONFIG_FILE);
         if !config.is_file() {
             write_atomic(&config, config_toml(&plan.meta, run).as_bytes())?;
         }
-        if RunStatus::read(&run_dir)?.is_none() {
-            RunStatus::pending(run, &plan.meta.name).write(&run_dir)?;
-        }
+        RunStatus::create(&run_dir, run, &plan.meta.name)?;
     }
     let index = SweepIndex::from_plan(plan, spec_path);
     write_atomic(&dir.join(PLAN_FILE), &serde_json::to_vec_pretty(&index).expect("plan serialises"))?;

@@ -6,29 +6,29 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::data::io::write_atomic;
-use crate::metrics::{Metrics, SemanticTop1};
+use crate::atomic::write_atomic;
+use crate::metrics::{COLORFULNESS_GT, Metric, Metrics, SemanticTop1};
 
 pub const METRICS_FILE: &str = "metrics.csv";
 
-/// The columns, in order.
+/// The columns, in order: the metrics under their [`Metric`] names, and what else an epoch records.
 pub const COLUMNS: &[&str] = &[
     "epoch",
-    "train_loss",
-    "val_loss",
-    "psnr",
-    "ab_rmse",
-    "auc",
-    "auc_rebal",
-    "colorfulness",
-    "colorfulness_gt",
+    Metric::TrainLoss.name(),
+    Metric::ValLoss.name(),
+    Metric::Psnr.name(),
+    Metric::AbRmse.name(),
+    Metric::Auc.name(),
+    Metric::AucRebal.name(),
+    Metric::Colorfulness.name(),
+    COLORFULNESS_GT,
     "images_per_s",
     "seconds",
     "lr",
     "pretrain_top1",
-    "top1_colorized",
-    "top1_gray",
-    "top1_color",
+    Metric::Top1Colorized.name(),
+    Metric::Top1Gray.name(),
+    Metric::Top1Color.name(),
 ];
 
 #[derive(Clone, Debug, PartialEq)]

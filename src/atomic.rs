@@ -1,4 +1,9 @@
-//! Small file-system helpers shared by the data module (and reusable elsewhere): atomic writes.
+//! Atomic file writes: every file sweep writes (results, reports, colorized photos, contact sheets)
+//! goes through [`write_atomic`], so that a reader or a crash never sees a half-written file.
+//!
+//! A leaf beside `rng` rather than part of `store`: the data layer (contact sheets) writes files too
+//! and sits below the store, which reads the spec, which reads the data layer's types. It imports
+//! nothing from the crate, so every layer may use it without an import going upwards.
 
 use std::fs;
 use std::io::Write;
@@ -8,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::Context;
 
 /// Writes `bytes` to `path` atomically: first to a temporary file in the same folder ([`tmp_path`],
-/// flushed to disk), then
-/// renamed over `path`, so that readers see either the old file or the complete new one, never a half
-/// written one. Creates the parent folder if needed. On error the temporary file is removed.
+/// flushed to disk), then renamed over `path`, so that readers see either the old file or the
+/// complete new one, never a half written one. Creates the parent folder if needed. On error the
+/// temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent).with_context(|| format!("cannot create folder {}", parent.display()))?;

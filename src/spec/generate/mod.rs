@@ -1,0 +1,53 @@
+//! Plan generators: how a spec's settings are combined into the points of a sweep, before defaults,
+//! rules, excludes and seeds are applied to each (`super::expand`).
+//!
+//! A [`PlanGenerator`] turns a spec into [`Combination`]s: a name and the values set on top of
+//! `[base]` (the variant layer). Everything after is the same for every generator: each combination is
+//! resolved into a run config, so its run ids, skipping, resumption and retries work the same
+//! whatever generated it. A generator must be deterministic: a combination may depend only on the
+//! spec (a random search's trial `i` only on its seed and `i`, so that raising the trial count keeps
+//! the earlier trials and their runs).
+//!
+//! Generators: `grid` (every `[[variant]]` crossed with every `[grid]` point, today's and the only
+//! one a spec can ask for so far).
+//!
+//! To add a generator (a random or quasi-random search): a file here with a unit struct implementing
+//! [`PlanGenerator`] and its tests, one arm in [`Strategy`] with its `mod` line, and the spec's way
+//! of choosing it (a `[search] method` read in `parse.rs` into [`super::Spec::strategy`]). A search
+//! runs inside each variant: it can take `grid::Grid`'s combinations and append each trial's sampled
+//! entries (with their `Origin` pointing at the `[search]` table), naming the trial in `name`.
+
+pub mod grid;
+
+use super::error::Diagnostic;
+use super::parse::{Entry, Spec};
+use super::value::Origin;
+use crate::named::named_enum;
+
+/// One point of a sweep, before defaults and seeds.
+#[derive(Clone, Debug)]
+pub struct Combination {
+    /// The name its runs go by in plans, tables and reports (`cls,color_space=lab`).
+    pub name: String,
+    /// The name of the `[[variant]]` it comes from, which `[[exclude]] name` also matches.
+    pub variant: Option<String>,
+    /// The values set on top of `[base]`, later ones winning: a variant's own, then a grid point's.
+    pub entries: Vec<Entry>,
+    /// Where it was defined, for errors about the whole combination (two that train the same runs).
+    pub origin: Origin,
+}
+
+/// A way of turning a spec into the combinations of its sweep.
+pub trait PlanGenerator: Sync {
+    /// The combinations of `spec`, in plan order. Problems (values that contradict each other) go to
+    /// `errors`, and the combinations are still returned so that every problem is reported at once.
+    fn combinations(&self, spec: &Spec, errors: &mut Vec<Diagnostic>) -> Vec<Combination>;
+}
+
+named_enum! {
+    /// The plan generators a spec can use.
+    pub enum Strategy: generator() -> &'static dyn PlanGenerator {
+        /// Every `[[variant]]` crossed with every `[grid]` point.
+        Grid = "grid" => &grid::Grid,
+    }
+}
