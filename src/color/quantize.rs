@@ -395,33 +395,50 @@ impl ChromaBins {
     /// `sigma <= 0` skips the smoothing; no data gives the uniform distribution.
     /// (`hw` is what splits each image of `[n][2][hw]` into its two channels.)
     pub fn prior(&self, chroma: &[f32], hw: usize, sigma: f32) -> Vec<f32> {
+        let mut counts = vec![0u64; self.len()];
+        self.count(chroma, hw, &mut counts);
+        self.prior_of_counts(&counts, sigma)
+    }
+
+    /// Adds the pixels of `chroma` (`[n][2][hw]`) to `counts` (one per bin), each to its nearest bin: what
+    /// [`prior`](Self::prior) is made of, for data that comes in pieces. Rayon over images.
+    pub fn count(&self, chroma: &[f32], hw: usize, counts: &mut [u64]) {
         let q = self.len();
-        let counts = match image_count(chroma.len(), 2, hw) {
-            None => vec![0u64; q],
-            Some(_) => chroma
-                .par_chunks(2 * hw)
-                .fold(
-                    || vec![0u64; q],
-                    |mut counts, image| {
-                        let (c1, c2) = image.split_at(hw);
-                        for (&v1, &v2) in c1.iter().zip(c2) {
-                            counts[self.nearest([v1, v2])] += 1;
-                        }
-                        counts
-                    },
-                )
-                .reduce(
-                    || vec![0u64; q],
-                    |mut a, b| {
-                        a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                ),
-        };
+        assert_eq!(counts.len(), q, "one count per bin");
+        if image_count(chroma.len(), 2, hw).is_none() {
+            return;
+        }
+        let added = chroma
+            .par_chunks(2 * hw)
+            .fold(
+                || vec![0u64; q],
+                |mut counts, image| {
+                    let (c1, c2) = image.split_at(hw);
+                    for (&v1, &v2) in c1.iter().zip(c2) {
+                        counts[self.nearest([v1, v2])] += 1;
+                    }
+                    counts
+                },
+            )
+            .reduce(
+                || vec![0u64; q],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        counts.iter_mut().zip(added).for_each(|(c, a)| *c += a);
+    }
+
+    /// [`prior`](Self::prior) of per-bin pixel counts ([`count`](Self::count)); no counts (all zero, or none
+    /// at all) give the uniform distribution.
+    pub fn prior_of_counts(&self, counts: &[u64], sigma: f32) -> Vec<f32> {
+        let q = self.len();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return vec![1.0 / q as f32; q];
         }
+        assert_eq!(counts.len(), q, "one count per bin");
         let p: Vec<f64> = counts.iter().map(|&c| c as f64 / total as f64).collect();
         let smoothed: Vec<f64> = if sigma > 0.0 {
             let scale = -0.5 / f64::from(sigma * sigma);

@@ -1,5 +1,7 @@
 //! Batch preparation: a list of image indices -> model-ready planar `f32` buffers in a color space
-//! (gray input, chroma target, class labels). Every data set goes through [`prepare`].
+//! (gray input, chroma target, class labels). Every data set goes through [`prepare`]; [`prefetched`]
+//! prepares the batches of a pass (training or validation) ahead of their consumer, so that a pass
+//! holds a few batches at a time, never a whole split.
 
 use anyhow::Context;
 use rayon::prelude::*;
@@ -12,6 +14,32 @@ use crate::color::convert::encode_u8_planar;
 /// Bytes of RGB per unit of parallel work: batches are split into chunks of about this size (at least one
 /// image), each read and converted by one thread.
 const CHUNK_BYTES: usize = 192 * 1024;
+
+/// Batches [`prefetched`] prepares ahead of the one being consumed (with the one being prepared and
+/// the one consumed, four are in memory at most).
+pub const PREFETCH: usize = 2;
+
+/// The data path of a pass over batches: `prepare` turns each of `batches` into a `T` on another
+/// thread (which spreads each batch over every core, see [`prepare`]), up to [`PREFETCH`] batches
+/// ahead of `consume`, which reads them in order from the iterator it is given. When `consume`
+/// returns (done, stopped early or failed), the preparation stops.
+pub fn prefetched<T: Send, R>(
+    batches: &[Vec<usize>],
+    prepare: impl Fn(&[usize]) -> anyhow::Result<T> + Send,
+    consume: impl FnOnce(&mut dyn Iterator<Item = anyhow::Result<T>>) -> R,
+) -> R {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<T>>(PREFETCH);
+        scope.spawn(move || {
+            for idx in batches {
+                if tx.send(prepare(idx)).is_err() {
+                    break;
+                }
+            }
+        });
+        consume(&mut rx.iter())
+    })
+}
 
 /// A batch of images in the layout the model consumes (row-major, planar, `n` images of `side x side`).
 #[derive(Clone, Debug, PartialEq)]

@@ -15,7 +15,8 @@ use crate::data::DatasetKind;
 use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
-use crate::store::layout::{CONFIG_FILE, EVAL_DIR};
+use crate::store::layout::{CONFIG_FILE, EVAL_DIR, priors_dir, results_root};
+use crate::train::prior;
 use crate::train::trainer::{Evaluator, evaluate};
 
 /// Keys `sweep eval --set` may change: the data, and the decoding temperature.
@@ -80,18 +81,10 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     let planned = plan(&spec, overrides)?;
     let cfg = &planned.runs[0].settings;
     let data = crate::data::open(&cfg.data)?;
-    let evaluator = Evaluator::new(cfg, &data)?;
-    let batch_size = cfg.train.batch_size;
-    let e = evaluate(
-        &run.model,
-        &evaluator.objective,
-        &evaluator.val,
-        batch_size,
-        &run.device,
-        evaluator.class_weights.as_ref(),
-        // The judge is trained on the run's own data set; eval may point at another one.
-        None,
-    )?;
+    let priors = prior::measure(cfg, &data, Some(&priors_dir(results_root(&run.dir))))?;
+    let evaluator = Evaluator::new(cfg, &data, &priors)?;
+    // The judge is trained on the run's own data set; eval may point at another one.
+    let e = evaluate(&run.model, &evaluator, cfg.train.batch_size, &run.device, None)?;
     let result = EvalResult {
         run: run.run.id.clone(),
         variant: run.run.variant.clone(),
@@ -99,7 +92,7 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
         dataset: cfg.data.kind.name().to_string(),
         // Where it was read from, for the data sets read from files.
         data_dir: (cfg.data.kind != DatasetKind::Synthetic).then(|| cfg.data.dir.display().to_string()),
-        images: evaluator.val.n,
+        images: evaluator.val.len(),
         val_loss: e.loss,
         metrics: e.metrics,
     };

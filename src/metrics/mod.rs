@@ -239,9 +239,15 @@ pub fn colorfulness(rgb: &[f32], hw: usize) -> f64 {
     (var_rg + var_yb).sqrt() + 0.3 * (m_rg * m_rg + m_yb * m_yb).sqrt()
 }
 
-/// Top-1 accuracy of class logits `[n][classes]` against labels.
+/// Top-1 accuracy (%) of class logits `[n][classes]` against labels.
 pub fn top1(logits: &[f32], classes: usize, labels: &[u32]) -> f64 {
-    let correct = logits
+    top1_percent(top1_hits(logits, classes, labels), labels.len())
+}
+
+/// How many rows of class logits `[n][classes]` have their largest value at the label: [`top1`] of data
+/// that comes in batches is [`top1_percent`] of these summed.
+pub fn top1_hits(logits: &[f32], classes: usize, labels: &[u32]) -> usize {
+    logits
         .chunks_exact(classes)
         .zip(labels)
         .filter(|(row, label)| {
@@ -249,8 +255,12 @@ pub fn top1(logits: &[f32], classes: usize, labels: &[u32]) -> f64 {
                 row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
             best.0 == **label as usize
         })
-        .count();
-    100.0 * correct as f64 / labels.len().max(1) as f64
+        .count()
+}
+
+/// `hits` of `n` images, in percent (0 without images).
+pub fn top1_percent(hits: usize, n: usize) -> f64 {
+    100.0 * hits as f64 / n.max(1) as f64
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@
 //!                  cached classifiers: classifier.bpk, metrics.csv, top1, lock (format: train::pretrain)
 //! results/.filelists/<hash>.txt
 //!                  cached file lists of image folders (file_lists_dir; format: data::filelist)
+//! results/.priors/<key>.txt
+//!                  cached chroma priors of training sets (priors_dir; format: train::prior)
 //! ```
 //!
 //! This module holds the names whose format is owned outside the store; the store's own files are
@@ -142,6 +144,12 @@ pub fn executor_dir(sweep_dir: &Path, name: &str) -> PathBuf {
 /// (`results/.filelists/`), shared by its runs; the files' names and format are `data::filelist`'s.
 pub fn file_lists_dir(results_root: &Path) -> PathBuf {
     results_root.join(".filelists")
+}
+
+/// The folder of the cached chroma priors of training sets under the results folder `results_root`
+/// (`results/.priors/`), shared by its runs; the files' names and format are `train::prior`'s.
+pub fn priors_dir(results_root: &Path) -> PathBuf {
+    results_root.join(".priors")
 }
 
 /// Longest folder name a variant gets in [`tensorboard_dir`] (file systems allow 255 bytes).

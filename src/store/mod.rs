@@ -21,9 +21,9 @@
 //! owner there, and take their names from [`layout`]: checkpoints (burn's records,
 //! `train::checkpoint`), `samples.png` (drawn from decoded chroma, `train::samples`), `config.toml`
 //! (a one-run spec, `spec`), `eval/*.json` (`infer::eval`), the cached classifiers
-//! (`train::pretrain`), the TensorBoard event files in `tb/` (`train::tensorboard`) and the cached
-//! file lists of image folders in `.filelists/` (`data::filelist`, which sits below the store and is
-//! handed the folder). An executor keeps its own files in its folder of the sweep
+//! (`train::pretrain`), the TensorBoard event files in `tb/` (`train::tensorboard`), the cached chroma
+//! priors in `.priors/` (`train::prior`) and the cached file lists of image folders in `.filelists/`
+//! (`data::filelist`, which sits below the store and is handed the folder). An executor keeps its own files in its folder of the sweep
 //! ([`layout::executor_dir`]); their names are its own.
 //!
 //! The store imports `spec` (a plan's runs), `metrics` (the values of a metrics row) and `atomic`.

@@ -9,6 +9,7 @@
 //! space, task or model) is judged by the same network. Gray images are the run's luma with zero
 //! chroma, in the run's color space.
 
+use std::cell::OnceCell;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -17,9 +18,9 @@ use burn::tensor::Device;
 
 use super::pretrain::{ClassifierInput, ClassifierJob, cached_classifier, classify_all};
 use crate::color::ColorSpace;
-use crate::color::convert::{decoded_planar, gray_planar};
+use crate::color::convert::gray_planar;
 use crate::data::{ColorBatch, DataSet};
-use crate::metrics::{SemanticTop1, top1};
+use crate::metrics::{SemanticTop1, top1_hits, top1_percent};
 use crate::model::{BackboneConfig, BackboneInput, BackboneNet, BackboneVariant};
 use crate::spec::RunConfig;
 use crate::store::layout::{CacheKind, ClassifierCache};
@@ -67,26 +68,59 @@ pub fn judge(
     Ok(Some(Judge { net, classes }))
 }
 
-/// The semantic test of one run: the judge and its top-1 on the run's gray and true-colour
-/// validation images. Those two do not change from epoch to epoch, so they are measured once, when
-/// the run starts; each epoch's validation classifies only the colorized images.
+/// The semantic test of one run: the judge, and its top-1 on the run's gray and true-colour
+/// validation images. Those two do not change from epoch to epoch, so only the first validation pass
+/// of an attempt measures them (beside the colorized images, from the same batches); the later
+/// passes classify the colorized images alone.
 pub struct SemanticTest {
     judge: Judge,
-    gray: f64,
-    color: f64,
+    space: ColorSpace,
+    /// The top-1 (%) on the gray and the true-colour validation images, once measured.
+    reference: OnceCell<(f64, f64)>,
+}
+
+/// One validation pass of a [`SemanticTest`]: the images the judge classified right so far.
+pub struct SemanticPass {
+    colorized: usize,
+    gray: usize,
+    color: usize,
+    images: usize,
+    /// Whether this pass measures the gray and true-colour top-1 too (the first pass).
+    reference: bool,
 }
 
 impl SemanticTest {
-    /// Measures `judge` on the gray and true-colour versions of `val` (prepared in `space`).
-    pub fn new(judge: Judge, space: ColorSpace, val: &ColorBatch, batch_size: usize, device: &Device) -> Result<Self> {
-        let hw = val.hw();
-        let top1_of = |rgb: &[f32]| -> Result<f64> {
-            let logits = classify_all(&judge.net, rgb, 3, val.side, batch_size, device)?;
-            Ok(top1(&logits, judge.classes, &val.labels))
+    /// The test of `judge` on validation images prepared in `space`.
+    pub fn new(judge: Judge, space: ColorSpace) -> SemanticTest {
+        SemanticTest { judge, space, reference: OnceCell::new() }
+    }
+
+    /// Starts a validation pass.
+    pub fn pass(&self) -> SemanticPass {
+        SemanticPass { colorized: 0, gray: 0, color: 0, images: 0, reference: self.reference.get().is_none() }
+    }
+
+    /// Adds a batch of validation images to `pass`: `val` as prepared, `colorized` and `truth` its
+    /// colorized and true-colour versions as planar sRGB `[n][3][side * side]`.
+    pub fn add(
+        &self,
+        pass: &mut SemanticPass,
+        val: &ColorBatch,
+        (colorized, truth): (&[f32], &[f32]),
+        batch_size: usize,
+        device: &Device,
+    ) -> Result<()> {
+        let hits = |rgb: &[f32]| -> Result<usize> {
+            let logits = self.logits(rgb, val.side, batch_size, device)?;
+            Ok(top1_hits(&logits, self.judge.classes, &val.labels))
         };
-        let gray = top1_of(&gray_planar(space, &val.gray, hw))?;
-        let color = top1_of(&decoded_planar(space, &val.gray, &val.chroma, hw))?;
-        Ok(SemanticTest { judge, gray, color })
+        pass.colorized += hits(colorized)?;
+        if pass.reference {
+            pass.gray += hits(&gray_planar(self.space, &val.gray, val.hw()))?;
+            pass.color += hits(truth)?;
+        }
+        pass.images += val.n;
+        Ok(())
     }
 
     /// The judge's logits `[n][classes]` of planar sRGB images `[n][3][side * side]`.
@@ -94,19 +128,19 @@ impl SemanticTest {
         classify_all(&self.judge.net, rgb, 3, side, batch_size, device)
     }
 
-    /// The three top-1 accuracies (%), given the logits of the colorized validation images.
-    pub fn result(&self, colorized_logits: &[f32], labels: &[u32]) -> SemanticTop1 {
-        SemanticTop1 {
-            colorized: top1(colorized_logits, self.judge.classes, labels),
-            gray: self.gray,
-            color: self.color,
-        }
+    /// The three top-1 accuracies (%) of a finished pass.
+    pub fn result(&self, pass: SemanticPass) -> SemanticTop1 {
+        let percent = |hits| top1_percent(hits, pass.images);
+        let &(gray, color) = self.reference.get_or_init(|| (percent(pass.gray), percent(pass.color)));
+        SemanticTop1 { colorized: percent(pass.colorized), gray, color }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::color::convert::decoded_planar;
+    use crate::metrics::top1;
     use crate::model::Backbone;
 
     fn tiny_judge(device: &Device) -> Judge {
@@ -130,9 +164,15 @@ mod tests {
         let gray: Vec<f32> = (0..n * hw).map(|i| (i % hw) as f32 / hw as f32).collect();
         let chroma: Vec<f32> = (0..n * 2 * hw).map(|i| if (i / hw) % 2 == 0 { 40.0 } else { -30.0 }).collect();
         let val = ColorBatch { n, side, gray: gray.clone(), chroma: chroma.clone(), labels: vec![0, 1, 2, 0, 1, 2] };
-        let test = SemanticTest::new(judge, ColorSpace::Lab, &val, 4, &device).unwrap();
+        let test = SemanticTest::new(judge, ColorSpace::Lab);
         let color = decoded_planar(ColorSpace::Lab, &gray, &chroma, hw);
-        let s = test.result(&test.logits(&color, side, 4, &device).unwrap(), &val.labels);
+        // In two batches, as validation streams them.
+        let mut pass = test.pass();
+        for range in [0..4, 4..6] {
+            let (part, rgb) = (val.slice(range.clone()), &color[range.start * 3 * hw..range.end * 3 * hw]);
+            test.add(&mut pass, &part, (rgb, rgb), 4, &device).unwrap();
+        }
+        let s = test.result(pass);
         assert_eq!(s.colorized, s.color);
         // What the judge sees as gray: equal R, G and B.
         let gray_rgb = gray_planar(ColorSpace::Lab, &gray, hw);
@@ -145,5 +185,10 @@ mod tests {
         // And the test's gray top-1 is the judge's top-1 on exactly those images.
         let logits = test.logits(&gray_rgb, side, 4, &device).unwrap();
         assert_eq!(s.gray, top1(&logits, 3, &val.labels));
+        // A later pass classifies the colorized images alone and keeps the first pass's references.
+        let mut later = test.pass();
+        test.add(&mut later, &val, (&gray_rgb, &color), 4, &device).unwrap();
+        let again = test.result(later);
+        assert_eq!((again.colorized, again.gray, again.color), (s.gray, s.gray, s.color));
     }
 }

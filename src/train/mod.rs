@@ -8,6 +8,8 @@
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
 //! - `checkpoint`, `samples`: the files of a run whose format is training's (the others are the store's);
 //! - `tensorboard`: the run's TensorBoard event files (in the store's `results/<sweep>/tb/<variant>/seed<N>/`);
+//! - `prior`: the chroma priors a run starts from (rebalancing, the rebalanced AuC), measured once on a
+//!   sample spread over the training set and cached;
 //! - `pretrain`: classifiers trained before a run and shared between runs (pretrained backbones, judges);
 //! - `judge`: Zhang et al.'s semantic test, a true-colour classifier's top-1 on colorized images.
 
@@ -16,6 +18,7 @@ pub mod device;
 pub mod judge;
 pub mod objective;
 pub mod pretrain;
+pub mod prior;
 pub mod samples;
 pub mod tensorboard;
 pub mod trainer;

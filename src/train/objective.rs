@@ -83,18 +83,20 @@ impl HostBatch {
 }
 
 impl Objective {
-    /// Builds the objective of a run. `train_chroma` (planar `[n][2][hw]`, the training set's
-    /// chroma) gives the empirical prior for rebalancing.
-    pub fn new(cfg: &RunConfig, train_chroma: impl FnOnce() -> Vec<f32>) -> Objective {
-        Self::build(cfg, Some(train_chroma))
+    /// Builds the objective of a run. `train_counts` (the training set's pixels per chroma bin of the
+    /// run, `ChromaBins::new(color space, bin_size)`: [`super::prior::Priors::own`]) gives the empirical
+    /// prior for rebalancing; it is called only when the run rebalances, and no counts give the
+    /// uniform prior.
+    pub fn new(cfg: &RunConfig, train_counts: impl FnOnce() -> Vec<u64>) -> Objective {
+        Self::build(cfg, Some(train_counts))
     }
 
     /// The objective for decoding a trained run's outputs: no training data, so no rebalancing weights.
     pub fn for_inference(cfg: &RunConfig) -> Objective {
-        Self::build(cfg, None::<fn() -> Vec<f32>>)
+        Self::build(cfg, None::<fn() -> Vec<u64>>)
     }
 
-    fn build(cfg: &RunConfig, train_chroma: Option<impl FnOnce() -> Vec<f32>>) -> Objective {
+    fn build(cfg: &RunConfig, train_counts: Option<impl FnOnce() -> Vec<u64>>) -> Objective {
         let space = cfg.color_space;
         match &cfg.task {
             TaskConfig::Regression(r) => {
@@ -103,9 +105,8 @@ impl Objective {
             TaskConfig::Classification(c) => {
                 let bins = ChromaBins::new(space, c.bin_size);
                 let (soft_k, soft_sigma) = c.soft.map_or((1, 1.0), |soft| (soft.k, soft.sigma));
-                let weights = train_chroma.zip(c.rebalance).map(|(chroma, rebalance)| {
-                    let side = cfg.data.image_size;
-                    let prior = bins.prior(&chroma(), side * side, rebalance.prior_sigma);
+                let weights = train_counts.zip(c.rebalance).map(|(counts, rebalance)| {
+                    let prior = bins.prior_of_counts(&counts(), rebalance.prior_sigma);
                     rebalance_weights(&prior, rebalance.lambda)
                 });
                 Objective::Classification {

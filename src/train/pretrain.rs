@@ -25,8 +25,8 @@ use super::trainer::seeded;
 use crate::atomic::write_atomic;
 use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
-use crate::data::{ColorBatch, DataSet, ImageSource, prepare};
-use crate::metrics::top1;
+use crate::data::{ColorBatch, DataSet, ImageSource, prefetched, prepare};
+use crate::metrics::{top1_hits, top1_percent};
 use crate::model::{BackboneConfig, BackboneNet};
 use crate::rng::Rng;
 use crate::spec::RunConfig;
@@ -127,8 +127,6 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
         Ok::<_, std::convert::Infallible>(job.net.init(&ad_device))
     })?;
     let mut optim = AdamConfig::new().init();
-    let val_indices: Vec<usize> = (0..data.val.len()).collect();
-    let (val_input, channels, val) = job.input.load(data.val.as_ref(), &val_indices)?;
     let mut csv = String::from("epoch,train_loss,val_top1,seconds\n");
     let mut top = 0.0;
     log.line(&format!(
@@ -156,9 +154,7 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
             loss_sum += value * batch.n as f64;
             seen += batch.n;
         }
-        let valid = net.valid();
-        let logits = classify_all(&valid, &val_input, channels, val.side, job.batch_size, device)?;
-        top = top1(&logits, classes, &val.labels);
+        top = val_top1(job, &net.valid(), data.val.as_ref(), classes, device)?;
         let mean_loss = loss_sum / seen.max(1) as f64;
         csv.push_str(&format!("{},{mean_loss:.6},{top:.4},{:.2}\n", epoch + 1, started.elapsed().as_secs_f64()));
         log.line(&format!("{} epoch {}/{}: loss {mean_loss:.4}, val top-1 {top:.1}%", job.role, epoch + 1, job.epochs));
@@ -169,6 +165,33 @@ fn train_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &
     std::fs::rename(&tmp, job.cache.classifier())?;
     write_atomic(&job.cache.top1(), format!("{top}").as_bytes())?;
     Ok(top)
+}
+
+/// The top-1 (%) of `net` on the validation images `val`, read in batches ahead of the classifier
+/// ([`prefetched`]), so that the split is never in memory whole.
+fn val_top1(
+    job: &ClassifierJob,
+    net: &BackboneNet,
+    val: &dyn ImageSource,
+    classes: usize,
+    device: &Device,
+) -> Result<f64> {
+    let order: Vec<usize> = (0..val.len()).collect();
+    let batches: Vec<Vec<usize>> = order.chunks(job.batch_size.max(1)).map(<[usize]>::to_vec).collect();
+    let input = job.input;
+    prefetched(
+        &batches,
+        |idx| input.load(val, idx),
+        |batches| -> Result<f64> {
+            let mut hits = 0;
+            for loaded in batches {
+                let (values, channels, batch) = loaded?;
+                let logits = classify_all(net, &values, channels, batch.side, job.batch_size, device)?;
+                hits += top1_hits(&logits, classes, &batch.labels);
+            }
+            Ok(top1_percent(hits, val.len()))
+        },
+    )
 }
 
 /// Class logits `[n][classes]` of planar images `[n][channels][side * side]`, in batches.

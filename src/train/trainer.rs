@@ -10,6 +10,7 @@
 //! closed-form functions of the epoch (see [`learning_rate`]), so resuming needs no scheduler state.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -24,19 +25,18 @@ use super::checkpoint;
 use super::judge::{SemanticTest, judge};
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
+use super::prior::{self, Priors};
 use super::samples;
 use super::tensorboard::RunBoard;
-use crate::color::ColorSpace;
 use crate::color::convert::decoded_planar;
-use crate::color::quantize::{ChromaBins, rebalance_weights};
-use crate::data::{ColorBatch, DataSet, prepare, prepare_augmented};
+use crate::data::{ColorBatch, DataSet, ImageSource, prefetched, prepare, prepare_augmented};
 use crate::metrics::{Accumulator, ClassWeights};
 use crate::model::{BackboneInput, ColorizationNet, LoadOptions, ModelConfig, Output};
 use crate::rng::Rng;
 use crate::spec::run_config::{BackboneStart, OptimizerConfig, Schedule, TaskConfig, TrainConfig};
 use crate::spec::{RunConfig, RunPlan, SweepMeta, read_config};
 use crate::store::curve_file;
-use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE, file_lists_dir, results_root, tensorboard_dir};
+use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE, file_lists_dir, priors_dir, results_root, tensorboard_dir};
 use crate::store::lock::RunLock;
 use crate::store::log::RunLog;
 use crate::store::metrics_file::{MetricsFile, MetricsRow};
@@ -44,8 +44,6 @@ use crate::store::model_info::ModelInfo;
 use crate::store::protocol::stop_requested;
 use crate::store::status::{End, RunStatus};
 
-/// Images whose chroma estimates the class prior (for rebalancing and the rebalanced AuC).
-const PRIOR_IMAGES: usize = 5000;
 /// Validation images on `samples.png`.
 const SAMPLE_IMAGES: usize = 8;
 
@@ -115,17 +113,26 @@ fn train(
     let cfg = &run.settings;
     log.line(&format!("run {} ({}), seed {}, {} epochs", run.id, run.variant, run.seed, cfg.train.epochs));
     let results_root = results_root(run_dir);
-    // A photo folder is scanned once for all the runs of the results folder (its file list is cached).
+    let started = Instant::now();
+    // A photo folder is scanned once for all the runs of the results folder (its file list is cached),
+    // and its prior measured once (cached too).
     let data = crate::data::open_with(&cfg.data, Some(&file_lists_dir(results_root)))?;
-    let evaluator = Evaluator::new(cfg, &data)?;
+    let opened = started.elapsed().as_secs_f64();
+    let priors = prior::measure(cfg, &data, Some(&priors_dir(results_root)))?;
+    let evaluator = Evaluator::new(cfg, &data, &priors)?;
+    log.line(&format!(
+        "data: {} training and {} validation images, opened in {opened:.1} s; chroma prior of {} images {} in {:.1} s",
+        data.train.len(),
+        data.val.len(),
+        priors.images,
+        if priors.cached { "read from the cache" } else { "measured" },
+        started.elapsed().as_secs_f64() - opened
+    ));
     ModelInfo { num_classes: data.classes.len() }.write(run_dir)?;
     let ad_device = device.clone().autodiff();
     let devices = (device, &ad_device);
     let (model, pretrain_top1) = initial_model(cfg, &evaluator.objective, &data, devices, results_root, log)?;
-    let semantic = match judge(cfg, &data, device, results_root, log)? {
-        Some(j) => Some(SemanticTest::new(j, cfg.color_space, &evaluator.val, cfg.train.batch_size, device)?),
-        None => None,
-    };
+    let semantic = judge(cfg, &data, device, results_root, log)?.map(|j| SemanticTest::new(j, cfg.color_space));
     let semantic = semantic.as_ref();
     let board_dir = tensorboard_dir(run_dir.parent().unwrap_or(Path::new(".")), &run.variant, run.seed);
     let (run_id, data, evaluator, board_dir) = (run.id.as_str(), &data, &evaluator, &board_dir);
@@ -248,7 +255,7 @@ impl Epochs<'_> {
             samples::write_sheet(
                 &self.run_dir.join(SAMPLES_FILE),
                 space,
-                &self.evaluator.val,
+                &self.evaluator.samples,
                 &eval.sample_chroma,
                 SAMPLE_IMAGES,
             )?;
@@ -284,21 +291,12 @@ impl Epochs<'_> {
         let bar = progress_bar(batches.len() as u64, &format!("epoch {}/{epochs}", epoch + 1), log.quiet);
         let started = Instant::now();
         let mut training = EpochTraining { loss_sum: 0.0, seen: 0, seconds: 0.0, data_wait: 0.0 };
-        let (model, interrupted) = std::thread::scope(|scope| -> Result<(ColorizationNet, bool)> {
+        let data = self.data.train.as_ref();
+        let prepare = |idx: &[usize]| prepare_augmented(data, idx, space, &augment).map(|b| objective.host_batch(&b));
+        let (model, interrupted) = prefetched(&batches, prepare, |batches| -> Result<(ColorizationNet, bool)> {
             let mut model = model;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(2);
-            let data = self.data;
-            scope.spawn(move || {
-                for idx in &batches {
-                    let batch =
-                        prepare_augmented(data.train.as_ref(), idx, space, &augment).map(|b| objective.host_batch(&b));
-                    if tx.send(batch).is_err() {
-                        break;
-                    }
-                }
-            });
             let mut waiting = Instant::now();
-            for (step, batch) in rx.iter().enumerate() {
+            for (step, batch) in batches.enumerate() {
                 training.data_wait += waiting.elapsed().as_secs_f64();
                 if stop_requested() {
                     return Ok((model, true));
@@ -328,9 +326,7 @@ impl Epochs<'_> {
     }
 
     fn evaluate(&self, valid: &ColorizationNet) -> Result<Evaluation> {
-        let e = self.evaluator;
-        let batch_size = self.cfg.train.batch_size;
-        evaluate(valid, &e.objective, &e.val, batch_size, self.device, e.class_weights.as_ref(), self.semantic)
+        evaluate(valid, self.evaluator, self.cfg.train.batch_size, self.device, self.semantic)
     }
 }
 
@@ -415,90 +411,86 @@ pub struct Evaluation {
     pub semantic: Option<crate::metrics::SemanticTop1>,
 }
 
-/// Runs `model` (inference view) over `val` in batches; with a `semantic` test, Zhang's semantic test too.
+/// Runs `model` (inference view) over the validation images in batches, read and prepared ahead
+/// of the model by the data path ([`prefetched`]), so that validation holds a few batches, never
+/// the whole split; with a `semantic` test, Zhang's semantic test too.
 pub fn evaluate(
     model: &ColorizationNet,
-    objective: &Objective,
-    val: &ColorBatch,
+    evaluator: &Evaluator,
     batch_size: usize,
     device: &Device,
-    class_weights: Option<&ClassWeights>,
     semantic: Option<&SemanticTest>,
 ) -> Result<Evaluation> {
+    let (objective, val) = (&evaluator.objective, evaluator.val.as_ref());
     let space = objective.space();
-    let hw = val.side * val.side;
-    let mut acc = Accumulator::new(class_weights.cloned());
-    let mut colorized_logits = Vec::new();
+    let hw = val.side() * val.side();
+    let mut acc = Accumulator::new(Some(evaluator.class_weights.clone()));
+    let mut pass = semantic.map(SemanticTest::pass);
     let mut loss_sum = 0.0;
     let mut sample_chroma = Vec::new();
-    for start in (0..val.n).step_by(batch_size) {
-        let batch = val.slice(start..(start + batch_size).min(val.n));
-        let host = objective.host_batch(&batch);
-        let on_device = host.into_device(device);
-        let output = model.forward(on_device.gray.clone());
-        loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
-        let raw = output.into_data().try_to_vec::<f32>()?;
-        let chroma = objective.decode(raw, hw, None);
-        let predicted = decoded_planar(space, &batch.gray, &chroma, hw);
-        let truth = decoded_planar(space, &batch.gray, &batch.chroma, hw);
-        acc.add(&predicted, &truth, hw);
-        if let Some(test) = semantic {
-            colorized_logits.extend(test.logits(&predicted, batch.side, batch_size, device)?);
+    let order: Vec<usize> = (0..val.len()).collect();
+    let batches: Vec<Vec<usize>> = order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect();
+    let prepare = |idx: &[usize]| prepare(val, idx, space).map(|b| (objective.host_batch(&b), b));
+    prefetched(&batches, prepare, |batches| -> Result<()> {
+        for prepared in batches {
+            let (host, batch) = prepared?;
+            let on_device = host.into_device(device);
+            let output = model.forward(on_device.gray.clone());
+            loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
+            let raw = output.into_data().try_to_vec::<f32>()?;
+            let chroma = objective.decode(raw, hw, None);
+            let predicted = decoded_planar(space, &batch.gray, &chroma, hw);
+            let truth = decoded_planar(space, &batch.gray, &batch.chroma, hw);
+            acc.add(&predicted, &truth, hw);
+            if let (Some(test), Some(pass)) = (semantic, pass.as_mut()) {
+                test.add(pass, &batch, (&predicted, &truth), batch_size, device)?;
+            }
+            if sample_chroma.len() < SAMPLE_IMAGES * 2 * hw {
+                let take = (SAMPLE_IMAGES * 2 * hw - sample_chroma.len()).min(chroma.len());
+                sample_chroma.extend_from_slice(&chroma[..take]);
+            }
         }
-        if sample_chroma.len() < SAMPLE_IMAGES * 2 * hw {
-            let take = (SAMPLE_IMAGES * 2 * hw - sample_chroma.len()).min(chroma.len());
-            sample_chroma.extend_from_slice(&chroma[..take]);
-        }
-    }
+        Ok(())
+    })?;
     Ok(Evaluation {
-        loss: loss_sum / val.n.max(1) as f64,
+        loss: loss_sum / val.len().max(1) as f64,
         metrics: acc.finish(),
         curve: acc.curve(),
         sample_chroma,
-        semantic: semantic.map(|t| t.result(&colorized_logits, &val.labels)),
+        semantic: semantic.zip(pass).map(|(test, pass)| test.result(pass)),
     })
 }
 
-/// What validation needs: the objective (with rebalancing weights from the training images), the
-/// per-pixel weights of the rebalanced AuC and the prepared validation images. Training and
-/// `sweep eval` build it the same way, so that eval on the training data repeats training's numbers.
+/// What validation needs: the objective (with rebalancing weights from the training images' prior),
+/// the per-pixel weights of the rebalanced AuC, the validation images and the first of them prepared
+/// for the sample sheet. Training and `sweep eval` build it the same way, so that eval on the
+/// training data repeats training's numbers.
 pub struct Evaluator {
     pub objective: Objective,
-    pub class_weights: Option<ClassWeights>,
-    pub val: ColorBatch,
+    pub class_weights: ClassWeights,
+    /// The validation split, read batch by batch at each validation.
+    pub val: Arc<dyn ImageSource>,
+    /// The first [`SAMPLE_IMAGES`] validation images, prepared: the sample sheet's.
+    pub samples: ColorBatch,
 }
 
 impl Evaluator {
-    pub fn new(cfg: &RunConfig, data: &DataSet) -> Result<Evaluator> {
-        let space = cfg.color_space;
-        let prior_indices: Vec<usize> = (0..data.train.len().min(PRIOR_IMAGES)).collect();
-        let prior_chroma = prepare(data.train.as_ref(), &prior_indices, space)?.chroma;
-        let objective = Objective::new(cfg, || prior_chroma);
-        let class_weights = lab_class_weights(data, &prior_indices)?;
-        let val_indices: Vec<usize> = (0..data.val.len()).collect();
-        let val = prepare(data.val.as_ref(), &val_indices, space)?;
-        if val.n == 0 || data.train.is_empty() {
+    /// The evaluator of a run on `data`, whose training images' priors are `priors`
+    /// ([`prior::measure`]).
+    pub fn new(cfg: &RunConfig, data: &DataSet, priors: &Priors) -> Result<Evaluator> {
+        if data.val.is_empty() || data.train.is_empty() {
             bail!(
                 "the data set has {} training and {} validation images: both must be non-empty",
                 data.train.len(),
-                val.n
+                data.val.len()
             );
         }
-        Ok(Evaluator { objective, class_weights, val })
+        let objective = Objective::new(cfg, || priors.own.clone().unwrap_or_default());
+        let sample_indices: Vec<usize> = (0..data.val.len().min(SAMPLE_IMAGES)).collect();
+        let samples = prepare(data.val.as_ref(), &sample_indices, cfg.color_space)?;
+        let class_weights = prior::class_weights(priors);
+        Ok(Evaluator { objective, class_weights, val: data.val.clone(), samples })
     }
-}
-
-/// Per-pixel weights of the rebalanced AuC: the inverse smoothed prior of Lab ab bins (lambda = 0),
-/// from the training images.
-fn lab_class_weights(data: &DataSet, indices: &[usize]) -> Result<Option<ClassWeights>> {
-    if indices.is_empty() {
-        return Ok(None);
-    }
-    let lab = prepare(data.train.as_ref(), indices, ColorSpace::Lab)?;
-    let bins = ChromaBins::new(ColorSpace::Lab, 10.0);
-    let prior = bins.prior(&lab.chroma, lab.side * lab.side, 5.0);
-    let weights = rebalance_weights(&prior, 0.0);
-    Ok(Some(ClassWeights { bins, weights }))
 }
 
 /// The network a run's config describes; `num_classes` is the data set's, for a backbone pretrained
