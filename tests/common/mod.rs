@@ -128,3 +128,18 @@ pub fn assert_complete(run_dir: &Path) {
 pub fn resumed(run_dir: &Path) -> bool {
     std::fs::read_to_string(run_dir.join("log.txt")).unwrap_or_default().contains("resuming after epoch")
 }
+
+/// Every number of a run's metrics rows but the timing columns: what a resumed run must repeat.
+pub fn numbers(run: &Path) -> Vec<Vec<f64>> {
+    MetricsFile::open(run)
+        .unwrap()
+        .rows()
+        .iter()
+        .map(|r| {
+            ["epoch", "train_loss", "val_loss", "psnr", "ab_rmse", "auc", "auc_rebal", "colorfulness"]
+                .iter()
+                .map(|c| r.get(c).unwrap())
+                .collect()
+        })
+        .collect()
+}
