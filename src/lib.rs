@@ -8,8 +8,8 @@
 //! orchestrator and trainer), `runner` (the executors that train a sweep's runs), `report` (tables,
 //! plots and pages from a sweep's results), `cli` (the `sweep` command line). Below them all: `named`
 //! (closed choices that know their names), `device` (the device a run trains on, as the command line
-//! names it), `atomic` (atomic file writes) and `rng`. The binary in `main.rs` only calls
-//! [`cli::main`].
+//! names it), `atomic` (atomic file writes), `fault` (the reliability tests' kill hook) and `rng`. The
+//! binary in `main.rs` only calls [`cli::main`].
 //!
 //! Layers import only downwards: cli > report > infer > runner > train > store > model, data, loss,
 //! metrics, color; `spec` (which decodes configs into the lower layers' types) is read by every layer
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod color;
 pub mod data;
 pub mod device;
+pub mod fault;
 pub mod infer;
 pub mod loss;
 pub mod metrics;

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use common::TINY;
+use common::{TINY, numbers};
 use sweep::spec::{Spec, plan};
 use sweep::store::metrics_file::MetricsFile;
 use sweep::store::plan::materialise;
@@ -146,21 +146,6 @@ local.pool_after = [1, 2, 3]
     }
     let lrs: Vec<f64> = MetricsFile::open(&runs[1]).unwrap().rows().iter().map(|r| r.lr).collect();
     assert_eq!(lrs, vec![0.01, 0.001], "step schedule: lr times 0.1 after each epoch");
-}
-
-fn numbers(run: &Path) -> Vec<Vec<f64>> {
-    // Everything but the timing columns.
-    MetricsFile::open(run)
-        .unwrap()
-        .rows()
-        .iter()
-        .map(|r| {
-            ["epoch", "train_loss", "val_loss", "psnr", "ab_rmse", "auc", "auc_rebal", "colorfulness"]
-                .iter()
-                .map(|c| r.get(c).unwrap())
-                .collect()
-        })
-        .collect()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
 use crate::store::lock::SweepLock;
 use crate::store::metrics_file::MetricsFile;
-use crate::store::plan::{SweepIndex, materialise, sweep_dir};
+use crate::store::plan::{SweepIndex, claim, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::store::status::{RunStatus, State};
 use crate::train::{Outcome, exec as train_run, open_device};
@@ -38,12 +38,16 @@ pub fn run(args: RunArgs) -> CmdResult {
     }
     if args.dry_run {
         let index = SweepIndex::from_plan(&plan, &args.spec.spec);
-        let selection = select(&dir, &index, args.retry_failed)?;
+        let selection = select(&dir, &index, args.retry_failed, false)?;
+        selection.notes.iter().for_each(|n| eprintln!("warning: {n}"));
         print!("{}", executor.dry_run(&dir, &index, &selection)?);
         return Ok(());
     }
     // Locked before anything is written, so that a second `sweep run` cannot rewrite plan.json.
     let lock = SweepLock::acquire(&dir)?;
+    if let Some(note) = claim(&dir, &args.spec.spec)? {
+        eprintln!("warning: {note}");
+    }
     let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
     materialise(&plan, &args.spec.spec, &results)?;
     let index = SweepIndex::read(&dir)?;
@@ -86,6 +90,13 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
         Ok(Outcome::Done) => Ok(()),
+        Ok(Outcome::AlreadyDone) => {
+            println!(
+                "run {} is done already: nothing to train (remove its folder to train it again)",
+                args.run_dir.display()
+            );
+            Ok(())
+        }
         Ok(Outcome::Interrupted) => Err(Failure {
             code: ExecExit::Interrupted.code(),
             error: anyhow::anyhow!("interrupted; run again to resume"),
@@ -102,13 +113,15 @@ pub fn exec(args: ExecArgs) -> CmdResult {
 
 pub fn status(args: StatusArgs) -> CmdResult {
     let dir = resolve_sweep_dir(args.target.as_deref(), &args.results)?;
-    let index = SweepIndex::read(&dir)?;
+    let (index, notes) = SweepIndex::read_or_scan(&dir)?;
     println!("sweep \"{}\" ({})", index.sweep, dir.display());
+    notes.iter().for_each(|n| println!("note: {n}"));
     print!("{}", status_table(&dir, &index)?);
     Ok(())
 }
 
-/// A spec (its sweep's folder under `results`) or a sweep folder.
+/// A spec (its sweep's folder under `results`, unless that holds another spec's sweep of the same
+/// name) or a sweep folder.
 pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Result<PathBuf> {
     let Some(target) = target else {
         bail!("give a spec or a sweep's results folder, e.g. `sweep status experiments/quickstart.toml`");
@@ -118,39 +131,58 @@ pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Resul
     }
     if target.extension().is_some_and(|e| e == "toml") {
         let spec = crate::spec::Spec::from_file(target)?;
-        return Ok(sweep_dir(results, &spec.meta.name));
+        let dir = sweep_dir(results, &spec.meta.name);
+        if let Some(other) = SweepIndex::read(&dir).ok().and_then(|index| index.other_owner(&dir, target)) {
+            bail!(
+                "{} holds sweep \"{}\" of another spec, {}, not of {}: both declare this [sweep] name (give the \
+                 results folder, or --results DIR where this spec trained)",
+                dir.display(),
+                spec.meta.name,
+                other.display(),
+                target.display()
+            );
+        }
+        return Ok(dir);
     }
     bail!("{} is neither a spec (.toml) nor a sweep's results folder", target.display())
 }
 
-/// One row per run: state, epochs, primary metric, time, failure reason.
+/// One row per run: state, epochs, primary metric, time, failure reason; then notes on files that
+/// do not read. The epochs and the metric are those the run's files have ([`RunStatus::observe`]).
 pub fn status_table(dir: &Path, index: &SweepIndex) -> anyhow::Result<String> {
     let mut table = Table::new(["run id", "variant", "seed", "state", "epochs", &index.metric, "time", "reason"])
         .align_right(2)
         .align_right(4)
         .align_right(5)
         .align_right(6);
+    let mut notes = Vec::new();
     for run in &index.runs {
         let run_dir = dir.join(&run.id);
-        let status = RunStatus::read(&run_dir).with_context(|| format!("run {}", run.id))?;
-        let metrics = MetricsFile::open(&run_dir)?;
-        let last = metrics.rows().last().and_then(|r| r.get(&index.metric));
-        let (state, epochs, seconds, reason) = match &status {
+        let rows = MetricsFile::rows_noting(&run_dir, &run.id, &mut notes);
+        let (state, epochs, seconds, reason, done) = match RunStatus::observe(&run_dir) {
             // A trainer that died without recording its state (kill -9, a machine's crash).
-            Some(s) if s.state == State::Running && s.trainer_alive() == Some(false) => (
+            Ok(Some(s)) if s.state == State::Running && s.trainer_alive() == Some(false) => (
                 "lost".to_string(),
                 format!("{}/{}", s.epochs_done, s.epochs),
                 format!("{:.0} s", s.seconds),
                 "its training process is gone; `sweep run` resumes it".to_string(),
+                s.epochs_done,
             ),
-            Some(s) => (
+            Ok(Some(s)) => (
                 s.state.name().to_string(),
                 format!("{}/{}", s.epochs_done, s.epochs),
                 format!("{:.0} s", s.seconds),
                 s.reason.clone().unwrap_or_default(),
+                s.epochs_done,
             ),
-            None => ("missing".into(), "-".into(), "-".into(), String::new()),
+            Ok(None) => ("missing".into(), "-".into(), "-".into(), String::new(), 0),
+            Err(e) => {
+                notes.push(format!("run {}: {e:#}", run.id));
+                ("unreadable".into(), "-".into(), "-".into(), "`sweep run` rebuilds its status.json".into(), 0)
+            }
         };
+        // The row of the last checkpointed epoch: a later one (a kill before its checkpoint) is trained again.
+        let metric = rows.iter().find(|r| r.epoch == done).and_then(|r| r.get(&index.metric));
         let reason: String = reason.lines().next().unwrap_or("").chars().take(60).collect();
         table.row([
             run.id.clone(),
@@ -158,10 +190,10 @@ pub fn status_table(dir: &Path, index: &SweepIndex) -> anyhow::Result<String> {
             run.seed.to_string(),
             state,
             epochs,
-            last.map_or("-".into(), |v| format!("{v:.3}")),
+            metric.map_or("-".into(), |v| format!("{v:.3}")),
             seconds,
             reason,
         ]);
     }
-    Ok(table.render())
+    Ok(table.render() + &notes.iter().map(|n| format!("note: {n}\n")).collect::<String>())
 }

@@ -1,7 +1,8 @@
 //! Reading a sweep's results for the report: `plan.json`, and each run's status, metrics rows, best
 //! epoch, accuracy curves and sample sheet. A sweep in progress or a crash leaves runs without some
 //! of these files, or with files that do not parse; such runs are reported with what is wrong, never
-//! fatal. Only a folder without `plan.json` is an error, since then there is no sweep to report.
+//! fatal. Only a folder without `plan.json` is an error, since then there is no sweep to report (one
+//! whose `plan.json` does not read is reported from the run folders found, with a note).
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub struct RunResult {
     pub state: RunState,
     /// Epochs the run is configured for, when its status says.
     pub epochs: Option<u64>,
-    /// One row per finished epoch (rows that do not parse are dropped by the reader).
+    /// One row per finished epoch (lines that do not parse are in the sweep's notes).
     pub rows: Vec<MetricsRow>,
     /// The epoch of the best checkpoint by the sweep's primary metric.
     pub best_epoch: Option<u64>,
@@ -81,24 +82,12 @@ pub struct SweepResults {
 impl SweepResults {
     /// Reads the sweep in `dir`; `spec` is the spec the user named, else `plan.json`'s.
     pub fn load(dir: &Path, spec: Option<&Path>) -> anyhow::Result<SweepResults> {
-        let index = SweepIndex::read(dir)?;
-        let mut notes = Vec::new();
-        let spec_path = spec.map(Path::to_path_buf).unwrap_or_else(|| recorded_spec(dir, &index.spec));
+        let (index, mut notes) = SweepIndex::read_or_scan(dir)?;
+        let spec_path = spec.map(Path::to_path_buf).unwrap_or_else(|| index.spec_path(dir));
         let spec = read_spec(&spec_path, &mut notes);
         let runs = index.runs.iter().map(|planned| read_run(dir, planned, &index, &mut notes)).collect();
         Ok(SweepResults { dir: dir.to_path_buf(), index, spec, runs, notes })
     }
-}
-
-/// The spec `plan.json` names. Its path is relative to where `sweep run` ran, which for the default
-/// `--results results` is the folder above `results/`: try there when the current folder has no such file.
-fn recorded_spec(sweep_dir: &Path, recorded: &str) -> PathBuf {
-    let path = PathBuf::from(recorded);
-    if path.is_absolute() || path.is_file() {
-        return path;
-    }
-    let beside_results = sweep_dir.parent().and_then(Path::parent).map(|root| root.join(&path));
-    beside_results.filter(|p| p.is_file()).unwrap_or(path)
 }
 
 fn read_spec(path: &Path, notes: &mut Vec<String>) -> Option<SpecSource> {
@@ -128,15 +117,9 @@ fn read_spec(path: &Path, notes: &mut Vec<String>) -> Option<SpecSource> {
 
 fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &mut Vec<String>) -> RunResult {
     let dir = sweep_dir.join(&planned.id);
-    let rows = match MetricsFile::open(&dir) {
-        Ok(file) => file.rows().to_vec(),
-        Err(e) => {
-            notes.push(format!("run {}: {e:#}", planned.id));
-            Vec::new()
-        }
-    };
+    let rows = MetricsFile::rows_noting(&dir, &planned.id, notes);
     let (state, epochs) = match RunStatus::read(&dir) {
-        Ok(Some(status)) => (state_of(&status, rows.len() as u64), Some(status.epochs)),
+        Ok(Some(status)) => (state_of(&status, &rows), Some(status.epochs)),
         Ok(None) => (RunState::Missing(format!("{} has no {STATUS_FILE}", dir.display())), None),
         Err(e) => (RunState::Missing(format!("{e:#}")), None),
     };
@@ -156,10 +139,15 @@ fn read_run(sweep_dir: &Path, planned: &PlannedRun, index: &SweepIndex, notes: &
 }
 
 /// Done only when the metrics file holds every epoch the status claims: a run whose status says done
-/// but whose rows are missing is reported as partial rather than averaged as finished.
-fn state_of(status: &RunStatus, rows: u64) -> RunState {
+/// but whose rows are missing is reported as partial rather than averaged as finished. A row with a
+/// non-finite value is a diverged model's (older versions of sweep finished such runs): failed.
+fn state_of(status: &RunStatus, rows: &[MetricsRow]) -> RunState {
+    if let Some(row) = rows.iter().find(|r| !r.non_finite().is_empty()) {
+        let values = row.non_finite().join(", ");
+        return RunState::Failed(format!("epoch {} has {values}: the model diverged", row.epoch));
+    }
     match status.state {
-        State::Done if rows >= status.epochs => RunState::Done,
+        State::Done if rows.len() as u64 >= status.epochs => RunState::Done,
         State::Done => RunState::Partial(format!("done, but {METRICS_FILE} lacks epochs")),
         State::Failed => RunState::Failed(status.reason.clone().unwrap_or_else(|| "no reason recorded".into())),
         other => RunState::Partial(other.name().to_string()),

@@ -126,11 +126,7 @@ impl Report {
             .flat_map(|(i, set)| aggregate::variants(set, i, (sets.len() > 1).then_some(labels[i].as_str())))
             .collect();
         if variants.iter().all(|v| v.used.is_empty()) {
-            let dirs: Vec<String> = sets.iter().map(|s| s.dir.display().to_string()).collect();
-            bail!(
-                "no run of {} has finished an epoch yet, so there is nothing to report (`sweep status` shows progress)",
-                dirs.join(" or ")
-            );
+            bail!(nothing_to_report(&sets));
         }
         aggregate::rank(&mut variants, &metric, higher_is_better, at);
         Ok(Report { sets, labels, variants, metric, higher_is_better, at, notes, created: utc_now() })
@@ -216,6 +212,41 @@ impl Figure {
         }
         files
     }
+}
+
+/// Why a report has no numbers: no run has an epoch that counts. Failed runs never count, so those
+/// are listed with their reasons.
+fn nothing_to_report(sets: &[SweepResults]) -> String {
+    let dirs: Vec<String> = sets.iter().map(|s| s.dir.display().to_string()).collect();
+    let failed: Vec<String> = sets
+        .iter()
+        .flat_map(|s| &s.runs)
+        .filter_map(|r| match &r.state {
+            load::RunState::Failed(reason) => Some(format!(
+                "\n  {} ({}, seed {}) failed after {} epoch(s): {}",
+                r.planned.id,
+                r.planned.variant,
+                r.planned.seed,
+                r.rows.len(),
+                reason.lines().next().unwrap_or("")
+            )),
+            load::RunState::Done | load::RunState::Partial(_) | load::RunState::Missing(_) => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        return format!(
+            "no run of {} has finished an epoch yet, so there is nothing to report (`sweep status` shows progress)",
+            dirs.join(" or ")
+        );
+    }
+    let runs: usize = sets.iter().map(|s| s.runs.len()).sum();
+    format!(
+        "no run of {} has numbers to report: {} of its {runs} runs failed, and failed runs are not averaged:{}\n\
+         (`sweep run SPEC --retry-failed` trains them again)",
+        dirs.join(" or "),
+        failed.len(),
+        failed.concat()
+    )
 }
 
 pub fn direction(higher_is_better: bool) -> &'static str {

@@ -8,7 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::Exit;
+use crate::store::lock::RunLock;
 use crate::store::plan::SweepIndex;
+use crate::store::protocol::RunBusy;
 use crate::store::status::{End, RunStatus, STATUS_FILE, State};
 
 /// A run that failed for good (its retries spent).
@@ -41,14 +43,39 @@ pub struct Selection {
     pub failed: Vec<FailedRun>,
     /// Failed runs queued again by `--retry-failed`.
     retried: Vec<usize>,
+    /// Status files found unreadable, and what became of them.
+    pub notes: Vec<String>,
 }
 
 /// Chooses the runs to train: everything not done, except failed runs without retries left unless
-/// `retry_failed`. Reads status files only.
-pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Result<Selection> {
+/// `retry_failed`. Reads status files only, unless `repair`: then a status file that cannot be read
+/// is rebuilt from its run's files ([`RunStatus::rebuild`], said in [`Selection::notes`]), and a run
+/// whose status cannot be rebuilt either is listed as failed, without stopping the others.
+pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool, repair: bool) -> Result<Selection> {
     let mut selection = Selection::default();
     for (i, run) in index.runs.iter().enumerate() {
-        let status = RunStatus::read(&sweep_dir.join(&run.id)).with_context(|| format!("run {}", run.id))?;
+        let run_dir = sweep_dir.join(&run.id);
+        let status = match RunStatus::read(&run_dir) {
+            Ok(status) => status,
+            Err(e) if !repair => {
+                selection.notes.push(format!("run {}: {e:#} (`sweep run` rebuilds it from the run's files)", run.id));
+                continue;
+            }
+            Err(e) => match rebuild(&run_dir) {
+                Ok(status) => {
+                    let what = status.as_ref().map_or("left to the process that trains it".into(), |s| {
+                        format!("rebuilt from the run's files ({})", s.state.name())
+                    });
+                    selection.notes.push(format!("run {}: {e:#}: {what}", run.id));
+                    status
+                }
+                Err(why) => {
+                    let reason = format!("{e:#}, and it cannot be rebuilt: {why:#}");
+                    selection.failed.push(FailedRun { id: run.id.clone(), variant: run.variant.clone(), reason });
+                    continue;
+                }
+            },
+        };
         let Some(s) = status else {
             selection.queue.push(i);
             continue;
@@ -73,6 +100,16 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool) -> Resul
     Ok(selection)
 }
 
+/// Rebuilds the unreadable status of the run in `run_dir` under its lock; `None` when a live trainer
+/// holds the lock (its next write replaces the file).
+fn rebuild(run_dir: &Path) -> Result<Option<RunStatus>> {
+    match RunLock::acquire(run_dir) {
+        Ok(_lock) => RunStatus::rebuild(run_dir).map(Some),
+        Err(e) if e.is::<RunBusy>() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Selection {
     /// Gives the runs queued by `--retry-failed` a fresh set of `max_retries` retries.
     pub fn grant_retries(&self, sweep_dir: &Path, index: &SweepIndex) -> Result<()> {
@@ -88,8 +125,16 @@ impl Selection {
 /// signal ended it (and stops are not failures), as failed otherwise, with how the process ended and
 /// the last words of its output as the reason.
 pub fn settle(run_dir: &Path, attempts_before: u32, exit: &Exit, stop_is_failure: bool) -> Result<RunStatus> {
-    let mut status =
-        RunStatus::read(run_dir)?.with_context(|| format!("{} lost its {STATUS_FILE}", run_dir.display()))?;
+    let observed = match RunStatus::observe(run_dir) {
+        Ok(status) => status,
+        // The trainer has ended: nothing writes the status meanwhile.
+        Err(_) => Some(RunStatus::rebuild(run_dir)?),
+    };
+    let mut status = observed.with_context(|| format!("{} lost its {STATUS_FILE}", run_dir.display()))?;
+    // Done is final, whoever made it so (an attempt that found its run done changes nothing).
+    if status.state == State::Done {
+        return Ok(status);
+    }
     let how = &exit.how;
     let recorded = status.attempts > attempts_before && status.state != State::Running;
     let end = if recorded {

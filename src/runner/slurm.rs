@@ -181,8 +181,9 @@ impl SlurmExecutor {
                     runs_path.display()
                 );
             };
-            // A running task's attempt has started already; a pending one's has not.
-            let status = RunStatus::read(&sweep.run_dir(run))?;
+            // A running task's attempt has started already; a pending one's has not. A status that
+            // does not read is the task's trainer's to rebuild.
+            let status = RunStatus::read(&sweep.run_dir(run)).ok().flatten();
             let attempts_before = status.map_or(0, |s| s.attempts - u32::from(s.state == State::Running));
             self.index_of.insert(run, *i);
             self.tasks.insert(run, Task { index: *i, job: job.clone(), running: false });

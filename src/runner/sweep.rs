@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::progress::{Progress, Say};
 use super::queue::{FailedRun, SweepOutcome, select, settle};
@@ -40,7 +40,8 @@ pub fn run_sweep(
     if !adopted.is_empty() && !Round::new(&sweep, adopted, &[], opts).drive(executor, &mut outcome)? {
         return detached(executor, &sweep, outcome);
     }
-    let selection = select(sweep.dir, index, opts.retry_failed)?;
+    let selection = select(sweep.dir, index, opts.retry_failed, true)?;
+    selection.notes.iter().for_each(|n| sweep.say.line(&format!("warning: {n}")));
     selection.grant_retries(sweep.dir, index)?;
     // Runs finished by adopted attempts count as trained, not as done already; runs that failed for
     // good are all in the selection's list.
@@ -156,7 +157,8 @@ impl<'a> Round<'a> {
             let Some(pos) = self.waiting.iter().position(|w| w.not_before <= now) else { break };
             let run = self.waiting.remove(pos).map(|w| w.run).expect("the position is in range");
             let planned = &self.sweep.index.runs[run];
-            let status = RunStatus::read(&self.sweep.run_dir(run)).with_context(|| format!("run {}", planned.id))?;
+            // One that does not read is the trainer's to rebuild.
+            let status = RunStatus::read(&self.sweep.run_dir(run)).ok().flatten();
             if let Some(s) = status.as_ref().filter(|s| s.state == State::Running && s.trainer_alive() == Some(true)) {
                 if self.told_busy.insert(run) {
                     let pid = s.pid.map_or(String::new(), |p| format!(" {p}"));

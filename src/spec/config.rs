@@ -1,7 +1,9 @@
 //! A run's resolved config on disk: `config.toml`.
 //!
 //! `config.toml` is itself a one-run spec: `[sweep]` with the run's seed and `[base]` with every
-//! resolved key. Reading it back goes through the same parser and checks as any spec, and must give
+//! resolved key, as the spec spelled it (what the run id hashes), and `[paths]` with where its
+//! relative paths resolved (against the spec's folder, or the current one for `--set` and defaults),
+//! so that `sweep exec` trains on the same files from any folder. Reading it back goes through the same parser and checks as any spec, and must give
 //! the run id it was written under, so a hand-edited or damaged file is caught instead of trained.
 
 use std::path::Path;
@@ -10,8 +12,8 @@ use toml::Value;
 
 use super::error::{Diagnostic, SpecError};
 use super::expand::{Plan, RunPlan, plan};
-use super::parse::{Spec, SweepMeta};
-use super::schema::SEED_KEY;
+use super::parse::{PATHS_TABLE, Spec, SweepMeta};
+use super::schema::{self, Kind, SEED_KEY};
 use super::value::Origin;
 
 /// The text of a run's `config.toml`.
@@ -28,6 +30,10 @@ pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
     let mut doc = toml::Table::new();
     doc.insert("sweep".into(), Value::Table(sweep));
     doc.insert("base".into(), Value::Table(base));
+    let paths = recorded_paths(run);
+    if !paths.is_empty() {
+        doc.insert(PATHS_TABLE.into(), Value::Table(paths));
+    }
     format!(
         "# Resolved config of run {id} (group {group}), variant \"{variant}\" of sweep \"{sweep}\".\n\
          # The run id is the first 12 hex digits of SHA-256 over the canonical JSON of these settings and\n\
@@ -40,9 +46,22 @@ pub fn config_toml(meta: &SweepMeta, run: &RunPlan) -> String {
     )
 }
 
+/// Where the run's relative paths resolved (key -> absolute path), for `[paths]`: the folder a
+/// spec's paths are relative to is not the run folder's, nor the one `sweep exec` may run from.
+fn recorded_paths(run: &RunPlan) -> toml::Table {
+    run.config
+        .iter()
+        .filter(|(key, s)| {
+            let relative = s.value.as_str().is_some_and(|v| !v.is_empty() && Path::new(v).is_relative());
+            relative && schema::key(key).is_some_and(|k| matches!(k.kind, Kind::Path))
+        })
+        .map(|(key, s)| (key.to_string(), Value::String(s.path(key).to_string_lossy().into_owned())))
+        .collect()
+}
+
 /// Reads `config.toml` back; `expected_id` (the run folder's name) must match the config's hash.
 pub fn read_config(path: &Path, expected_id: Option<&str>) -> Result<(SweepMeta, RunPlan), SpecError> {
-    let spec = Spec::from_file(path)?;
+    let spec = Spec::from_run_config(path)?;
     let Plan { meta, mut runs, .. } = plan(&spec, &[])?;
     if runs.len() != 1 {
         return Err(Diagnostic::new(

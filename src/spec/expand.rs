@@ -368,8 +368,8 @@ fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Res
     };
     // Strings may be given bare (`--set dataset=cifar100`).
     let value = match (key.kind, parse_literal(text)) {
-        (Kind::Text | Kind::Choice(_), Ok(v)) if !v.is_str() => Value::String(text.to_string()),
-        (Kind::Text | Kind::Choice(_), Err(_)) => Value::String(text.to_string()),
+        (Kind::Path | Kind::Choice(_), Ok(v)) if !v.is_str() => Value::String(text.to_string()),
+        (Kind::Path | Kind::Choice(_), Err(_)) => Value::String(text.to_string()),
         (_, Ok(v)) => v,
         (_, Err(e)) => return Err(Diagnostic::new(format!("--set {arg}: {e}"), origin)),
     };

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue};
 use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::generate::Strategy;
 use super::schema::{self, Key};
-use super::value::{Origin, SourceFile, check, show};
+use super::value::{Origin, PathBase, SourceFile, check, show};
 use crate::metrics::Metric;
 use crate::named::Named;
 
@@ -134,6 +134,8 @@ pub struct Spec {
 }
 
 const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference", "slurm"];
+/// The table of a run's `config.toml` that records where its relative paths resolved.
+pub const PATHS_TABLE: &str = "paths";
 const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants", "claim"];
 const CLAIM_KEYS: &[&str] = &["says", "metric", "above", "below", "below_metric"];
 const SWEEP_KEYS: &[&str] =
@@ -168,15 +170,29 @@ impl Reader {
 
 impl Spec {
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::new(format!("cannot read spec {}: {e}", path.display()), Origin::Default)
-                .help("give the path of a TOML spec, e.g. experiments/quickstart.toml")
-        })?;
-        Spec::from_str(path, text)
+        Spec::from_str(path, read_text(path)?)
     }
 
     pub fn from_str(path: &Path, text: String) -> Result<Spec, SpecError> {
-        let file = Arc::new(SourceFile { path: path.to_path_buf(), text });
+        Spec::parse(SourceFile { path: path.to_path_buf(), text, paths: PathBase::folder_of(path) })
+    }
+
+    /// Reads a run's `config.toml`: a one-run spec with a `[paths]` table of where its relative paths
+    /// resolved when it was written ([`PathBase::Recorded`]).
+    pub fn from_run_config(path: &Path) -> Result<Spec, SpecError> {
+        let text = read_text(path)?;
+        let table: Option<toml::Table> = toml::from_str(&text).ok();
+        let recorded = table
+            .as_ref()
+            .and_then(|t| t.get(PATHS_TABLE)?.as_table())
+            .map(|t| t.iter().filter_map(|(k, v)| Some((k.clone(), PathBuf::from(v.as_str()?)))).collect())
+            .unwrap_or_default();
+        Spec::parse(SourceFile { path: path.to_path_buf(), text, paths: PathBase::Recorded(recorded) })
+    }
+
+    fn parse(file: SourceFile) -> Result<Spec, SpecError> {
+        let file = Arc::new(file);
+        let path = file.path.as_path();
         let doc = DeTable::parse(&file.text).map_err(|e| syntax_error(&file, &e))?;
         let mut r = Reader { file: file.clone(), errors: Vec::new() };
         let root = doc.get_ref();
@@ -221,6 +237,14 @@ impl Spec {
     }
 }
 
+fn read_text(path: &Path) -> Result<String, SpecError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Diagnostic::new(format!("cannot read spec {}: {e}", path.display()), Origin::Default)
+            .help("give the path of a TOML spec, e.g. experiments/quickstart.toml")
+            .into()
+    })
+}
+
 /// A TOML syntax error at its place in the file; a dotted key under a shorthand gets its own help.
 fn syntax_error(file: &Arc<SourceFile>, e: &toml::de::Error) -> Diagnostic {
     let span = e.span().unwrap_or(0..0);
@@ -247,10 +271,13 @@ fn syntax_error(file: &Arc<SourceFile>, e: &toml::de::Error) -> Diagnostic {
     d.help(help)
 }
 
-/// Every top-level table must be one a spec has.
+/// Every top-level table must be one a spec has (a run's `config.toml` also has `[paths]`).
 fn check_tables(r: &mut Reader, root: &DeTable) {
+    let recorded = matches!(r.file.paths, PathBase::Recorded(_));
     for (k, _) in root.iter() {
-        if !TOP_LEVEL.contains(&k.get_ref().as_ref()) {
+        let name = k.get_ref().as_ref();
+        let known = TOP_LEVEL.contains(&name) || (recorded && name == PATHS_TABLE);
+        if !known {
             let help = did_you_mean(k.get_ref(), TOP_LEVEL.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("a spec has the tables {}", schema::quoted_list(TOP_LEVEL)));

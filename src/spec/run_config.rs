@@ -273,7 +273,8 @@ impl RunConfig {
 fn data(flat: &Flat) -> DataConfig {
     DataConfig {
         kind: choice::<DatasetKind>(flat, "dataset"),
-        dir: flat.str("data_dir").unwrap_or("").into(),
+        // Only data sets read from disk have a folder.
+        dir: flat.get("data_dir").map_or_else(PathBuf::new, |s| s.path("data_dir")),
         image_size: flat.int("image_size") as usize,
         train_images: flat.int("train_images") as usize,
         val_images: flat.int("val_images") as usize,
@@ -318,7 +319,7 @@ fn net(flat: &Flat) -> NetConfig {
                 epochs: flat.int("backbone.pretrain_epochs") as u64,
                 cache_key: cache_key(flat, PRETRAIN_KEYS),
             }),
-            (weights, _) => BackboneStart::Torchvision(weights.into()),
+            (_, _) => BackboneStart::Torchvision(flat.path("backbone.weights")),
         }
     };
     NetConfig {
@@ -436,6 +437,10 @@ impl Flat {
     }
     pub fn text(&self, key: &str) -> &str {
         self.str(key).unwrap_or_else(|| missing(key))
+    }
+    /// A path key's location (see [`super::value::Setting::path`]).
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.get(key).map(|s| s.path(key)).unwrap_or_else(|| missing(key))
     }
     pub fn flag(&self, key: &str) -> bool {
         self.bool(key).unwrap_or_else(|| missing(key))

@@ -27,8 +27,9 @@ pub enum Kind {
         min_open: bool,
     },
     Bool,
-    /// Free text (a path).
-    Text,
+    /// A path. A relative one resolves against the folder of the spec file that gives it, or against
+    /// the current folder when it comes from `--set` or the default ([`super::value::Setting::path`]).
+    Path,
     Choice(&'static [&'static str]),
     /// `empty`: whether `[]` is allowed (no pooling, no hidden head layer).
     IntList {
@@ -99,7 +100,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "data_dir",
-        kind: Kind::Text,
+        kind: Kind::Path,
         default: Some("\"data\""),
         when: Some(Condition {
             holds: |f| !is(f, "dataset", DatasetKind::Synthetic),
@@ -332,7 +333,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "backbone.weights",
-        kind: Kind::Text,
+        kind: Kind::Path,
         default: Some("\"\""),
         when: Some(Condition { holds: has_backbone, describe: "backbone.arch is not \"none\"" }),
         doc: "torchvision weights to start from (.pth or .safetensors of vgg16 / resnet18); empty = none.",
@@ -501,7 +502,7 @@ impl Kind {
                 }
             }
             Kind::Bool => "true or false".into(),
-            Kind::Text => "a string".into(),
+            Kind::Path => "a path (a string)".into(),
             Kind::Choice(c) => format!("one of {}", quoted_list(c)),
             Kind::IntList { min, empty: false, .. } => format!("a non-empty list of integers >= {min}"),
             Kind::IntList { min, empty: true, .. } => format!("a list of integers >= {min} (may be empty)"),

@@ -3,18 +3,39 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use toml::Value;
 
 use super::schema::{Key, Kind};
 
-/// A spec file's path and text, kept so that errors can quote it.
+/// A spec file's path and text, kept so that errors can quote it, and where its relative paths point.
 #[derive(Debug)]
 pub struct SourceFile {
     pub path: PathBuf,
     pub text: String,
+    pub paths: PathBase,
+}
+
+/// How the relative values of a file's path keys ([`Kind::Path`]) resolve.
+#[derive(Debug)]
+pub enum PathBase {
+    /// Against a folder: a spec's own (absolute, so that it means the same from anywhere).
+    Folder(PathBuf),
+    /// As the file records them: a run's `config.toml`, whose `[paths]` table holds where each
+    /// resolved when `sweep run` wrote it, so that the run trains the same data from any folder. A key
+    /// it does not record (a `config.toml` of an older version) resolves against the current folder,
+    /// as it did then.
+    Recorded(BTreeMap<String, PathBuf>),
+}
+
+impl PathBase {
+    /// The folder of the spec file `path`.
+    pub fn folder_of(path: &Path) -> PathBase {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        PathBase::Folder(std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))
+    }
 }
 
 /// Where a value came from, so that an error can point at it.
@@ -45,6 +66,28 @@ pub struct Setting {
     pub value: Value,
     pub origin: Origin,
     pub layer: Layer,
+}
+
+impl Setting {
+    /// The location a path key's value (`key`) names: an absolute path as it is; a relative one
+    /// against the folder of the spec file that gives it (or where a run's `config.toml` recorded
+    /// it), and against the current folder when it comes from `--set` or the schema's default. An
+    /// empty value (no path) stays empty.
+    pub fn path(&self, key: &str) -> PathBuf {
+        let text = self.value.as_str().unwrap_or("");
+        let path = Path::new(text);
+        if text.is_empty() || path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let from_here = || std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        match &self.origin {
+            Origin::File { file, .. } => match &file.paths {
+                PathBase::Folder(folder) => folder.join(path),
+                PathBase::Recorded(recorded) => recorded.get(key).cloned().unwrap_or_else(from_here),
+            },
+            Origin::Cli { .. } | Origin::Default | Origin::Derived => from_here(),
+        }
+    }
 }
 
 /// A run's settings by canonical dotted key.
@@ -151,7 +194,7 @@ pub fn check(key: &Key, value: &Value) -> Result<Value, String> {
             if x.is_finite() && above && x <= max { Ok(Value::Float(x)) } else { Err(bad()) }
         }
         Kind::Bool => value.as_bool().map(|_| value.clone()).ok_or_else(bad),
-        Kind::Text => value.as_str().map(|_| value.clone()).ok_or_else(bad),
+        Kind::Path => value.as_str().map(|_| value.clone()).ok_or_else(bad),
         Kind::Choice(choices) => {
             let s = value.as_str().ok_or_else(bad)?;
             if choices.contains(&s) {

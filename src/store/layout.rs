@@ -14,7 +14,9 @@
 //!   log.txt        the trainer's log and its process's output (log)
 //!   exec.lock      one trainer per run (lock)
 //!   samples.png    gray | predicted | truth (format: train::samples)
-//!   checkpoints/   epoch-NNNN/ and best/ with model.bpk, optim.bpk (format: train::checkpoint)
+//!   checkpoints/   epoch-NNNN/ and best/ with model.bpk, optim.bpk (format: train::checkpoint);
+//!                  *.damaged/: ones that did not load, set aside (damaged)
+//!   *.damaged      a results file that could not be read, set aside when it was rebuilt (damaged)
 //!   eval/          <label>.json per `sweep eval` (format: infer::eval)
 //! results/.pretrain/<hash>/, results/.judge/<hash>/
 //!                  cached classifiers: classifier.bpk, metrics.csv, top1, lock (format: train::pretrain)
@@ -78,6 +80,20 @@ pub mod checkpoints {
     pub fn best_dir(run_dir: &Path) -> PathBuf {
         dir(run_dir).join(BEST)
     }
+
+    /// The newest published epoch checkpoint (a folder `epoch-NNNN` holding its model file): its
+    /// epoch and folder. Publishing is the last write that commits an epoch, so this is how many
+    /// epochs the run has done, whatever `status.json` says after a kill.
+    pub fn newest(run_dir: &Path) -> Option<(u64, PathBuf)> {
+        let entries = std::fs::read_dir(dir(run_dir)).ok()?;
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let epoch = epoch_of(e.file_name().to_str()?)?;
+                e.path().join(MODEL_FILE).is_file().then(|| (epoch, e.path()))
+            })
+            .max_by_key(|(epoch, _)| *epoch)
+    }
 }
 
 /// A classifier cache shared by the runs of a results folder: `results/.pretrain/<hash>/`
@@ -127,6 +143,15 @@ impl ClassifierCache {
     pub fn lock(&self) -> PathBuf {
         self.dir.join("lock")
     }
+}
+
+/// Where a results file or folder that cannot be read is set aside when sweep rebuilds or replaces
+/// it (`status.json.damaged`, `plan.json.damaged`, `checkpoints/epoch-0003.damaged`): kept for a
+/// look, under a name no reader takes for the original.
+pub fn damaged(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".damaged");
+    path.with_file_name(name)
 }
 
 /// The results folder a run folder `results/<sweep>/<run-id>` is in, where the classifier caches

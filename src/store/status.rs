@@ -4,8 +4,9 @@
 //! change (a failure counts against the retries, an ended attempt has no process) live once:
 //!
 //! - [`RunStatus::create`]: a new run folder's pending status;
+//! - [`RunStatus::rebuild`]: an unreadable status rebuilt from the run's files;
 //! - [`RunStatus::begin_attempt`]: `sweep exec` starts training (running, its pid and host);
-//! - [`RunStatus::record_epoch`]: an epoch is checkpointed;
+//! - [`RunStatus::record_epoch`]: an epoch is checkpointed (the last one makes the run done);
 //! - [`RunStatus::end_attempt`]: the attempt ended, recorded by the trainer or, when its process died
 //!   without a word, by the orchestrator;
 //! - [`RunStatus::grant_retries`]: `--retry-failed` gives a failed run a fresh set of retries.
@@ -15,6 +16,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::layout::{CONFIG_FILE, checkpoints, damaged};
 use crate::atomic::write_atomic;
 
 pub const STATUS_FILE: &str = "status.json";
@@ -119,6 +121,19 @@ impl RunStatus {
         }
     }
 
+    /// The status as the run's files have it: `status.json`, with the epochs done taken from the
+    /// newest published checkpoint when there is one. Publishing commits an epoch and the status is
+    /// written after it, so a kill in between leaves `status.json` one epoch behind until the next
+    /// attempt records it; what `sweep status` shows and what an orchestrator settles an attempt on
+    /// follow the files instead. Without checkpoints (removed to save space) the status stands.
+    pub fn observe(run_dir: &Path) -> Result<Option<RunStatus>> {
+        let Some(mut status) = RunStatus::read(run_dir)? else { return Ok(None) };
+        if let Some((epoch, _)) = checkpoints::newest(run_dir) {
+            status.epochs_done = epoch.min(status.epochs);
+        }
+        Ok(Some(status))
+    }
+
     /// Writes the status as it is, stamped with the time. The transitions below are how sweep changes
     /// a status; this is what they share (and what a test uses to set up a state).
     pub fn write(&mut self, run_dir: &Path) -> Result<()> {
@@ -127,12 +142,53 @@ impl RunStatus {
         write_atomic(&run_dir.join(STATUS_FILE), &json)
     }
 
-    /// Writes the pending status of `run` into its new folder, unless the folder has a status already.
+    /// Writes the pending status of `run` into its new folder, unless the folder has a status file
+    /// already (one that cannot be read is [`RunStatus::rebuild`]'s).
     pub fn create(run_dir: &Path, run: &crate::spec::RunPlan, sweep: &str) -> Result<()> {
-        if RunStatus::read(run_dir)?.is_none() {
+        if !run_dir.join(STATUS_FILE).exists() {
             RunStatus::pending(run, sweep).write(run_dir)?;
         }
         Ok(())
+    }
+
+    /// Rebuilds a `status.json` that cannot be read (damaged, or of a format this version does not
+    /// read) from what the run's files say, and sets the old one aside (`status.json.damaged`). The
+    /// run's identity comes from its `config.toml`, its epochs from its newest checkpoint; the
+    /// counters and a failure's reason from the old file where they still read, the variant from it
+    /// or from the sweep's `plan.json`. A run with every epoch checkpointed is done, one with some
+    /// interrupted (it resumes), one that had failed stays failed. The caller holds the run's lock, so
+    /// that no trainer writes the status meanwhile.
+    pub fn rebuild(run_dir: &Path) -> Result<RunStatus> {
+        let path = run_dir.join(STATUS_FILE);
+        let old: serde_json::Value =
+            std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default();
+        let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (meta, run) = crate::spec::read_config(&run_dir.join(CONFIG_FILE), Some(id))
+            .with_context(|| format!("{} cannot be rebuilt: its run's config does not read", path.display()))?;
+        let mut status = RunStatus::pending(&run, &meta.name);
+        status.variant =
+            field(&old, "variant").or_else(|| planned_variant(run_dir, id)).unwrap_or_else(|| id.to_string());
+        status.attempts = field(&old, "attempts").unwrap_or(0);
+        status.seconds = field(&old, "seconds").unwrap_or(0.0);
+        status.epochs_done = checkpoints::newest(run_dir).map_or(0, |(epoch, _)| epoch.min(status.epochs));
+        let recorded: Option<State> = field(&old, "state");
+        let rebuilt = "its status.json did not read and was rebuilt from its files".to_string();
+        if status.epochs_done >= status.epochs {
+            status.state = State::Done;
+        } else if recorded == Some(State::Failed) {
+            status.state = State::Failed;
+            status.failures = field(&old, "failures").unwrap_or(1).max(1);
+            status.reason = Some(field(&old, "reason").unwrap_or(rebuilt));
+        } else if status.epochs_done > 0 || recorded.is_some_and(|s| s != State::Pending) {
+            status.state = State::Interrupted;
+            status.reason = Some(format!("{rebuilt}; `sweep run` resumes it after epoch {}", status.epochs_done));
+        }
+        if path.exists() {
+            let aside = damaged(&path);
+            std::fs::rename(&path, &aside).with_context(|| format!("cannot set {} aside", path.display()))?;
+        }
+        status.write(run_dir)?;
+        Ok(status)
     }
 
     /// An attempt starts training in this process: running, no reason, this process's pid and host,
@@ -146,10 +202,18 @@ impl RunStatus {
         self.write(run_dir)
     }
 
-    /// The attempt finished epoch `epochs_done`, `seconds` into the run (all attempts together).
+    /// The run has `epochs_done` epochs checkpointed, `seconds` into the run (all attempts together):
+    /// after each epoch, and when an attempt resumes. The last epoch makes the run done in the same
+    /// write, so that no kill can leave a run with every epoch checkpointed and a status saying
+    /// otherwise for longer than the instant between publishing the checkpoint and this write.
     pub fn record_epoch(&mut self, run_dir: &Path, epochs_done: u64, seconds: f64) -> Result<()> {
         self.epochs_done = epochs_done;
         self.seconds = seconds;
+        if epochs_done >= self.epochs {
+            self.state = State::Done;
+            self.reason = None;
+            self.pid = None;
+        }
         self.write(run_dir)
     }
 
@@ -201,6 +265,17 @@ impl RunStatus {
         }
         Some(i32::try_from(pid).is_ok_and(process_alive))
     }
+}
+
+/// The field `name` of a status file's JSON, if it reads as a `T`.
+fn field<T: serde::de::DeserializeOwned>(old: &serde_json::Value, name: &str) -> Option<T> {
+    old.get(name).and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The variant the sweep's `plan.json` gives run `id`, if it reads.
+fn planned_variant(run_dir: &Path, id: &str) -> Option<String> {
+    let index = super::plan::SweepIndex::read(run_dir.parent()?).ok()?;
+    index.runs.into_iter().find(|r| r.id == id).map(|r| r.variant)
 }
 
 /// Whether a process exists (signal 0 checks without sending anything).

@@ -2,9 +2,14 @@
 //! leaves either the previous or the new checkpoint complete, never a torn one.
 //!
 //! Epoch N is written into `checkpoints/.epoch-000N.tmp/` and renamed to `checkpoints/epoch-000N/`
-//! once complete (a rename within a folder is atomic). Only the newest epoch and `best/` (a copy of
-//! the epoch with the best primary metric, with `best/epoch` naming it) are kept. The names are the
-//! store's ([`crate::store::layout::checkpoints`]); the format and the publishing are this module's.
+//! once complete (a rename within a folder is atomic): publishing commits the epoch. Before that the
+//! epoch's metrics row is written (so that a crash in between repeats the epoch rather than losing
+//! its row) and, when the epoch is the best so far, `best/` is replaced by a copy of it (with
+//! `best/epoch` naming it) in one exchange, so that there is never an instant without `best/` and
+//! never a published epoch whose `best/` is still to be written. Only the newest epoch and `best/`
+//! are kept. A checkpoint that does not load is moved aside (`epoch-000N.damaged`) and the trainer
+//! resumes from the one before it ([`candidates`]). The names are the store's
+//! ([`crate::store::layout::checkpoints`]); the format and the publishing are this module's.
 
 use std::path::{Path, PathBuf};
 
@@ -12,29 +17,48 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 
+use crate::fault::{Point, after};
 use crate::model::ColorizationNet;
 use crate::store::layout::checkpoints::{
     BEST_EPOCH_FILE, BEST_TMP, MODEL_FILE, OPTIM_FILE, best_dir, dir as checkpoints_dir, epoch_dir, epoch_of,
-    epoch_tmp_dir,
+    epoch_tmp_dir, newest,
 };
+use crate::store::layout::damaged;
 
-/// The newest complete checkpoint: its epoch (1-based count of finished epochs) and folder.
-pub fn latest(run_dir: &Path) -> Option<(u64, PathBuf)> {
-    let entries = std::fs::read_dir(checkpoints_dir(run_dir)).ok()?;
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let epoch = epoch_of(&name)?;
-            e.path().join(MODEL_FILE).is_file().then(|| (epoch, e.path()))
+/// The checkpoints an attempt may resume from, best first: the published epochs, newest first, then
+/// `best/` (a copy of an earlier epoch, with its optimizer state) when it records its epoch.
+pub fn candidates(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(checkpoints_dir(run_dir))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| Some((epoch_of(e.file_name().to_str()?)?, e.path())))
+                .filter(|(_, dir)| dir.join(MODEL_FILE).is_file())
+                .collect()
         })
-        .max_by_key(|(epoch, _)| *epoch)
+        .unwrap_or_default();
+    found.sort_by_key(|(epoch, _)| std::cmp::Reverse(*epoch));
+    if let Some(epoch) = recorded_best_epoch(run_dir) {
+        found.push((epoch, best_dir(run_dir)));
+    }
+    found
+}
+
+/// Moves a checkpoint that does not load out of the way (`epoch-0003` -> `epoch-0003.damaged`),
+/// where it is kept for a look but no longer found; returns where it went.
+pub fn set_aside(dir: &Path) -> Result<PathBuf> {
+    let aside = damaged(dir);
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).with_context(|| format!("cannot remove {}", aside.display()))?;
+    }
+    std::fs::rename(dir, &aside).with_context(|| format!("cannot move {} aside", dir.display()))?;
+    Ok(aside)
 }
 
 /// The checkpoint folder a trained run is used from: `best`, `last`, or a path.
 pub fn resolve(run_dir: &Path, which: &str) -> Result<PathBuf> {
     match which {
-        "last" => latest(run_dir).map(|(_, p)| p).with_context(|| {
+        "last" => newest(run_dir).map(|(_, p)| p).with_context(|| {
             format!("{} has no checkpoint yet: train it first (sweep exec {})", run_dir.display(), run_dir.display())
         }),
         "best" => {
@@ -55,9 +79,9 @@ pub fn resolve(run_dir: &Path, which: &str) -> Result<PathBuf> {
     }
 }
 
-/// Writes epoch `epoch`'s checkpoint; `before_publish` runs after the files are complete and before
-/// the checkpoint becomes visible (the metrics row goes there, so that a crash in between repeats
-/// the epoch rather than losing its row). Older epochs are removed afterwards.
+/// Writes epoch `epoch`'s checkpoint (see the module doc for the order); `before_publish` runs
+/// after the files are complete and before the checkpoint becomes visible (the metrics row goes
+/// there). Older epochs are removed afterwards.
 pub fn save(
     run_dir: &Path,
     epoch: u64,
@@ -74,26 +98,22 @@ pub fn save(
     }
     std::fs::create_dir_all(&tmp)?;
     model.clone().save_file(tmp.join(MODEL_FILE)).map_err(|e| anyhow::anyhow!("cannot save the model: {e:?}"))?;
+    after(Point::CheckpointModel, epoch);
     optim.save(tmp.join(OPTIM_FILE)).map_err(|e| anyhow::anyhow!("cannot save the optimizer state: {e:?}"))?;
+    after(Point::CheckpointOptim, epoch);
     sync_dir(&tmp);
     before_publish()?;
+    if is_best {
+        save_best(run_dir, epoch, &tmp)?;
+    }
+    after(Point::Best, epoch);
     let dir = epoch_dir(run_dir, epoch);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::rename(&tmp, &dir).with_context(|| format!("cannot publish checkpoint {}", dir.display()))?;
-    if is_best {
-        let best_tmp = root.join(BEST_TMP);
-        let _ = std::fs::remove_dir_all(&best_tmp);
-        std::fs::create_dir_all(&best_tmp)?;
-        for f in [MODEL_FILE, OPTIM_FILE] {
-            std::fs::copy(dir.join(f), best_tmp.join(f))?;
-        }
-        std::fs::write(best_tmp.join(BEST_EPOCH_FILE), epoch.to_string())?;
-        let best = best_dir(run_dir);
-        let _ = std::fs::remove_dir_all(&best);
-        std::fs::rename(&best_tmp, &best)?;
-    }
+    sync_dir(&root);
+    after(Point::Publish, epoch);
     // Keep only the newest epoch (and best/).
     for entry in std::fs::read_dir(&root)?.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -104,7 +124,41 @@ pub fn save(
         }
     }
     sync_dir(&root);
+    after(Point::Prune, epoch);
     Ok(())
+}
+
+/// Replaces `best/` by a copy of the checkpoint files in `from`, of epoch `epoch`.
+fn save_best(run_dir: &Path, epoch: u64, from: &Path) -> Result<()> {
+    let best_tmp = checkpoints_dir(run_dir).join(BEST_TMP);
+    let _ = std::fs::remove_dir_all(&best_tmp);
+    std::fs::create_dir_all(&best_tmp)?;
+    for f in [MODEL_FILE, OPTIM_FILE] {
+        std::fs::copy(from.join(f), best_tmp.join(f))?;
+    }
+    std::fs::write(best_tmp.join(BEST_EPOCH_FILE), epoch.to_string())?;
+    sync_dir(&best_tmp);
+    replace_dir(&best_tmp, &best_dir(run_dir))
+}
+
+/// Puts the folder `new` at `target`'s path. Where the file system can, the two are exchanged in one
+/// step (Linux's `renameat2` with `RENAME_EXCHANGE`) and the old contents removed from `new`'s path
+/// afterwards, so that `target` never goes missing; elsewhere `target` is removed first.
+fn replace_dir(new: &Path, target: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    if target.exists() {
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).context("a path with a NUL byte");
+        let (from, to) = (c(new)?, c(target)?);
+        let exchanged = unsafe {
+            libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_EXCHANGE)
+        } == 0;
+        if exchanged {
+            let _ = std::fs::remove_dir_all(new);
+            return Ok(());
+        }
+        std::fs::remove_dir_all(target).with_context(|| format!("cannot replace {}", target.display()))?;
+    }
+    std::fs::rename(new, target).with_context(|| format!("cannot rename {} to {}", new.display(), target.display()))
 }
 
 /// The epoch `best/` was copied from, as `best/epoch` records it (`None` without a readable one).

@@ -12,8 +12,7 @@
 use std::cell::OnceCell;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use burn::module::Module;
+use anyhow::Result;
 use burn::tensor::Device;
 
 use super::pretrain::{ClassifierInput, ClassifierJob, cached_classifier, classify_all};
@@ -52,7 +51,7 @@ pub fn judge(
     let job = ClassifierJob {
         role: "judge",
         cache: ClassifierCache::new(results_root, CacheKind::Judge, &judge.classifier.cache_key),
-        net: net.clone(),
+        net,
         input: ClassifierInput::Rgb,
         epochs: judge.classifier.epochs,
         // A measuring instrument: seeded by the data, shared by every seed of every run.
@@ -61,11 +60,7 @@ pub fn judge(
         batch_size: cfg.train.batch_size,
     };
     let trained = cached_classifier(&job, data, device, log)?;
-    let net = net
-        .init(device)
-        .try_load_file(&trained.path)
-        .with_context(|| format!("cannot load the judge {}", trained.path.display()))?;
-    Ok(Some(Judge { net, classes }))
+    Ok(Some(Judge { net: trained.net, classes }))
 }
 
 /// The semantic test of one run: the judge, and its top-1 on the run's gray and true-colour

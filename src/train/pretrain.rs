@@ -10,7 +10,8 @@
 //! and what each kind lists besides: what the classifier sees, its architecture, epochs, lr, batch
 //! size and, for the pretrained backbone, the run's seed (the judge is seeded by the data seed). Concurrent runs
 //! needing the same classifier take a lock file (with the owner's pid); the others wait for the
-//! result instead of training it twice, and take over a lock whose owner died.
+//! result instead of training it twice, and take over a lock whose owner died. A cache that does not
+//! load is set aside and trained again.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,14 +32,16 @@ use crate::model::{BackboneConfig, BackboneNet};
 use crate::rng::Rng;
 use crate::spec::RunConfig;
 use crate::spec::run_config::ClassifierConfig;
-use crate::store::layout::{CacheKind, ClassifierCache};
+use crate::store::layout::{CacheKind, ClassifierCache, damaged};
 use crate::store::lock::LockFile;
 use crate::store::log::RunLog;
 
-/// A trained classifier: its burnpack file and its top-1 (%) on the validation images.
+/// A trained classifier: its burnpack file, its top-1 (%) on the validation images and the network
+/// loaded from the file (on the device it was asked for).
 pub struct Pretrained {
     pub path: PathBuf,
     pub top1: f64,
+    pub net: BackboneNet,
 }
 
 /// What a classifier sees.
@@ -80,28 +83,44 @@ pub struct ClassifierJob {
     pub batch_size: usize,
 }
 
-/// Returns the cached classifier of `job`, training it first if no run has.
+/// Returns the cached classifier of `job`, training it first if no run has. A cache whose files do
+/// not load (a damaged `classifier.bpk`, a `top1` that is no number) is set aside
+/// (`classifier.bpk.damaged`), saying so, and trained again, so that retrying the run is a remedy.
 pub fn cached_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, log: &mut RunLog) -> Result<Pretrained> {
     let dir = &job.cache.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = job.cache.classifier();
-    let top1_path = job.cache.top1();
     let lock = job.cache.lock();
     let mut waited = false;
     loop {
-        if path.is_file()
-            && let Ok(top1) = std::fs::read_to_string(&top1_path).map(|s| s.trim().parse::<f64>().unwrap_or(f64::NAN))
-        {
-            log.line(&format!("{}: trained classifier from {} (top-1 {top1:.1}%)", job.role, dir.display()));
-            return Ok(Pretrained { path, top1 });
+        if let Some(Ok(found)) = cached(job, device) {
+            log.line(&format!("{}: trained classifier from {} (top-1 {:.1}%)", job.role, dir.display(), found.top1));
+            return Ok(found);
         }
         match LockFile::try_acquire(&lock)? {
             Ok(_held) => {
                 // Another run may have finished it between the check above and the lock.
-                if !path.is_file() || !top1_path.is_file() {
-                    let top1 = train_classifier(job, data, device, log)?;
-                    return Ok(Pretrained { path, top1 });
+                match cached(job, device) {
+                    Some(Ok(found)) => return Ok(found),
+                    Some(Err(why)) => {
+                        let aside = damaged(&job.cache.classifier());
+                        std::fs::rename(job.cache.classifier(), &aside)
+                            .with_context(|| format!("cannot set {} aside", job.cache.classifier().display()))?;
+                        let _ = std::fs::remove_file(job.cache.top1());
+                        log.line(&format!(
+                            "warning: the cached {} in {} does not load ({why}): set aside as {}; training it again",
+                            job.role,
+                            dir.display(),
+                            aside.display()
+                        ));
+                    }
+                    None => {}
                 }
+                let top1 = train_classifier(job, data, device, log)?;
+                return match cached(job, device) {
+                    Some(Ok(found)) => Ok(found),
+                    Some(Err(why)) => bail!("the {} just trained in {} does not load: {why}", job.role, dir.display()),
+                    None => bail!("the {} trained in {} (top-1 {top1:.1}%) left no files", job.role, dir.display()),
+                };
             }
             Err(held) => {
                 if !waited {
@@ -113,6 +132,24 @@ pub fn cached_classifier(job: &ClassifierJob, data: &DataSet, device: &Device, l
             }
         }
     }
+}
+
+/// The complete cache of `job`, loaded onto `device`: `None` while it is incomplete (`top1` is
+/// written last), why not when its files do not load.
+fn cached(job: &ClassifierJob, device: &Device) -> Option<std::result::Result<Pretrained, String>> {
+    let (path, top1_path) = (job.cache.classifier(), job.cache.top1());
+    if !path.is_file() || !top1_path.is_file() {
+        return None;
+    }
+    let top1 = match std::fs::read_to_string(&top1_path).map(|s| s.trim().parse::<f64>()) {
+        Ok(Ok(top1)) if top1.is_finite() => top1,
+        Ok(_) => return Some(Err(format!("{} holds no top-1", top1_path.display()))),
+        Err(e) => return Some(Err(format!("{}: {e}", top1_path.display()))),
+    };
+    Some(match job.net.clone().init(device).try_load_file(&path) {
+        Ok(net) => Ok(Pretrained { path, top1, net }),
+        Err(e) => Err(format!("{}: {e:?}", path.display())),
+    })
 }
 
 /// Trains the classifier with cross-entropy; writes `classifier.bpk`, `metrics.csv` and `top1`

@@ -30,19 +30,22 @@ use super::samples;
 use super::tensorboard::RunBoard;
 use crate::color::convert::decoded_planar;
 use crate::data::{ColorBatch, DataSet, ImageSource, prefetched, prepare, prepare_augmented};
+use crate::fault::{Point, after};
 use crate::metrics::{Accumulator, ClassWeights};
 use crate::model::{BackboneInput, ColorizationNet, LoadOptions, ModelConfig, Output};
 use crate::rng::Rng;
 use crate::spec::run_config::{BackboneStart, OptimizerConfig, Schedule, TaskConfig, TrainConfig};
 use crate::spec::{RunConfig, RunPlan, SweepMeta, read_config};
 use crate::store::curve_file;
-use crate::store::layout::{CONFIG_FILE, SAMPLES_FILE, file_lists_dir, priors_dir, results_root, tensorboard_dir};
+use crate::store::layout::{
+    CONFIG_FILE, SAMPLES_FILE, checkpoints, file_lists_dir, priors_dir, results_root, tensorboard_dir,
+};
 use crate::store::lock::RunLock;
 use crate::store::log::RunLog;
 use crate::store::metrics_file::{MetricsFile, MetricsRow};
 use crate::store::model_info::ModelInfo;
 use crate::store::protocol::stop_requested;
-use crate::store::status::{End, RunStatus};
+use crate::store::status::{End, RunStatus, State};
 
 /// Validation images on `samples.png`.
 const SAMPLE_IMAGES: usize = 8;
@@ -52,11 +55,14 @@ const SAMPLE_IMAGES: usize = 8;
 pub enum Outcome {
     Done,
     Interrupted,
+    /// It was done before this call, which changed nothing.
+    AlreadyDone,
 }
 
 /// Trains the run in `run_dir` on `device` (plain, without autodiff) until it is done, fails or is
 /// interrupted. Keeps `status.json` up to date; a failure is recorded there with its reason. Another
-/// live process training the run already is the error [`crate::store::protocol::RunBusy`].
+/// live process training the run already is the error [`crate::store::protocol::RunBusy`]. A run
+/// that is done already is left as it is ([`Outcome::AlreadyDone`]), wherever this is called from.
 pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
     let config_path = run_dir.join(CONFIG_FILE);
@@ -66,10 +72,19 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     let (meta, mut run) = read_config(&config_path, Some(&id))?;
     // One trainer per run, whoever started it (two executors, a Slurm task and a local run, a user).
     let _lock = RunLock::acquire(run_dir)?;
-    let mut status = match RunStatus::read(run_dir)? {
-        Some(s) => s,
-        None => RunStatus::pending(&run, &meta.name),
+    let mut status = match RunStatus::read(run_dir) {
+        Ok(Some(s)) => s,
+        Ok(None) => RunStatus::pending(&run, &meta.name),
+        Err(e) => {
+            let rebuilt = RunStatus::rebuild(run_dir)?;
+            let line = format!("warning: {e:#}: rebuilt from the run's files ({})", rebuilt.state.name());
+            RunLog::open(run_dir, quiet).line(&line);
+            rebuilt
+        }
     };
+    if status.state == State::Done {
+        return Ok(Outcome::AlreadyDone);
+    }
     // config.toml describes one run; the variant's name lives in the status the runner wrote.
     run.variant = status.variant.clone();
     status.begin_attempt(run_dir)?;
@@ -77,7 +92,7 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     let mut log = RunLog::open(run_dir, quiet);
     let result = train(run_dir, &meta, &run, device, &mut status, &clock, &mut log);
     let end = match &result {
-        Ok(Outcome::Done) => End::Done,
+        Ok(Outcome::Done | Outcome::AlreadyDone) => End::Done,
         Ok(Outcome::Interrupted) => End::Interrupted("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into()),
         Err(e) => {
             log.line(&format!("failed: {e:#}"));
@@ -211,24 +226,19 @@ impl Epochs<'_> {
         clock: &WallClock,
         log: &mut RunLog,
     ) -> Result<Outcome> {
-        let epochs = self.cfg.train.epochs;
-        let mut optim = optimizer(&self.cfg.train.optimizer);
-        let mut model = model;
         let mut metrics = MetricsFile::open(self.run_dir)?;
-        let mut start = 0;
-        if let Some((epoch, dir)) = checkpoint::latest(self.run_dir) {
-            model = checkpoint::load_model(&dir, model)?;
-            optim = checkpoint::load_optim(&dir, optim)?;
-            start = epoch.min(epochs);
-            metrics.truncate_after(start)?;
-            log.line(&format!("resuming after epoch {start} from {}", dir.display()));
-        } else {
-            metrics.truncate_after(0)?;
+        for line in metrics.damaged() {
+            log.line(&format!("warning: {line}"));
         }
+        let (mut model, mut optim, start) = self.resume(model, &metrics, log)?;
+        metrics.truncate_after(start)?;
+        // The status follows the files: after a kill between a checkpoint and its status, it lags.
+        status.record_epoch(self.run_dir, start, clock.seconds())?;
+        after(Point::Resume, start);
         // TensorBoard's view: a new event file for this attempt, starting with the epochs kept.
         let mut board = RunBoard::open(self.board_dir, self.run_id, metrics.rows())?;
         let mut best = Best::of(self.meta, metrics.rows());
-        for epoch in start..epochs {
+        for epoch in start..self.cfg.train.epochs {
             let lr = learning_rate(&self.cfg.train, epoch);
             let started = Instant::now();
             let (trained, training) = self.train_epoch(model, &mut optim, epoch, lr, log)?;
@@ -250,24 +260,91 @@ impl Epochs<'_> {
                 pretrain_top1,
                 semantic: eval.semantic,
             };
+            let diverged = row.non_finite();
+            if !diverged.is_empty() {
+                bail!(
+                    "epoch {} gave {}: the model diverged (lower lr, or check the data)",
+                    epoch + 1,
+                    diverged.join(", ")
+                );
+            }
             let is_best = best.update(row.get(self.meta.metric.name()).unwrap_or(f64::NAN));
-            let space = self.cfg.color_space;
-            samples::write_sheet(
-                &self.run_dir.join(SAMPLES_FILE),
-                space,
-                &self.evaluator.samples,
-                &eval.sample_chroma,
-                SAMPLE_IMAGES,
-            )?;
-            curve_file::write(self.run_dir, epoch + 1, &eval.curve, is_best)?;
-            // The inference view carries batch norm's current running statistics (the training view lags one update).
-            checkpoint::save(self.run_dir, epoch + 1, &valid, &optim, is_best, || metrics.append(row.clone()))?;
+            self.commit(&valid, &optim, &eval, &row, is_best, &mut metrics)?;
             status.record_epoch(self.run_dir, epoch + 1, clock.seconds())?;
+            after(Point::Status, epoch + 1);
             board.epoch(&row, &self.run_dir.join(SAMPLES_FILE))?;
             let waited = 100.0 * training.data_wait / training.seconds;
             log.line(&format!("{}  (waited for data {waited:.1}% of training)", row.summary()));
         }
         Ok(Outcome::Done)
+    }
+
+    /// The model and optimizer an attempt starts from, and the epochs they have done: the newest
+    /// checkpoint that loads. One that does not (a damaged file) is set aside, saying so, and the
+    /// next tried: an older epoch, `best/` when its epoch still has its metrics row, or the start.
+    fn resume(
+        &self,
+        model: ColorizationNet,
+        metrics: &MetricsFile,
+        log: &mut RunLog,
+    ) -> Result<(ColorizationNet, ModuleOptimizer, u64)> {
+        let fresh = || optimizer(&self.cfg.train.optimizer);
+        let has_row = |epoch: u64| metrics.rows().iter().any(|r| r.epoch == epoch);
+        for (epoch, dir) in checkpoint::candidates(self.run_dir) {
+            if dir == checkpoints::best_dir(self.run_dir) && !has_row(epoch) {
+                continue;
+            }
+            let loaded = checkpoint::load_model(&dir, model.clone())
+                .and_then(|m| Ok((m, checkpoint::load_optim(&dir, fresh())?)));
+            match loaded {
+                Ok((model, optim)) => {
+                    let start = epoch.min(self.cfg.train.epochs);
+                    log.line(&format!("resuming after epoch {start} from {}", dir.display()));
+                    return Ok((model, optim, start));
+                }
+                Err(e) => {
+                    let aside = checkpoint::set_aside(&dir)
+                        .with_context(|| format!("the checkpoint of epoch {epoch} does not load ({e:#})"))?;
+                    log.line(&format!(
+                        "warning: the checkpoint of epoch {epoch} does not load ({e:#}): moved to {}; trying the one before it",
+                        aside.display()
+                    ));
+                }
+            }
+        }
+        Ok((model, fresh(), 0))
+    }
+
+    /// Writes an epoch's results in the order that a kill at any point leaves the run resumable with
+    /// nothing lost (see `checkpoint`): sample sheet, curves, then the checkpoint with the metrics row
+    /// written just before it is published.
+    fn commit(
+        &self,
+        valid: &ColorizationNet,
+        optim: &ModuleOptimizer,
+        eval: &Evaluation,
+        row: &MetricsRow,
+        is_best: bool,
+        metrics: &mut MetricsFile,
+    ) -> Result<()> {
+        let (run_dir, epoch) = (self.run_dir, row.epoch);
+        let space = self.cfg.color_space;
+        samples::write_sheet(
+            &run_dir.join(SAMPLES_FILE),
+            space,
+            &self.evaluator.samples,
+            &eval.sample_chroma,
+            SAMPLE_IMAGES,
+        )?;
+        after(Point::Samples, epoch);
+        curve_file::write(run_dir, epoch, &eval.curve, is_best)?;
+        after(Point::Curve, epoch);
+        // The inference view carries batch norm's current running statistics (the training view lags one update).
+        checkpoint::save(run_dir, epoch, valid, optim, is_best, || {
+            metrics.append(row.clone())?;
+            after(Point::Metrics, epoch);
+            Ok(())
+        })
     }
 
     /// One pass over the training images in the epoch's order, batches prepared on another thread

@@ -184,3 +184,18 @@ pub fn assert_matches_metrics(board: &serde_json::Value, run_dir: &Path) {
         }
     }
 }
+
+/// Every number of a run's metrics rows but the timing columns: what a resumed run must repeat.
+pub fn numbers(run: &Path) -> Vec<Vec<f64>> {
+    MetricsFile::open(run)
+        .unwrap()
+        .rows()
+        .iter()
+        .map(|r| {
+            ["epoch", "train_loss", "val_loss", "psnr", "ab_rmse", "auc", "auc_rebal", "colorfulness"]
+                .iter()
+                .map(|c| r.get(c).unwrap())
+                .collect()
+        })
+        .collect()
+}
