@@ -296,7 +296,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::terminal::text(&format!("{error:#}")));
             ExitCode::from(code)
         }
     }

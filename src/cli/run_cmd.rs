@@ -14,12 +14,13 @@ use crate::store::metrics_file::MetricsFile;
 use crate::store::plan::{SweepIndex, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::store::status::{RunStatus, State};
+use crate::terminal::{line, text};
 use crate::train::{Outcome, exec as train_run, open_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
     let plan = crate::spec::load(&args.spec.spec, &args.spec.overrides)?;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", text(w));
     }
     // Absolute, because Slurm tasks and their scripts use it from elsewhere.
     let dir = std::path::absolute(sweep_dir(&args.results, &plan.meta.name))
@@ -39,7 +40,7 @@ pub fn run(args: RunArgs) -> CmdResult {
     if args.dry_run {
         let index = SweepIndex::from_plan(&plan, &args.spec.spec);
         let selection = select(&dir, &index, args.retry_failed)?;
-        print!("{}", executor.dry_run(&dir, &index, &selection)?);
+        print!("{}", text(&executor.dry_run(&dir, &index, &selection)?));
         return Ok(());
     }
     // Locked before anything is written, so that a second `sweep run` cannot rewrite plan.json.
@@ -61,11 +62,11 @@ fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
         outcome.skipped,
         outcome.failed.len(),
         if outcome.interrupted { ", interrupted: run the same command again to resume" } else { "" },
-        dir.display()
+        line(&dir.display().to_string())
     );
     if !outcome.failed.is_empty() {
         for f in &outcome.failed {
-            eprintln!("failed: {} ({}): {}", f.id, f.variant, f.reason);
+            eprintln!("failed: {}", line(&format!("{} ({}): {}", f.id, f.variant, f.reason)));
         }
         return Err(Failure {
             code: 1,
@@ -103,7 +104,7 @@ pub fn exec(args: ExecArgs) -> CmdResult {
 pub fn status(args: StatusArgs) -> CmdResult {
     let dir = resolve_sweep_dir(args.target.as_deref(), &args.results)?;
     let index = SweepIndex::read(&dir)?;
-    println!("sweep \"{}\" ({})", index.sweep, dir.display());
+    println!("{}", line(&format!("sweep \"{}\" ({})", index.sweep, dir.display())));
     print!("{}", status_table(&dir, &index)?);
     Ok(())
 }

@@ -14,6 +14,11 @@
 //!   `html` (the self-contained `index.html`), registered by one arm of [`Format`]; the terminal's
 //!   summary is the command line's (`cli/report_cmd.rs`).
 //!
+//! **Escaping.** The document carries names, descriptions, citations and reasons as the spec and the
+//! results files say them; each format escapes every text with one function of its own (Markdown's
+//! `escape`, HTML's `esc`, [`crate::terminal::line`] for the terminal, a formula guard for the text
+//! cells of `summary.csv`), and only [`document::Span::link`] makes links, of http(s) addresses.
+//!
 //! **Adding a report format** (AsciiDoc, LaTeX, ...) is one file here implementing [`Renderer`] for
 //! the document's blocks, and one arm of [`Format`] with its file name. What the report says and in
 //! which order is [`document`]'s, so every format says the same. **Adding a section** is a few lines

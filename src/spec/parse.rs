@@ -520,6 +520,18 @@ fn slurm_time(s: &str) -> bool {
     days.is_none_or(number) && parts.iter().all(|p| number(p)) && (1..=3).contains(&parts.len())
 }
 
+/// `url` (trimmed) when it is an address a report may link: `http://` or `https://` and a host, with
+/// no spaces, control characters, quotes, backticks or angle brackets (which would end the link in
+/// Markdown or HTML).
+pub fn web_url(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let bad = |c: char| c.is_whitespace() || crate::terminal::is_unsafe(c) || matches!(c, '"' | '\'' | '`' | '<' | '>');
+    (!host.is_empty() && !url.chars().any(bad)).then_some(url)
+}
+
 /// Whether a sweep name is safe as a folder name.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -587,7 +599,14 @@ fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Referenc
     for (k, v) in t.iter() {
         match k.get_ref().as_ref() {
             "citation" | "url" => match v.get_ref().as_str().map(str::trim).filter(|s| !s.is_empty()) {
-                Some(s) if k.get_ref() == "url" => reference.url = Some(s.to_string()),
+                Some(s) if k.get_ref() == "url" => match web_url(s) {
+                    Some(url) => reference.url = Some(url.to_string()),
+                    None => r.error(
+                        format!("[reference] url = {} is not an http(s) address", show(&Value::String(s.into()))),
+                        v.span(),
+                        Some("give the paper's web address, e.g. url = \"https://arxiv.org/abs/1603.08511\"".into()),
+                    ),
+                },
                 Some(s) => reference.citation = s.to_string(),
                 None => r.error(format!("[reference] {} must be a non-empty string", k.get_ref()), v.span(), None),
             },
