@@ -23,16 +23,21 @@ use crate::train::trainer::model_config;
 
 /// The run folder `path` names: itself when it is a folder, else, for `<sweep folder>/<variant>`,
 /// the run of that variant with the lowest seed (ids change with the schema; variant names do not).
+/// A grid's variant name may hold a `/` (`data_dir=data/a`): the sweep folder is the nearest
+/// ancestor with a plan, and the rest of the path is the name.
 pub fn find_run(path: &Path) -> Result<PathBuf> {
     if path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let (Some(sweep_dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
-        bail!("{} is not a run folder", path.display());
+    let plan_of = |dir: &Path| SweepIndex::read(dir).ok().map(|index| (dir.to_path_buf(), index));
+    let found = path.ancestors().skip(1).take_while(|a| !a.as_os_str().is_empty()).find_map(plan_of);
+    let Some((sweep_dir, index)) = found else {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        bail!("{} is not a run folder, and {} is not a sweep's results folder", path.display(), parent.display());
     };
-    let Ok(index) = SweepIndex::read(sweep_dir) else {
-        bail!("{} is not a run folder, and {} is not a sweep's results folder", path.display(), sweep_dir.display());
-    };
+    let rest = path.strip_prefix(&sweep_dir).unwrap_or(path);
+    let name = rest.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+    let sweep_dir = sweep_dir.as_path();
     let mut runs: Vec<_> = index.runs.iter().filter(|r| r.variant == name).collect();
     runs.sort_by_key(|r| r.seed);
     match runs.first() {

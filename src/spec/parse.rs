@@ -26,6 +26,8 @@ pub struct SweepMeta {
     pub seeds: Vec<u64>,
     /// Primary metric.
     pub metric: Metric,
+    /// Where the primary metric was chosen, for errors about it (no run measures it).
+    pub metric_origin: Origin,
     pub higher_is_better: bool,
     /// Automatic retries of a failed run.
     pub max_retries: u32,
@@ -328,6 +330,7 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
         description: String::new(),
         seeds: vec![0],
         metric: Metric::Psnr,
+        metric_origin: Origin::Default,
         higher_is_better: true,
         max_retries: 0,
     };
@@ -346,6 +349,9 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
             continue;
         }
         higher_given |= key == "higher_is_better";
+        if key == "metric" {
+            meta.metric_origin = r.origin(span.clone());
+        }
         if let Err((msg, help)) = apply_sweep_key(&mut meta, key, &value) {
             let span = if SWEEP_KEYS.contains(&key) { span } else { k.span() };
             r.error(msg, span, help);
@@ -373,9 +379,9 @@ pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result
         "name" => match value.as_str() {
             Some(s) if valid_name(s) => meta.name = s.to_string(),
             _ => {
-                return invalid(
-                    "it names the results folder: use letters, digits, '-', '_' and '.', e.g. name = \"losses\"",
-                );
+                return invalid(&format!(
+                    "it names the results folder: use up to {MAX_SWEEP_NAME} letters, digits, '-', '_' and '.', e.g. name = \"losses\""
+                ));
             }
         },
         "description" => match value.as_str() {
@@ -532,9 +538,37 @@ pub fn web_url(url: &str) -> Option<&str> {
     (!host.is_empty() && !url.chars().any(bad)).then_some(url)
 }
 
+/// Longest sweep name: it names a folder, and a report on several sweeps joins their names into one.
+pub const MAX_SWEEP_NAME: usize = 64;
+/// Longest `[[variant]]` name: it labels tables, plots and the sheet, and is typed in
+/// `sweep colorize --run results/<sweep>/<variant>`.
+pub const MAX_VARIANT_NAME: usize = 100;
+
 /// Whether a sweep name is safe as a folder name.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty()
+        && s.len() <= MAX_SWEEP_NAME
+        && !s.starts_with('.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What is wrong with a `[[variant]]` name, if anything: it must be one line of visible text
+/// (control characters would reach terminals and files), short, and a name that
+/// `results/<sweep>/<variant>` can address (no path separators, not `.` or `..`).
+fn variant_name_problem(s: &str) -> Option<String> {
+    if s.trim().is_empty() {
+        Some("is empty".into())
+    } else if let Some(c) = s.chars().find(|&c| crate::terminal::is_unsafe(c)) {
+        Some(format!("holds the control character U+{:04X}", c as u32))
+    } else if s.chars().count() > MAX_VARIANT_NAME {
+        Some(format!("is {} characters long, more than {MAX_VARIANT_NAME}", s.chars().count()))
+    } else if s.contains(['/', '\\']) || s == "." || s == ".." {
+        Some("is a path (it holds / or \\, or is . or ..): `results/<sweep>/<variant>` could not name it".into())
+    } else if s != s.trim() {
+        Some("begins or ends with a space".into())
+    } else {
+        None
+    }
 }
 
 fn read_variant(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> VariantDef {
@@ -542,9 +576,16 @@ fn read_variant(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> VariantD
     let mut entries = Vec::new();
     for (k, v) in t.iter() {
         if k.get_ref() == "name" {
-            match v.get_ref().as_str() {
-                Some(s) if !s.is_empty() => name = Some(s.to_string()),
-                _ => r.error("a variant's name must be a non-empty string".into(), v.span(), None),
+            match v.get_ref().as_str().map(|s| (s, variant_name_problem(s))) {
+                Some((s, None)) => name = Some(s.to_string()),
+                Some((_, Some(problem))) => r.error(
+                    format!("this variant's name {problem}"),
+                    v.span(),
+                    Some(format!(
+                        "give a short label of up to {MAX_VARIANT_NAME} characters, e.g. name = \"cross-entropy-rebalanced\""
+                    )),
+                ),
+                None => r.error("a variant's name must be a non-empty string".into(), v.span(), None),
             }
             continue;
         }

@@ -67,6 +67,9 @@ const POS_INT: Kind = Kind::Int { min: 1, max: i64::MAX };
 const COUNT: Kind = Kind::Int { min: 0, max: i64::MAX };
 const POS_FLOAT: Kind = Kind::Float { min: 0.0, max: f64::INFINITY, min_open: true };
 const UNIT: Kind = Kind::Float { min: 0.0, max: 1.0, min_open: false };
+/// An image count: synthetic data makes exactly that many, and an epoch orders them all in memory,
+/// so it is bounded (ten times ImageNet's training set).
+const IMAGES: Kind = Kind::Int { min: 0, max: 10_000_000 };
 
 /// Whether `key` holds the choice `value`.
 fn is(flat: &Flat, key: &str, value: impl Named) -> bool {
@@ -111,14 +114,14 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "train_images",
-        kind: COUNT,
+        kind: IMAGES,
         default: Some("0"),
         when: None,
         doc: "Use at most this many training images (0 = all; synthetic: 0 means 5000).",
     },
     Key {
         name: "val_images",
-        kind: COUNT,
+        kind: IMAGES,
         default: Some("0"),
         when: None,
         doc: "Use at most this many validation images (0 = all; synthetic: 0 means 1000).",
@@ -157,7 +160,8 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "huber_delta",
-        kind: POS_FLOAT,
+        // In normalised units, where errors are at most a few: far above, Huber is L2 (and f32 overflows).
+        kind: Kind::Float { min: 0.0, max: 1000.0, min_open: true },
         default: Some("1.0"),
         when: Some(Condition { holds: |f| is(f, "loss", Loss::Huber), describe: "loss = \"huber\"" }),
         doc: "Huber loss threshold, in the model's normalised chroma units ([-1, 1] for tanh).",
@@ -171,7 +175,9 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "bin_size",
-        kind: POS_FLOAT,
+        // Finer than 1 the gamut sample could leave holes (see `ChromaBins`); coarser than 1000 every
+        // color space has one bin.
+        kind: Kind::Float { min: crate::color::quantize::MIN_BIN_SIZE as f64, max: 1000.0, min_open: false },
         default: Some("10.0"),
         when: Some(Condition { holds: classification, describe: "task = \"classification\"" }),
         doc: "Grid step of the chroma bins, in the color space's chroma units (Lab ab: 10 gives Zhang et al.'s grid).",
@@ -313,7 +319,8 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "fusion_dim",
-        kind: POS_INT,
+        // The fusion layer holds fusion_dim^2 weights.
+        kind: Kind::Int { min: 1, max: 16384 },
         default: Some("256"),
         when: Some(Condition {
             holds: |f| !is(f, "features", FeatureMode::Local),

@@ -151,7 +151,14 @@ pub fn check(key: &Key, value: &Value) -> Result<Value, String> {
             if x.is_finite() && above && x <= max { Ok(Value::Float(x)) } else { Err(bad()) }
         }
         Kind::Bool => value.as_bool().map(|_| value.clone()).ok_or_else(bad),
-        Kind::Text => value.as_str().map(|_| value.clone()).ok_or_else(bad),
+        // Text is a path: control characters in it would reach terminals, logs and run names.
+        Kind::Text => match value.as_str() {
+            Some(s) if s.chars().any(crate::terminal::is_unsafe) => {
+                Err(format!("`{}` = {} holds a control character: give a plain path", key.name, show(value)))
+            }
+            Some(_) => Ok(value.clone()),
+            None => Err(bad()),
+        },
         Kind::Choice(choices) => {
             let s = value.as_str().ok_or_else(bad)?;
             if choices.contains(&s) {

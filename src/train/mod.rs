@@ -20,3 +20,13 @@ pub mod trainer;
 
 pub use device::open_device;
 pub use trainer::{Outcome, exec};
+
+/// The message a panic carried (`panic!("...")`, an `assert!`'s), for an error that says the real
+/// cause rather than that a thread panicked.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}

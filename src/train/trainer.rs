@@ -276,7 +276,7 @@ impl Epochs<'_> {
             let mut model = model;
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<HostBatch>>(2);
             let data = self.data;
-            scope.spawn(move || {
+            let preparer = scope.spawn(move || {
                 for idx in &batches {
                     let batch = prepare(data.train.as_ref(), idx, space).map(|b| objective.host_batch(&b));
                     if tx.send(batch).is_err() {
@@ -306,6 +306,11 @@ impl Epochs<'_> {
                 bar.inc(1);
                 bar.set_message(format!("loss {:.4}", training.loss_sum / training.seen as f64));
                 waiting = Instant::now();
+            }
+            // The channel also closes when the preparing thread panicked: its message is the
+            // failure's reason (unjoined, the scope would only say that a scoped thread panicked).
+            if let Err(panic) = preparer.join() {
+                bail!("preparing the training batches failed: {}", super::panic_message(panic.as_ref()));
             }
             Ok((model, false))
         })?;
