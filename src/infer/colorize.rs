@@ -76,14 +76,27 @@ pub fn colorize(run: &TrainedRun, inputs: &[PathBuf], opts: &ColorizeOptions) ->
     Ok(report)
 }
 
+/// Bytes the model's forward pass may take at `--size` ([`crate::model::ColorizationNet::forward_bytes`]):
+/// the working resolution is refused, with the largest that fits, rather than run out of memory.
+pub const FORWARD_LIMIT: u64 = 8 << 30;
+
 fn check_size(run: &TrainedRun, size: usize) -> Result<()> {
     let net = &run.run.settings.net;
     // The backbones downsample by 32, the local network by 2 per pooling.
     let factor = if net.backbone != Backbone::None { 32 } else { 1 << net.local_pool_after.len() };
+    // The largest multiple of `factor` whose forward pass fits in FORWARD_LIMIT.
+    let fits =
+        ((FORWARD_LIMIT as f64 / run.model.forward_bytes(1) as f64).sqrt() as usize).min(crate::data::MAX_IMAGE_SIZE);
+    let largest = fits / factor * factor;
     if size == 0 || !size.is_multiple_of(factor) || size > crate::data::MAX_IMAGE_SIZE {
+        bail!("--size {size} does not suit this model: use a multiple of {factor} up to {largest}");
+    }
+    let need = run.model.forward_bytes(size);
+    if need > FORWARD_LIMIT {
         bail!(
-            "--size {size} does not suit this model: use a multiple of {factor} up to {}",
-            crate::data::MAX_IMAGE_SIZE
+            "--size {size} would need about {:.1} GB for this model's forward pass, more than colorize's limit of {} GB: use --size {largest} or less",
+            need as f64 / 1e9,
+            FORWARD_LIMIT >> 30
         );
     }
     Ok(())

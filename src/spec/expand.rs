@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use toml::Value;
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::generate::Combination;
+use super::generate::{Combination, MAX_RUNS};
 use super::parse::{Entry, ExcludeRule, SlurmSpec, Spec, SweepMeta};
 use super::rules::{cross_check, derive};
 use super::run_config::RunConfig;
@@ -53,11 +53,16 @@ pub struct Plan {
 impl Plan {
     /// Variants in order, each with its runs (one per seed).
     pub fn groups(&self) -> Vec<(&str, Vec<&RunPlan>)> {
+        // Found by a map, not a search of the groups so far: a grid of 100,000 variants stays linear.
+        let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let mut out: Vec<(&str, Vec<&RunPlan>)> = Vec::new();
         for run in &self.runs {
-            match out.iter_mut().find(|(g, _)| *g == run.group) {
-                Some((_, runs)) => runs.push(run),
-                None => out.push((&run.group, vec![run])),
+            match at.get(run.group.as_str()) {
+                Some(&i) => out[i].1.push(run),
+                None => {
+                    at.insert(&run.group, out.len());
+                    out.push((&run.group, vec![run]));
+                }
             }
         }
         out
@@ -70,6 +75,19 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
     let (meta, slurm, cli) = apply_overrides(spec, overrides)?;
     let mut errors = Vec::new();
     let combinations = spec.strategy.generator().combinations(spec, &mut errors);
+    let runs = combinations.len() as u128 * meta.seeds.len() as u128;
+    if runs > MAX_RUNS {
+        let d = Diagnostic::new(
+            format!(
+                "{} makes {} combinations x {} seeds = {runs} runs, more than a sweep may have ({MAX_RUNS})",
+                spec.path.display(),
+                combinations.len(),
+                meta.seeds.len()
+            ),
+            Origin::Default,
+        );
+        return Err(d.help("split the sweep over several specs, or use fewer seeds or grid values").into());
+    }
     let mut resolver = Resolver::new(spec, &meta, below_variants(spec, &cli));
     for combination in &combinations {
         resolver.resolve(combination, &mut errors);

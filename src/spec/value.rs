@@ -47,10 +47,12 @@ pub struct Setting {
     pub layer: Layer,
 }
 
-/// A run's settings by canonical dotted key.
+/// A run's settings by canonical dotted key. The keys are the schema's names (and `seed`), held as
+/// `&'static str`: every run of a plan carries its own map, and a grid of 100,000 runs should not
+/// carry 100,000 copies of every key.
 #[derive(Clone, Debug, Default)]
 pub struct Flat {
-    map: BTreeMap<String, Setting>,
+    map: BTreeMap<&'static str, Setting>,
 }
 
 impl Flat {
@@ -66,8 +68,8 @@ impl Flat {
     pub fn bool(&self, key: &str) -> Option<bool> {
         self.value(key).and_then(Value::as_bool)
     }
-    pub fn set(&mut self, key: &str, setting: Setting) {
-        self.map.insert(key.to_string(), setting);
+    pub fn set(&mut self, key: &'static str, setting: Setting) {
+        self.map.insert(key, setting);
     }
     pub fn remove(&mut self, key: &str) -> Option<Setting> {
         self.map.remove(key)
@@ -76,14 +78,13 @@ impl Flat {
         self.map.contains_key(key)
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Setting)> {
-        self.map.iter().map(|(k, s)| (k.as_str(), s))
+        self.map.iter().map(|(k, s)| (*k, s))
     }
 
     /// Canonical JSON of the values (keys sorted, no whitespace, floats in shortest round-trip form):
     /// what run ids hash. Identical on every platform and independent of key order in the spec.
     pub fn canonical_json(&self) -> String {
-        let map: BTreeMap<&str, serde_json::Value> =
-            self.map.iter().map(|(k, s)| (k.as_str(), to_json(&s.value))).collect();
+        let map: BTreeMap<&str, serde_json::Value> = self.map.iter().map(|(k, s)| (*k, to_json(&s.value))).collect();
         serde_json::to_string(&map).expect("config values are finite JSON")
     }
 
