@@ -161,7 +161,7 @@ pub struct ColorizeArgs {
     /// Image files (JPEG, PNG) or folders (recursed).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output file (one input) or folder.
+    /// Output file (.png, .jpg or .jpeg; one input file) or folder (outputs mirror the inputs' names).
     #[arg(long, short = 'o', default_value = "colorized")]
     pub output: PathBuf,
     /// Annealed-mean temperature for classification runs, a number > 0 (lower: more saturated;
@@ -176,7 +176,9 @@ pub struct ColorizeArgs {
     /// Also write a side-by-side sheet: gray | colorized | original.
     #[arg(long)]
     pub compare: bool,
-    /// Overwrite existing outputs.
+    /// Overwrite existing outputs. Without it, an output file named by -o that exists is an error
+    /// (exit code 1), and existing outputs in an output folder are skipped and listed (so that an
+    /// interrupted batch resumes). An input is never overwritten, even with --force.
     #[arg(long)]
     pub force: bool,
     /// best, last, or a checkpoint folder.

@@ -100,6 +100,7 @@ fn lower_first(text: &str) -> String {
 /// A spec (its sweep's folder under `results`) or a sweep's results folder.
 fn target(path: &Path, results: &Path) -> anyhow::Result<Target> {
     let dir = super::run_cmd::resolve_sweep_dir(Some(path), results)?;
+    super::run_cmd::not_a_results_root(&dir, "report")?;
     let spec = (!path.is_dir()).then(|| path.to_path_buf());
     if spec.is_some() && !dir.join(PLAN_FILE).is_file() {
         bail!(

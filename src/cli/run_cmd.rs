@@ -11,7 +11,7 @@ use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
 use crate::store::lock::SweepLock;
 use crate::store::metrics_file::MetricsFile;
-use crate::store::plan::{SweepIndex, materialise, sweep_dir};
+use crate::store::plan::{PLAN_FILE, SweepIndex, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::store::status::{RunStatus, State};
 use crate::terminal::{line, text};
@@ -103,6 +103,7 @@ pub fn exec(args: ExecArgs) -> CmdResult {
 
 pub fn status(args: StatusArgs) -> CmdResult {
     let dir = resolve_sweep_dir(args.target.as_deref(), &args.results)?;
+    not_a_results_root(&dir, "status")?;
     let index = SweepIndex::read(&dir)?;
     println!("{}", line(&format!("sweep \"{}\" ({})", index.sweep, dir.display())));
     print!("{}", status_table(&dir, &index)?);
@@ -122,6 +123,34 @@ pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Resul
         return Ok(sweep_dir(results, &spec.meta.name));
     }
     bail!("{} is neither a spec (.toml) nor a sweep's results folder", target.display())
+}
+
+/// A results folder (`results/`) given where a sweep's (`results/<sweep>`) is expected: an error that
+/// lists the sweeps it holds and the command for one of them.
+pub fn not_a_results_root(dir: &Path, command: &str) -> anyhow::Result<()> {
+    if dir.join(PLAN_FILE).is_file() {
+        return Ok(());
+    }
+    let mut sweeps: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join(PLAN_FILE).is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    sweeps.sort();
+    let Some(first) = sweeps.first() else { return Ok(()) };
+    let shown: Vec<String> = sweeps.iter().take(20).map(|s| format!("\"{s}\"")).collect();
+    let more = if sweeps.len() > 20 { format!(" and {} more", sweeps.len() - 20) } else { String::new() };
+    bail!(
+        "{} is a results folder, not a sweep's: it holds the sweep{} {}{more}; give one, e.g. `sweep {command} {}`",
+        dir.display(),
+        if sweeps.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        dir.join(first).display()
+    )
 }
 
 /// One row per run: state, epochs, primary metric, time, failure reason.

@@ -1,8 +1,10 @@
 //! `sweep eval`: every validation metric of training, for a trained run on another data set (a CIFAR
 //! folder, an image folder, synthetic data with another seed). The evaluation is training's own
 //! ([`Evaluator`] and [`evaluate`]), so on the run's own validation split it repeats the numbers of
-//! the checkpoint's epoch. Results are also kept in the run folder, `eval/<label>.json`, where
-//! `sweep report` finds them.
+//! the checkpoint's epoch. On another data set (another kind, folder or data seed) it evaluates that
+//! set's whole validation split, not as many images as the run's `val_images` kept of its own,
+//! unless `--set val_images=N` says otherwise. Results are also kept in the run folder,
+//! `eval/<label>.json`, where `sweep report` finds them.
 
 use std::path::{Path, PathBuf};
 
@@ -66,8 +68,16 @@ pub fn read_kept(run_dir: &Path) -> (Vec<EvalResult>, Vec<String>) {
     (results, notes)
 }
 
+/// An evaluation done: the result, where it is kept, and how many validation images the set has.
+pub struct Evaluation {
+    pub result: EvalResult,
+    pub kept: PathBuf,
+    /// The `val_images` cap the evaluation ran with: 0 for the data set's whole validation split.
+    pub val_images: usize,
+}
+
 /// Evaluates `run` with its config's data keys changed by `overrides` (`KEY=VALUE`).
-pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathBuf)> {
+pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<Evaluation> {
     for o in overrides {
         let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k.trim());
         if !EVAL_KEYS.contains(&key) {
@@ -77,7 +87,16 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     // The run's config.toml is a one-run spec: the overrides go through the same checks as any --set.
     let text = config_toml(&run.meta, &run.run);
     let spec = Spec::from_str(Path::new(CONFIG_FILE), text)?;
-    let planned = plan(&spec, overrides)?;
+    let mut planned = plan(&spec, overrides)?;
+    let own = &run.run.settings.data;
+    let other = |d: &crate::data::DataConfig| d.kind != own.kind || d.dir != own.dir || d.data_seed != own.data_seed;
+    let capped = overrides.iter().any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == "val_images"));
+    if other(&planned.runs[0].settings.data) && !capped {
+        // The run's val_images kept part of its own validation split; another set is evaluated whole.
+        let mut whole = overrides.to_vec();
+        whole.push("val_images=0".into());
+        planned = plan(&spec, &whole)?;
+    }
     let cfg = &planned.runs[0].settings;
     let data = crate::data::open(&cfg.data)?;
     let evaluator = Evaluator::new(cfg, &data)?;
@@ -106,5 +125,5 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<(EvalResult, PathB
     let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
     let path = run.dir.join(EVAL_DIR).join(format!("{label}.json"));
     write_atomic(&path, &serde_json::to_vec_pretty(&result)?)?;
-    Ok((result, path))
+    Ok(Evaluation { result, kept: path, val_images: cfg.data.val_images })
 }

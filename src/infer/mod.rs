@@ -14,9 +14,10 @@ use crate::model::ColorizationNet;
 use crate::spec::run_config::BackboneStart;
 use crate::spec::{RunPlan, SweepMeta, read_config};
 use crate::store::layout::CONFIG_FILE;
+use crate::store::layout::checkpoints;
 use crate::store::model_info::{MODEL_INFO, ModelInfo};
 use crate::store::plan::SweepIndex;
-use crate::store::status::RunStatus;
+use crate::store::status::{RunStatus, State};
 use crate::train::checkpoint;
 use crate::train::objective::Objective;
 use crate::train::trainer::model_config;
@@ -63,6 +64,10 @@ pub struct TrainedRun {
     pub objective: Objective,
     pub model: ColorizationNet,
     pub checkpoint: PathBuf,
+    /// The epoch the checkpoint holds, where it says (`best/epoch`, `epoch-000N`).
+    pub epoch: Option<u64>,
+    /// The run's state and epochs done, as its status says, when it is not done.
+    pub unfinished: Option<(State, u64)>,
     pub device: Device,
 }
 
@@ -77,10 +82,17 @@ impl TrainedRun {
         }
         let id = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let (meta, mut run) = read_config(&config, Some(id))?;
+        let mut unfinished = None;
         if let Ok(Some(status)) = RunStatus::read(run_dir) {
             run.variant = status.variant;
+            unfinished = (status.state != State::Done).then_some((status.state, status.epochs_done));
         }
         let checkpoint = checkpoint::resolve(run_dir, which)?;
+        let epoch = if checkpoint == checkpoints::best_dir(run_dir) {
+            checkpoint::recorded_best_epoch(run_dir)
+        } else {
+            checkpoint.file_name().and_then(|n| n.to_str()).and_then(checkpoints::epoch_of)
+        };
         let info = match ModelInfo::read(run_dir)? {
             Some(info) => info,
             // Only a classification-pretrained backbone needs the class count.
@@ -93,7 +105,40 @@ impl TrainedRun {
         let model_cfg = model_config(&run.settings, &objective, info.num_classes);
         let model = model_cfg.try_init(device)?;
         let model = checkpoint::load_model(&checkpoint, model)?.valid();
-        Ok(TrainedRun { dir: run_dir.to_path_buf(), meta, run, objective, model, checkpoint, device: device.clone() })
+        let device = device.clone();
+        Ok(TrainedRun {
+            dir: run_dir.to_path_buf(),
+            meta,
+            run,
+            objective,
+            model,
+            checkpoint,
+            epoch,
+            unfinished,
+            device,
+        })
+    }
+
+    /// Which weights these are: `epoch 2 of 3 (checkpoints/best)`.
+    pub fn checkpoint_note(&self) -> String {
+        let epochs = self.run.settings.train.epochs;
+        let which = self.checkpoint.strip_prefix(&self.dir).unwrap_or(&self.checkpoint).display().to_string();
+        match self.epoch {
+            Some(epoch) => format!("epoch {epoch} of {epochs} ({which})"),
+            None => format!("checkpoint {} (of a run of {epochs} epochs)", self.checkpoint.display()),
+        }
+    }
+
+    /// A warning when the run is not done: its weights are those of an unfinished training.
+    pub fn unfinished_warning(&self) -> Option<String> {
+        let (state, done) = self.unfinished?;
+        Some(format!(
+            "run {} is {} after {done} of {} epochs: using its {}",
+            self.run.id,
+            state.name(),
+            self.run.settings.train.epochs,
+            self.checkpoint_note()
+        ))
     }
 
     /// Side of the images the run was trained on.
