@@ -322,6 +322,18 @@ fn colorize_and_eval_say_which_epoch_of_an_unfinished_run_they_use() {
     assert!(text_of(&o).contains("1000 validation images: the whole split"), "{}", text_of(&o));
     let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "data_seed=7", "--set", "val_images=40"]);
     assert!(text_of(&o).contains("40 validation images: val_images = 40"), "{}", text_of(&o));
+    // A size that would not fit is refused before any image is prepared (here the held images are
+    // what would not fit; for a wider net, its forward pass).
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "image_size=4096"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("at image_size 4096") && text_of(&o).contains("more than eval holds"),
+        "{}",
+        text_of(&o)
+    );
+    let o =
+        sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "image_size=1024", "--set", "val_images=5000"]);
+    assert!(text_of(&o).contains("give --set val_images="), "{}", text_of(&o));
 }
 
 #[test]

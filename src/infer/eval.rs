@@ -12,17 +12,21 @@ use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::TrainedRun;
+use super::colorize::FORWARD_LIMIT;
 use crate::atomic::write_atomic;
 use crate::data::DatasetKind;
 use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
 use crate::spec::{Spec, config_toml, plan};
 use crate::store::layout::{CONFIG_FILE, EVAL_DIR};
-use crate::train::trainer::{Evaluator, evaluate};
+use crate::train::trainer::{Evaluator, PRIOR_IMAGES, evaluate};
 
 /// Keys `sweep eval --set` may change: the data, and the decoding temperature.
 pub const EVAL_KEYS: &[&str] =
     &["dataset", "data_dir", "image_size", "train_images", "val_images", "data_seed", "temperature"];
+
+/// Bytes of prepared validation images eval holds at once.
+const HELD_LIMIT: u64 = 8 << 30;
 
 /// One evaluation, as `eval/<label>.json` keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -99,8 +103,39 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<Evaluation> {
     }
     let cfg = &planned.runs[0].settings;
     let data = crate::data::open(&cfg.data)?;
+    let side = cfg.data.image_size;
+    // A size at which not even one image's forward pass fits is refused; batches are made small enough
+    // for it (batch norm runs on its statistics: the numbers do not depend on the batch size).
+    let forward = run.model.forward_bytes(side);
+    if forward > FORWARD_LIMIT {
+        bail!(
+            "image_size {side} would need about {:.1} GB for this model's forward pass, more than {} GB: evaluate at a smaller --set image_size",
+            forward as f64 / 1e9,
+            FORWARD_LIMIT >> 30
+        );
+    }
+    // The validation images and those the class prior is estimated from are held prepared (gray and
+    // chroma, f32).
+    let images = data.val.len() + data.train.len().min(PRIOR_IMAGES);
+    let per_image = (side * side) as u64 * 12;
+    if images as u64 * per_image > HELD_LIMIT {
+        let fit = (HELD_LIMIT / per_image).saturating_sub(data.train.len().min(PRIOR_IMAGES) as u64);
+        bail!(
+            "the {} validation images of {} at image_size {side}, with the {} training images of the class prior, would take {:.1} GB of memory, more than eval holds ({} GB): {}",
+            data.val.len(),
+            cfg.data.kind,
+            data.train.len().min(PRIOR_IMAGES),
+            (images as u64 * per_image) as f64 / 1e9,
+            HELD_LIMIT >> 30,
+            if fit > 0 {
+                format!("give --set val_images={fit} or fewer")
+            } else {
+                "evaluate at a smaller --set image_size".into()
+            }
+        );
+    }
     let evaluator = Evaluator::new(cfg, &data)?;
-    let batch_size = cfg.train.batch_size;
+    let batch_size = cfg.train.batch_size.min((FORWARD_LIMIT / forward.max(1)) as usize).max(1);
     let e = evaluate(
         &run.model,
         &evaluator.objective,

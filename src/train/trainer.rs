@@ -44,7 +44,7 @@ use crate::store::protocol::stop_requested;
 use crate::store::status::{End, RunStatus};
 
 /// Images whose chroma estimates the class prior (for rebalancing and the rebalanced AuC).
-const PRIOR_IMAGES: usize = 5000;
+pub const PRIOR_IMAGES: usize = 5000;
 /// Validation images on `samples.png`.
 const SAMPLE_IMAGES: usize = 8;
 
