@@ -108,3 +108,14 @@ fn a_results_root_is_explained_with_its_sweeps() {
         assert!(stderr.contains(&format!("`sweep {command} {}`", s.dir.display())), "{stderr}");
     }
 }
+
+#[test]
+fn a_spec_that_never_ends_is_refused() {
+    for path in ["/dev/zero", "/dev/urandom"] {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sweep")).args(["plan", path]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(&format!("cannot read spec {path}")), "{}", text(&out));
+        assert!(started.elapsed().as_secs() < 20);
+    }
+}

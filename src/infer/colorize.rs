@@ -137,6 +137,8 @@ fn plan_jobs(inputs: &[PathBuf], output: &Path, compare: bool, report: &mut Colo
                 output.join(input.file_name().unwrap_or_default())
             };
             jobs.push(Job { input: input.clone(), output: out, explicit: single_file_output });
+        } else if input.exists() {
+            report.errors.push((input.clone(), "not a regular file or a folder".into()));
         } else {
             report.errors.push((input.clone(), "no such file or folder".into()));
         }

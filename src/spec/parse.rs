@@ -142,6 +142,9 @@ const SWEEP_KEYS: &[&str] =
     &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
 const SLURM_KEYS: &[&str] = &["partition", "gpus_per_task", "cpus_per_task", "mem", "time", "max_concurrent", "extra"];
 
+/// The largest spec file read (a grid of 100,000 values is well under it).
+const MAX_SPEC_BYTES: u64 = 16 << 20;
+
 /// Collects diagnostics while a spec is read.
 struct Reader {
     file: Arc<SourceFile>,
@@ -170,9 +173,24 @@ impl Reader {
 
 impl Spec {
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::new(format!("cannot read spec {}: {e}", path.display()), Origin::Default)
-                .help("give the path of a TOML spec, e.g. experiments/quickstart.toml")
+        // Read up to a bound: /dev/zero would never end (a pipe, `<(...)`, is fine).
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_SPEC_BYTES + 1), &mut bytes));
+        let problem = match read {
+            Err(e) => Some(e.to_string()),
+            Ok(_) if bytes.len() as u64 > MAX_SPEC_BYTES => {
+                Some(format!("it holds more than {MAX_SPEC_BYTES} bytes, more than a spec may"))
+            }
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            let d = Diagnostic::new(format!("cannot read spec {}: {problem}", path.display()), Origin::Default);
+            return Err(d.help("give the path of a TOML spec, e.g. experiments/quickstart.toml").into());
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Diagnostic::new(format!("cannot read spec {}: it is not UTF-8 text ({e})", path.display()), Origin::Default)
+                .help("a spec is a TOML file, e.g. experiments/quickstart.toml")
         })?;
         Spec::from_str(path, text)
     }

@@ -30,11 +30,13 @@ pub enum Kind {
     /// Free text (a path).
     Text,
     Choice(&'static [&'static str]),
-    /// `empty`: whether `[]` is allowed (no pooling, no hidden head layer).
+    /// `empty`: whether `[]` is allowed (no pooling, no hidden head layer); `longest`: the most
+    /// items (a network of thousands of layers would not train).
     IntList {
         min: i64,
         max: i64,
         empty: bool,
+        longest: usize,
     },
     FloatList {
         min: f64,
@@ -246,14 +248,14 @@ pub const KEYS: &[Key] = &[
     // --- model ---
     Key {
         name: "local.widths",
-        kind: Kind::IntList { min: 1, max: 4096, empty: false },
+        kind: Kind::IntList { min: 1, max: 4096, empty: false, longest: 32 },
         default: Some("[64, 128, 128]"),
         when: None,
         doc: "Filters of the local network's 3x3 conv layers (each with batch norm and ReLU); the length sets the depth.",
     },
     Key {
         name: "local.pool_after",
-        kind: Kind::IntList { min: 1, max: 64, empty: true },
+        kind: Kind::IntList { min: 1, max: 64, empty: true, longest: 32 },
         default: Some("[2]"),
         when: None,
         doc: "1-based indices of the local conv layers followed by a 2x2 max pooling ([] = none).",
@@ -330,7 +332,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "head.widths",
-        kind: Kind::IntList { min: 1, max: 4096, empty: true },
+        kind: Kind::IntList { min: 1, max: 4096, empty: true, longest: 32 },
         default: Some("[64, 64]"),
         when: None,
         doc: "Filters of the colorization head's 3x3 conv layers, before the per-pixel (1x1) output ([] = the dense output alone).",
@@ -463,8 +465,12 @@ impl Kind {
             Kind::Bool => "true or false".into(),
             Kind::Text => "a string".into(),
             Kind::Choice(c) => format!("one of {}", quoted_list(c)),
-            Kind::IntList { min, empty: false, .. } => format!("a non-empty list of integers >= {min}"),
-            Kind::IntList { min, empty: true, .. } => format!("a list of integers >= {min} (may be empty)"),
+            Kind::IntList { min, empty: false, longest, .. } => {
+                format!("a non-empty list of up to {longest} integers >= {min}")
+            }
+            Kind::IntList { min, empty: true, longest, .. } => {
+                format!("a list of up to {longest} integers >= {min} (may be empty)")
+            }
             Kind::FloatList { min, max, len } => format!("a list of {len} numbers from {min} to {max}"),
         }
     }

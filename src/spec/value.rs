@@ -172,8 +172,8 @@ pub fn check(key: &Key, value: &Value) -> Result<Value, String> {
                 Err(msg)
             }
         }
-        Kind::IntList { min, max, empty } => {
-            let items = value.as_array().filter(|a| empty || !a.is_empty()).ok_or_else(bad)?;
+        Kind::IntList { min, max, empty, longest } => {
+            let items = value.as_array().filter(|a| (empty || !a.is_empty()) && a.len() <= longest).ok_or_else(bad)?;
             let ok = items.iter().all(|v| v.as_integer().is_some_and(|i| (min..=max).contains(&i)));
             if ok { Ok(value.clone()) } else { Err(bad()) }
         }
