@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::TrainedRun;
 use super::colorize::FORWARD_LIMIT;
 use crate::atomic::write_atomic;
-use crate::data::DatasetKind;
+use crate::data::{DataSet, DatasetKind};
 use crate::metrics::{COLORFULNESS_GT, Metric, Metrics};
 use crate::spec::expand::short_hash;
-use crate::spec::{Spec, config_toml, plan};
+use crate::spec::{RunConfig, Spec, config_toml, plan};
 use crate::store::layout::{CONFIG_FILE, EVAL_DIR};
 use crate::train::trainer::{Evaluator, PRIOR_IMAGES, evaluate};
 
@@ -103,9 +103,41 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<Evaluation> {
     }
     let cfg = &planned.runs[0].settings;
     let data = crate::data::open(&cfg.data)?;
+    let batch_size = batch_that_fits(run, cfg, &data)?;
+    let evaluator = Evaluator::new(cfg, &data)?;
+    let e = evaluate(
+        &run.model,
+        &evaluator.objective,
+        &evaluator.val,
+        batch_size,
+        &run.device,
+        evaluator.class_weights.as_ref(),
+        // The judge is trained on the run's own data set; eval may point at another one.
+        None,
+    )?;
+    let result = EvalResult {
+        run: run.run.id.clone(),
+        variant: run.run.variant.clone(),
+        checkpoint: run.checkpoint.display().to_string(),
+        dataset: cfg.data.kind.name().to_string(),
+        // Where it was read from, for the data sets read from files.
+        data_dir: (cfg.data.kind != DatasetKind::Synthetic).then(|| cfg.data.dir.display().to_string()),
+        images: evaluator.val.n,
+        val_loss: e.loss,
+        metrics: e.metrics,
+    };
+    let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
+    let path = run.dir.join(EVAL_DIR).join(format!("{label}.json"));
+    write_atomic(&path, &serde_json::to_vec_pretty(&result)?)?;
+    Ok(Evaluation { result, kept: path, val_images: cfg.data.val_images })
+}
+
+/// The batch size of an evaluation of `run` on `data` that fits in memory: at most the run's, and
+/// small enough for the forward pass (batch norm runs on its statistics, so the numbers do not
+/// depend on it). A size at which not even one image fits, or more validation and prior images than
+/// eval holds, is refused with what would fit.
+fn batch_that_fits(run: &TrainedRun, cfg: &RunConfig, data: &DataSet) -> Result<usize> {
     let side = cfg.data.image_size;
-    // A size at which not even one image's forward pass fits is refused; batches are made small enough
-    // for it (batch norm runs on its statistics: the numbers do not depend on the batch size).
     let forward = run.model.forward_bytes(side);
     if forward > FORWARD_LIMIT {
         bail!(
@@ -134,31 +166,5 @@ pub fn eval(run: &TrainedRun, overrides: &[String]) -> Result<Evaluation> {
             }
         );
     }
-    let evaluator = Evaluator::new(cfg, &data)?;
-    let batch_size = cfg.train.batch_size.min((FORWARD_LIMIT / forward.max(1)) as usize).max(1);
-    let e = evaluate(
-        &run.model,
-        &evaluator.objective,
-        &evaluator.val,
-        batch_size,
-        &run.device,
-        evaluator.class_weights.as_ref(),
-        // The judge is trained on the run's own data set; eval may point at another one.
-        None,
-    )?;
-    let result = EvalResult {
-        run: run.run.id.clone(),
-        variant: run.run.variant.clone(),
-        checkpoint: run.checkpoint.display().to_string(),
-        dataset: cfg.data.kind.name().to_string(),
-        // Where it was read from, for the data sets read from files.
-        data_dir: (cfg.data.kind != DatasetKind::Synthetic).then(|| cfg.data.dir.display().to_string()),
-        images: evaluator.val.n,
-        val_loss: e.loss,
-        metrics: e.metrics,
-    };
-    let label = format!("{}-{}", result.dataset, short_hash(&format!("{overrides:?}{}", result.checkpoint)));
-    let path = run.dir.join(EVAL_DIR).join(format!("{label}.json"));
-    write_atomic(&path, &serde_json::to_vec_pretty(&result)?)?;
-    Ok(Evaluation { result, kept: path, val_images: cfg.data.val_images })
+    Ok(cfg.train.batch_size.min((FORWARD_LIMIT / forward.max(1)) as usize).max(1))
 }
