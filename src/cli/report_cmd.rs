@@ -34,7 +34,7 @@ pub fn report(args: ReportArgs) -> CmdResult {
     println!(
         "\nwrote {} files to {}: {} and {pngs} PNG images (plots also as SVG)",
         files.len(),
-        out.display(),
+        line(&out.display().to_string()),
         names.join(", ")
     );
     Ok(())
