@@ -8,7 +8,8 @@
 //! orchestrator and trainer), `runner` (the executors that train a sweep's runs), `report` (tables,
 //! plots and pages from a sweep's results), `cli` (the `sweep` command line). Below them all: `named`
 //! (closed choices that know their names), `device` (the device a run trains on, as the command line
-//! names it), `atomic` (atomic file writes), `fault` (the reliability tests' kill hook) and `rng`. The
+//! names it), `atomic` (atomic file writes), `fault` (the reliability tests' kill hook),
+//! `terminal` (text made safe for a terminal) and `rng`. The
 //! binary in `main.rs` only calls [`cli::main`].
 //!
 //! Layers import only downwards: cli > report > infer > runner > train > store > model, data, loss,
@@ -32,4 +33,5 @@ pub mod rng;
 pub mod runner;
 pub mod spec;
 pub mod store;
+pub mod terminal;
 pub mod train;

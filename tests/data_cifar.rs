@@ -193,3 +193,29 @@ fn wrong_number_of_class_names_and_empty_files_are_errors() {
     let msg = error_of(&config(DatasetKind::Cifar100, tmp.path()));
     assert!(msg.contains("train.bin") && msg.contains("empty"), "{msg}");
 }
+
+#[test]
+fn a_limit_reads_only_the_records_it_keeps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = write_cifar100(tmp.path(), 100, 10);
+    // A 30 GB train.bin (sparse: the first 100 records are real, the rest zeros with valid labels) and
+    // a bad label far beyond the limit: a run on 64 images neither reads the file whole nor checks it.
+    let path = folder.join("train.bin");
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let records: u64 = 10_000_000;
+    file.set_len(records * 3074).unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, &[0, 100], (records - 1) * 3074).unwrap();
+    let mut cfg = config(DatasetKind::Cifar100, tmp.path());
+    cfg.train_images = 64;
+    let started = std::time::Instant::now();
+    let ds = data::open(&cfg).unwrap();
+    assert!(started.elapsed().as_secs() < 5, "took {:?}", started.elapsed());
+    assert_eq!(ds.train.len(), 64);
+    assert_eq!(read(ds.train.as_ref(), 63), pixels(63));
+    // Without a limit every record is read, and the bad label found.
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(101 * 3074).unwrap();
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, &[0, 100], 100 * 3074).unwrap();
+    cfg.train_images = 0;
+    assert!(error_of(&cfg).contains("record 100"), "{}", error_of(&cfg));
+}

@@ -308,3 +308,75 @@ fn jpegs_decoded_at_reduced_size_match_the_full_decode() {
         }
     }
 }
+
+#[test]
+fn scans_end_and_count_each_file_once_whatever_the_folder_holds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    for i in 0..12 {
+        save(&flat(8, 8, [i * 20, 0, 0]), &root.join(format!("cats/{i}.png")));
+    }
+    save(&flat(8, 8, [0, 90, 0]), &root.join("dogs/a.png"));
+    // A link back up to the root (a loop), a link to a sibling class, a linked file twice, a FIFO
+    // named like an image (reading it would block forever) and a dangling link.
+    std::os::unix::fs::symlink(root, root.join("cats/loop")).unwrap();
+    std::os::unix::fs::symlink(root.join("dogs"), root.join("cats/dogs-again")).unwrap();
+    std::os::unix::fs::symlink(root.join("cats/0.png"), root.join("dogs/zz-linked.png")).unwrap();
+    std::os::unix::fs::symlink(root.join("nowhere.png"), root.join("dogs/dangling.png")).unwrap();
+    let fifo = std::ffi::CString::new(root.join("dogs/fifo.png").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let started = std::time::Instant::now();
+    let ds = data::open(&config(root, 8)).unwrap();
+    assert!(started.elapsed().as_secs() < 10);
+    assert_eq!(ds.train.len() + ds.val.len(), 13, "every image once, whatever links to it");
+    let names: Vec<String> = (0..ds.train.len()).map(|i| ds.train.item_name(i)).collect();
+    assert!(!names.iter().any(|n| n.contains("loop") || n.contains("fifo") || n.contains("dangling")), "{names:?}");
+}
+
+#[test]
+fn a_header_claiming_billions_of_pixels_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A PNG signature and an IHDR of 100000 x 100000 RGB pixels, and no image data.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    png.extend_from_slice(&100_000u32.to_be_bytes());
+    png.extend_from_slice(&100_000u32.to_be_bytes());
+    png.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let crc = crc32(&png[12..]);
+    png.extend_from_slice(&crc.to_be_bytes());
+    for chunk in [&b"IDAT"[..], b"IEND"] {
+        png.extend_from_slice(&[0, 0, 0, 0]);
+        png.extend_from_slice(chunk);
+        png.extend_from_slice(&crc32(chunk).to_be_bytes());
+    }
+    let path = tmp.path().join("huge.png");
+    fs::write(&path, &png).unwrap();
+    let err = format!("{:#}", sweep::data::folder::load_rgb8(&path).unwrap_err());
+    assert!(err.contains(&path.display().to_string()) && err.contains("100000 x 100000"), "{err}");
+    assert!(err.contains("64 megapixels"), "{err}");
+}
+
+#[test]
+fn a_truncated_jpeg_is_told_from_a_whole_one() {
+    let mut jpeg = Vec::new();
+    let img = RgbImage::from_fn(64, 48, |x, y| Rgb([(x * 4) as u8, (y * 5) as u8, 128]));
+    img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    assert!(sweep::data::folder::jpeg_is_complete(&jpeg));
+    assert!(!sweep::data::folder::jpeg_is_complete(&jpeg[..jpeg.len() / 2]));
+    assert!(!sweep::data::folder::jpeg_is_complete(&jpeg[..jpeg.len() - 2]));
+    // Data after the end (a camera's trailer) is still a whole image.
+    let mut trailer = jpeg.clone();
+    trailer.extend_from_slice(b"\xFF\xD8 trailing bytes");
+    assert!(sweep::data::folder::jpeg_is_complete(&trailer));
+}
+
+/// CRC-32 (ISO 3309, as PNG uses it).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

@@ -118,3 +118,16 @@ fn describe_counts_per_split_and_class() {
     assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["7", "fine_7", "3", "1"]);
     assert_eq!(ds.train.len(), 300);
 }
+
+#[test]
+fn a_sheet_that_would_not_fit_in_memory_is_refused_with_a_count_that_does() {
+    let ds = synthetic(4096, 64);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sheet.png");
+    let err = format!("{:#}", contact_sheet(&ds, ColorSpace::Lab, 64, &out).unwrap_err());
+    assert!(
+        err.contains("a sheet of 64 images of 4096 x 4096 pixels") && err.contains("use --count 6 or fewer"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

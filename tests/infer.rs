@@ -232,3 +232,119 @@ fn a_run_can_be_named_by_its_sweep_folder_and_variant() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn text_of(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn outputs_are_checked_and_inputs_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "task = \"classification\"");
+    let run = run.to_str().unwrap();
+    let photos = dir.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let photo = photos.join("in.png");
+    image::RgbImage::from_fn(40, 24, |x, y| image::Rgb([(x * 6) as u8, (y * 10) as u8, 90])).save(&photo).unwrap();
+    let original = std::fs::read(&photo).unwrap();
+    let p = photo.to_str().unwrap();
+
+    // -o with an extension that is no image's is an error naming the valid ones, not a folder.
+    let gif = dir.path().join("out.gif");
+    let o = sweep_cmd(&["colorize", "--run", run, p, "-o", gif.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(text_of(&o).contains(".png, .jpg or .jpeg") && !gif.exists(), "{}", text_of(&o));
+
+    // An input is never an output, even with --force: named as the output, or as the output folder.
+    for out in [p, photos.to_str().unwrap()] {
+        let o = sweep_cmd(&["colorize", "--run", run, p, "-o", out, "--force", "--compare"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+        assert!(text_of(&o).contains("never overwrites a photo"), "{}", text_of(&o));
+        assert_eq!(std::fs::read(&photo).unwrap(), original);
+    }
+    let o = sweep_cmd(&["colorize", "--run", run, photos.to_str().unwrap(), "-o", photos.to_str().unwrap(), "--force"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert_eq!(std::fs::read(&photo).unwrap(), original);
+
+    // An explicit output that exists is an error without --force (a folder's are skipped, see above).
+    let out = dir.path().join("out.png");
+    let args = ["colorize", "--run", run, p, "-o", out.to_str().unwrap()];
+    assert!(sweep_cmd(&args).status.success());
+    let o = sweep_cmd(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(text_of(&o).contains("exists: add --force"), "{}", text_of(&o));
+    assert!(sweep_cmd(&[&args[..], &["--force"]].concat()).status.success());
+
+    // Numbers that panicked, and a working size that does not fit in memory: refused, with the limit.
+    for t in ["-1", "nan", "inf", "0"] {
+        let o = sweep_cmd(&["colorize", "--run", run, p, "-o", out.to_str().unwrap(), "--force", "--temperature", t]);
+        assert_eq!(o.status.code(), Some(2), "--temperature {t}: {}", text_of(&o));
+        assert!(text_of(&o).contains("is not a number > 0") && !text_of(&o).contains("panicked"), "{}", text_of(&o));
+    }
+    let o = sweep_cmd(&["colorize", "--run", run, p, "-o", out.to_str().unwrap(), "--force", "--size", "4096"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(text_of(&o).contains("--size 4096 would need about") && text_of(&o).contains("or less"), "{}", text_of(&o));
+}
+
+#[test]
+fn colorize_and_eval_say_which_epoch_of_an_unfinished_run_they_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "");
+    // Left interrupted after its first epoch, its best checkpoint that epoch's.
+    std::fs::write(run.join("checkpoints/best/epoch"), "1").unwrap();
+    let mut status = sweep::store::status::RunStatus::read(&run).unwrap().unwrap();
+    status.state = sweep::store::status::State::Interrupted;
+    status.epochs_done = 1;
+    status.write(&run).unwrap();
+    let photo = dir.path().join("in.png");
+    image::RgbImage::from_pixel(16, 16, image::Rgb([90, 120, 30])).save(&photo).unwrap();
+    let out = dir.path().join("out.png");
+    let o =
+        sweep_cmd(&["colorize", "--run", run.to_str().unwrap(), photo.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("is interrupted after 1 of 2 epochs: using its epoch 1 of 2 (checkpoints/best)"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("epoch 1 of 2"), "{}", text_of(&o));
+
+    // eval on its own data keeps its val_images; on another data set it takes the whole split.
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("epoch 2 of 2") && text_of(&o).contains("16 validation images: val_images = 16"),
+        "{}",
+        text_of(&o)
+    );
+    assert!(text_of(&o).contains("is interrupted after 1 of 2 epochs"), "{}", text_of(&o));
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "data_seed=7"]);
+    assert!(text_of(&o).contains("1000 validation images: the whole split"), "{}", text_of(&o));
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "data_seed=7", "--set", "val_images=40"]);
+    assert!(text_of(&o).contains("40 validation images: val_images = 40"), "{}", text_of(&o));
+    // A size at which the forward pass would not fit is refused before any image is prepared (the
+    // validation images are read batch by batch, so their number needs no bound).
+    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "image_size=4096"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
+    assert!(
+        text_of(&o).contains("image_size 4096 would need about") && text_of(&o).contains("forward pass"),
+        "{}",
+        text_of(&o)
+    );
+}
+
+#[test]
+fn a_truncated_jpeg_is_colorized_with_a_warning_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path(), "");
+    let mut jpeg = Vec::new();
+    let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128]));
+    img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    let photo = dir.path().join("cut.jpg");
+    std::fs::write(&photo, &jpeg[..jpeg.len() * 2 / 3]).unwrap();
+    let out = dir.path().join("out");
+    let o =
+        sweep_cmd(&["colorize", "--run", run.to_str().unwrap(), photo.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(&format!("warning: {} is a truncated JPEG", photo.display())), "{}", text_of(&o));
+}

@@ -25,8 +25,13 @@ pub fn show(args: ShowArgs) -> CmdResult {
     let plan = plan(&spec, &args.overrides)?;
     let cfg = &plan.runs[0].settings;
     let data = crate::data::open(&cfg.data)?;
-    print!("{}", crate::data::show::describe(&data));
+    // Class names are folder names: anything a file system allows.
+    print!("{}", crate::terminal::text(&crate::data::show::describe(&data)));
     crate::data::show::contact_sheet(&data, cfg.color_space, args.count, &args.output)?;
-    println!("contact sheet (colour | gray, {}): {}", cfg.color_space, args.output.display());
+    println!(
+        "contact sheet (colour | gray, {}): {}",
+        cfg.color_space,
+        crate::terminal::line(&args.output.display().to_string())
+    );
     Ok(())
 }

@@ -82,8 +82,8 @@ pub struct PlanArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub spec: SpecArgs,
-    /// Runs trained at once on this machine (CPU threads are split between them) [default: 1].
-    #[arg(long, short = 'j')]
+    /// Runs trained at once on this machine (CPU threads are split between them), 1 to 256 [default: 1].
+    #[arg(long, short = 'j', value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub jobs: Option<usize>,
     /// GPU slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child).
     #[arg(long, value_delimiter = ',')]
@@ -161,19 +161,24 @@ pub struct ColorizeArgs {
     /// Image files (JPEG, PNG) or folders (recursed).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output file (one input) or folder.
+    /// Output file (.png, .jpg or .jpeg; one input file) or folder (outputs mirror the inputs' names).
     #[arg(long, short = 'o', default_value = "colorized")]
     pub output: PathBuf,
-    /// Annealed-mean temperature for classification runs (lower: more saturated).
-    #[arg(long)]
+    /// Annealed-mean temperature for classification runs, a number > 0 (lower: more saturated;
+    /// default: the run's `temperature`).
+    #[arg(long, value_parser = positive_number, allow_hyphen_values = true)]
     pub temperature: Option<f64>,
-    /// Working resolution of the model (default: the run's image_size).
+    /// Working resolution of the model (default: the run's image_size), up to the largest side whose
+    /// forward pass fits in 8 GB (colorize names it for the run; about 1200 for the quickstart's
+    /// classification runs).
     #[arg(long)]
     pub size: Option<usize>,
     /// Also write a side-by-side sheet: gray | colorized | original.
     #[arg(long)]
     pub compare: bool,
-    /// Overwrite existing outputs.
+    /// Overwrite existing outputs. Without it, an output file named by -o that exists is an error
+    /// (exit code 1), and existing outputs in an output folder are skipped and listed (so that an
+    /// interrupted batch resumes). An input is never overwritten, even with --force.
     #[arg(long)]
     pub force: bool,
     /// best, last, or a checkpoint folder.
@@ -243,8 +248,8 @@ pub struct ShowArgs {
     /// Data keys, e.g. --set data_dir=data --set image_size=64 --set color_space=yuv.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// Images on the sheet.
-    #[arg(long, default_value_t = 32)]
+    /// Images on the sheet, 1 to 1024.
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub count: usize,
     /// The PNG to write.
     #[arg(long, short = 'o', default_value = "contact_sheet.png")]
@@ -256,6 +261,15 @@ pub struct KeysArgs {
     /// Print a Markdown table (for the README) instead of the terminal table.
     #[arg(long)]
     pub markdown: bool,
+}
+
+/// A finite number above 0 (clap's parser of `--temperature`).
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err(format!("`{text}` is not a number > 0")),
+        Err(_) => Err(format!("`{text}` is not a number: give one > 0, e.g. 0.38")),
+    }
 }
 
 /// A failure with its exit code: 2 for bad input the user must fix, 1 for everything else.
@@ -296,7 +310,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::terminal::text(&format!("{error:#}")));
             ExitCode::from(code)
         }
     }

@@ -5,11 +5,12 @@ use serde_json::json;
 use super::table::Table;
 use super::{CmdResult, KeysArgs, PlanArgs};
 use crate::spec::schema::KEYS;
+use crate::terminal::text;
 
 pub fn plan(args: PlanArgs) -> CmdResult {
     let plan = crate::spec::load(&args.spec.spec, &args.spec.overrides)?;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", text(w));
     }
     let meta = &plan.meta;
     if args.json {
@@ -53,7 +54,7 @@ pub fn plan(args: PlanArgs) -> CmdResult {
         if meta.higher_is_better { "higher" } else { "lower" },
     );
     if !meta.description.is_empty() {
-        println!("{}", meta.description.trim());
+        println!("{}", text(meta.description.trim()));
     }
     println!();
     let mut table = Table::new(["run id", "variant", "seed", "differs from base"]).align_right(2);

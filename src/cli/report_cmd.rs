@@ -16,6 +16,7 @@ use crate::report::summary::SUMMARY_FILE;
 use crate::report::tables::Grid;
 use crate::report::{Format, Renderer, Report, Target};
 use crate::store::plan::PLAN_FILE;
+use crate::terminal::line;
 
 pub fn report(args: ReportArgs) -> CmdResult {
     let targets = args.targets.iter().map(|t| target(t, &args.results)).collect::<anyhow::Result<Vec<_>>>()?;
@@ -33,14 +34,15 @@ pub fn report(args: ReportArgs) -> CmdResult {
     println!(
         "\nwrote {} files to {}: {} and {pngs} PNG images (plots also as SVG)",
         files.len(),
-        out.display(),
+        line(&out.display().to_string()),
         names.join(", ")
     );
     Ok(())
 }
 
 /// The terminal's summary of a report: headings as `heading:` lines, tables aligned (the best row
-/// highlighted on a colour terminal), lists indented.
+/// highlighted on a colour terminal), lists indented; every text through [`line`], so that names,
+/// descriptions and reasons from specs and results files cannot send control characters.
 struct Terminal {
     ansi: bool,
 }
@@ -58,16 +60,17 @@ impl Renderer for Terminal {
 impl Terminal {
     fn block(&self, block: &Block) -> String {
         match block {
-            Block::Title(text) => format!("{text}\n"),
+            Block::Title(text) => format!("{}\n", line(text)),
             Block::Meta(spans) | Block::Paragraph(spans) => format!("{}\n", plain(spans)),
             Block::Subsection(spans) => format!("{}:\n", plain(spans)),
-            Block::Notes(notes) => notes.iter().map(|n| format!("\nnote: {n}\n")).collect(),
-            Block::Section { title, .. } => format!("\n{}:\n", lower_first(title)),
-            Block::Lines(lines) => lines.iter().map(|l| format!("{l}\n")).collect(),
-            Block::List(items) => items.iter().map(|i| format!("  {i}\n")).collect(),
+            Block::Notes(notes) => notes.iter().map(|n| format!("\nnote: {}\n", line(n))).collect(),
+            Block::Section { title, .. } => format!("\n{}:\n", line(&lower_first(title))),
+            Block::Lines(lines) => lines.iter().map(|l| format!("{}\n", line(l))).collect(),
+            Block::List(items) => items.iter().map(|i| format!("  {}\n", line(i))).collect(),
+            // The table escapes its cells itself.
             Block::Table(grid) => format!("{}\n", terminal_table(grid).render_styled(self.ansi)),
             Block::Folded { summary, body } => {
-                format!("{summary}\n{}", body.iter().map(|b| self.block(b)).collect::<String>())
+                format!("{}\n{}", line(summary), body.iter().map(|b| self.block(b)).collect::<String>())
             }
             // A terminal shows no pictures, no verbatim files and no provenance.
             Block::Provenance(_) | Block::Contents(_) | Block::Figure(_) | Block::Image { .. } | Block::Code { .. } => {
@@ -77,12 +80,13 @@ impl Terminal {
     }
 }
 
+/// Spans as one line of plain text, control characters escaped.
 fn plain(spans: &[Span]) -> String {
     spans
         .iter()
         .map(|s| match s {
-            Span::Text(t) | Span::Code(t) | Span::Strong(t) => t.clone(),
-            Span::Link { text, url } => format!("{text} ({url})"),
+            Span::Text(t) | Span::Code(t) | Span::Strong(t) => line(t).into_owned(),
+            Span::Link { text, url } => format!("{} ({})", line(text), line(url)),
         })
         .collect()
 }
@@ -96,6 +100,7 @@ fn lower_first(text: &str) -> String {
 /// A spec (its sweep's folder under `results`) or a sweep's results folder.
 fn target(path: &Path, results: &Path) -> anyhow::Result<Target> {
     let dir = super::run_cmd::resolve_sweep_dir(Some(path), results)?;
+    super::run_cmd::not_a_results_root(&dir, "report")?;
     let spec = (!path.is_dir()).then(|| path.to_path_buf());
     if spec.is_some() && !dir.join(PLAN_FILE).is_file() {
         bail!(
@@ -122,4 +127,30 @@ fn terminal_table(grid: &Grid) -> Table {
         table.highlight(i);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_terminal_summary_escapes_control_characters_from_specs_and_results() {
+        let evil = "a\x1b[2J\x1b]0;title\x07\u{202e}b";
+        let doc = [
+            Block::Title(evil.into()),
+            Block::Meta(vec![Span::Strong(evil.into()), Span::Text(evil.into())]),
+            Block::Notes(vec![evil.into()]),
+            Block::List(vec![evil.into()]),
+            Block::Lines(vec![evil.into()]),
+            Block::Table(Grid {
+                header: vec!["variant".into()],
+                numeric: vec![false],
+                rows: vec![vec![evil.into()]],
+                ..Grid::default()
+            }),
+        ];
+        let out = Terminal { ansi: false }.render(&doc).unwrap();
+        assert!(!out.contains('\x1b') && !out.contains('\u{202e}') && !out.contains('\x07'), "{out:?}");
+        assert!(out.contains("a\\u{1b}[2J"), "{out:?}");
+    }
 }

@@ -11,15 +11,16 @@ use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
 use crate::store::lock::SweepLock;
 use crate::store::metrics_file::MetricsFile;
-use crate::store::plan::{SweepIndex, claim, materialise, sweep_dir};
+use crate::store::plan::{PLAN_FILE, SweepIndex, claim, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::store::status::{RunStatus, State};
+use crate::terminal::{line, text};
 use crate::train::{Outcome, exec as train_run, open_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
     let plan = crate::spec::load(&args.spec.spec, &args.spec.overrides)?;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", text(w));
     }
     // Absolute, because Slurm tasks and their scripts use it from elsewhere.
     let dir = std::path::absolute(sweep_dir(&args.results, &plan.meta.name))
@@ -39,8 +40,8 @@ pub fn run(args: RunArgs) -> CmdResult {
     if args.dry_run {
         let index = SweepIndex::from_plan(&plan, &args.spec.spec);
         let selection = select(&dir, &index, args.retry_failed, false)?;
-        selection.notes.iter().for_each(|n| eprintln!("warning: {n}"));
-        print!("{}", executor.dry_run(&dir, &index, &selection)?);
+        selection.notes.iter().for_each(|n| eprintln!("warning: {}", line(n)));
+        print!("{}", text(&executor.dry_run(&dir, &index, &selection)?));
         return Ok(());
     }
     // Locked before anything is written, so that a second `sweep run` cannot rewrite plan.json.
@@ -65,11 +66,11 @@ fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
         outcome.skipped,
         outcome.failed.len(),
         if outcome.interrupted { ", interrupted: run the same command again to resume" } else { "" },
-        dir.display()
+        line(&dir.display().to_string())
     );
     if !outcome.failed.is_empty() {
         for f in &outcome.failed {
-            eprintln!("failed: {} ({}): {}", f.id, f.variant, f.reason);
+            eprintln!("failed: {}", line(&format!("{} ({}): {}", f.id, f.variant, f.reason)));
         }
         return Err(Failure {
             code: 1,
@@ -113,9 +114,10 @@ pub fn exec(args: ExecArgs) -> CmdResult {
 
 pub fn status(args: StatusArgs) -> CmdResult {
     let dir = resolve_sweep_dir(args.target.as_deref(), &args.results)?;
+    not_a_results_root(&dir, "status")?;
     let (index, notes) = SweepIndex::read_or_scan(&dir)?;
-    println!("sweep \"{}\" ({})", index.sweep, dir.display());
-    notes.iter().for_each(|n| println!("note: {n}"));
+    println!("{}", line(&format!("sweep \"{}\" ({})", index.sweep, dir.display())));
+    notes.iter().for_each(|n| println!("note: {}", line(n)));
     print!("{}", status_table(&dir, &index)?);
     Ok(())
 }
@@ -145,6 +147,34 @@ pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Resul
         return Ok(dir);
     }
     bail!("{} is neither a spec (.toml) nor a sweep's results folder", target.display())
+}
+
+/// A results folder (`results/`) given where a sweep's (`results/<sweep>`) is expected: an error that
+/// lists the sweeps it holds and the command for one of them.
+pub fn not_a_results_root(dir: &Path, command: &str) -> anyhow::Result<()> {
+    if dir.join(PLAN_FILE).is_file() {
+        return Ok(());
+    }
+    let mut sweeps: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join(PLAN_FILE).is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    sweeps.sort();
+    let Some(first) = sweeps.first() else { return Ok(()) };
+    let shown: Vec<String> = sweeps.iter().take(20).map(|s| format!("\"{s}\"")).collect();
+    let more = if sweeps.len() > 20 { format!(" and {} more", sweeps.len() - 20) } else { String::new() };
+    bail!(
+        "{} is a results folder, not a sweep's: it holds the sweep{} {}{more}; give one, e.g. `sweep {command} {}`",
+        dir.display(),
+        if sweeps.len() == 1 { "" } else { "s" },
+        shown.join(", "),
+        dir.join(first).display()
+    )
 }
 
 /// One row per run: state, epochs, primary metric, time, failure reason; then notes on files that

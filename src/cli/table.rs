@@ -1,6 +1,7 @@
 //! Plain-text tables for the terminal: aligned columns, a rule under the header, optional
 //! right-aligned numeric columns and one highlighted row (bold green on a colour terminal). Shared by
-//! `plan`, `keys`, `status` and `report`.
+//! `plan`, `keys`, `status` and `report`. Cells hold names and reasons from specs and results
+//! files, so each is shown through [`crate::terminal::line`] (control characters escaped).
 
 /// A table of text cells.
 #[derive(Default)]
@@ -13,7 +14,7 @@ pub struct Table {
 
 impl Table {
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
-        let header: Vec<String> = header.into_iter().map(Into::into).collect();
+        let header: Vec<String> = header.into_iter().map(cell).collect();
         let right = vec![false; header.len()];
         Table { header, rows: Vec::new(), right, highlight: None }
     }
@@ -27,7 +28,7 @@ impl Table {
     }
 
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
-        self.rows.push(cells.into_iter().map(Into::into).collect());
+        self.rows.push(cells.into_iter().map(cell).collect());
     }
 
     /// Highlights row `index` (0 is the first row after the header).
@@ -88,6 +89,11 @@ impl Table {
     }
 }
 
+/// A cell's text as the terminal shows it.
+fn cell<S: Into<String>>(text: S) -> String {
+    crate::terminal::line(&text.into()).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +107,15 @@ mod tests {
         t.highlight(1);
         assert_eq!(t.render(), "name        n\n-------------\na          10\nlong name   7\n");
         assert!(t.render_styled(true).ends_with("\x1b[1;32mlong name   7\x1b[0m\n"));
+    }
+
+    #[test]
+    fn cells_cannot_send_control_characters_to_the_terminal() {
+        let mut t = Table::new(["name\x1b[2J"]);
+        t.row(["a\x1b[31mred\nline"]);
+        let out = t.render_styled(true);
+        assert!(!out.contains('\x1b'), "{out:?}");
+        assert_eq!(out.lines().count(), 3, "{out:?}");
+        assert!(out.contains("a\\u{1b}[31mred\\u{a}line"), "{out:?}");
     }
 }

@@ -2,8 +2,8 @@
 //! under the results folder, so that a run on a million-file folder starts in seconds.
 //!
 //! The scan lists directories without a `stat` per file (the entry type comes with the directory
-//! listing; only symbolic links are followed with a `stat`), skips hidden entries, keeps files with an
-//! image extension, and sorts paths component by component (the order of a depth-first walk of sorted
+//! listing; only symbolic links are followed with a `stat`), skips hidden entries, keeps regular files
+//! with an image extension, follows links without looping or listing a file twice ([`follow_links`]), and sorts paths component by component (the order of a depth-first walk of sorted
 //! folders, so the cache never changes which index an image gets).
 //!
 //! The cache: `<cache folder>/<hash>.txt` (for a run, `results/.filelists/`, named by the store's
@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use super::folder::{fnv1a, is_image_file};
+use super::folder::{Walk, fnv1a, is_image_file};
 use crate::atomic::write_atomic;
 
 /// A scan is not cached when a folder it lists changed less than this before it began.
@@ -53,7 +53,10 @@ impl Tree {
     /// Scans `root` (which must be a folder).
     pub fn scan(root: &Path) -> anyhow::Result<Tree> {
         let mut tree = Tree { root_mtime: mtime(root)?, dirs: Vec::new(), files: Vec::new() };
-        walk(root, Path::new(""), &mut tree)?;
+        let (mut seen, mut links) = (Walk::default(), Vec::new());
+        seen.first_visit(root);
+        walk(root, Path::new(""), &mut tree, &mut seen, &mut links)?;
+        follow_links(root, &mut tree, &mut seen, links)?;
         tree.dirs.sort_by(|a, b| a.0.components().cmp(b.0.components()));
         tree.files.sort_by(|a, b| a.components().cmp(b.components()));
         Ok(tree)
@@ -154,7 +157,9 @@ fn mtime(dir: &Path) -> anyhow::Result<SystemTime> {
     meta.modified().with_context(|| format!("cannot read the modification time of {}", dir.display()))
 }
 
-fn walk(root: &Path, rel: &Path, tree: &mut Tree) -> anyhow::Result<()> {
+/// Lists the real (not linked) folders and files under `root/rel` into `tree`, marking each folder in
+/// `seen`; symbolic links are collected in `links`, followed only once the real tree is known.
+fn walk(root: &Path, rel: &Path, tree: &mut Tree, seen: &mut Walk, links: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let dir = root.join(rel);
     for entry in fs::read_dir(&dir).with_context(|| format!("cannot list folder {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list folder {}", dir.display()))?;
@@ -162,18 +167,41 @@ fn walk(root: &Path, rel: &Path, tree: &mut Tree) -> anyhow::Result<()> {
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        let mut kind = entry.file_type().with_context(|| format!("cannot list folder {}", dir.display()))?;
-        if kind.is_symlink() {
-            // Follow links as `Path::is_dir` does; a dangling one is skipped.
-            let Ok(meta) = fs::metadata(entry.path()) else { continue };
-            kind = meta.file_type();
-        }
+        let kind = entry.file_type().with_context(|| format!("cannot list folder {}", dir.display()))?;
         let child = rel.join(&name);
-        if kind.is_dir() {
+        if kind.is_symlink() {
+            links.push(child);
+        } else if kind.is_dir() {
+            seen.first_visit(&entry.path());
             tree.dirs.push((child.clone(), mtime(&entry.path())?));
-            walk(root, &child, tree)?;
-        } else if is_image_file(&child) {
+            walk(root, &child, tree, seen, links)?;
+        } else if kind.is_file() && is_image_file(&child) {
             tree.files.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Follows the symbolic links met by [`walk`], after the real tree: a link to a folder already walked
+/// (the root, a class folder, an ancestor: a loop) is not followed, so a class folder linked from
+/// another class is listed under its own name only; a linked file whose target lies inside the root is
+/// listed under its real name only; anything else is listed once. Dangling links, FIFOs, sockets and
+/// devices are skipped (reading a FIFO named `x.png` would block forever).
+fn follow_links(root: &Path, tree: &mut Tree, seen: &mut Walk, mut links: Vec<PathBuf>) -> anyhow::Result<()> {
+    let real_root = fs::canonicalize(root).with_context(|| format!("cannot resolve {}", root.display()))?;
+    while let Some(link) = links.pop() {
+        let path = root.join(&link);
+        let Ok(meta) = fs::metadata(&path) else { continue };
+        if meta.is_dir() {
+            if seen.first_visit(&path) {
+                tree.dirs.push((link.clone(), mtime(&path)?));
+                walk(root, &link, tree, seen, &mut links)?;
+            }
+        } else if meta.is_file() && is_image_file(&link) {
+            let inside = fs::canonicalize(&path).is_ok_and(|target| target.starts_with(&real_root));
+            if !inside && seen.first_visit(&path) {
+                tree.files.push(link);
+            }
         }
     }
     Ok(())

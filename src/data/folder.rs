@@ -8,13 +8,19 @@
 //! the order the file system lists them. `train_images` / `val_images` keep a subset chosen the same way
 //! (the N files with the smallest hash under another seed), again independent of listing order.
 //!
+//! Folders are scanned by [`Tree::scan`] (training data, cached) and [`Walk`] (`sweep colorize`'s
+//! inputs), both of which end whatever the folder holds: links are followed, but each folder is entered
+//! and each file listed once, and only regular files are listed.
+//!
 //! Images are decoded lazily in [`ImageSource::read_rgb`] (format sniffed from the content; JPEGs at the
-//! reduced size [`decode::load_region`] picks), converted to 8-bit RGB (gray, alpha and 16-bit inputs
+//! reduced size [`decode::load_region`] picks; see
+//! [`load_rgb8`] for the size limits and truncated JPEGs), converted to 8-bit RGB (gray, alpha and 16-bit inputs
 //! included), resized so the shorter side is `image_size` with [`pixels::RESIZE_FILTER`] and
 //! centre-cropped to a square; a random resized crop ([`ImageSource::read_rgb_region`]) cuts its
 //! rectangle out of the full-size photo before shrinking it.
 
 use std::collections::HashMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -57,6 +63,76 @@ pub fn is_validation(rel: &str, data_seed: u64) -> bool {
 fn relative(path: &Path, root: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+}
+
+fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot list folder {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot list folder {}", dir.display()))?;
+        let path = entry.path();
+        if !is_hidden(&path) {
+            entries.push(path);
+        }
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// A scan of folders that ends whatever they hold: symbolic links are followed, but each folder is
+/// entered once and each file listed once (by device and inode), so a link to a parent folder is no
+/// loop and a linked file no duplicate; only regular files are listed (a FIFO named `x.png` would
+/// block its reader forever, a device never end). Hidden entries are skipped, folders listed in
+/// name order.
+#[derive(Default)]
+pub struct Walk {
+    seen: std::collections::HashSet<(u64, u64)>,
+    /// Entries that are neither folders nor regular files (FIFOs, sockets, devices, broken links).
+    pub skipped: Vec<PathBuf>,
+}
+
+impl Walk {
+    /// Marks `dir` as entered, so that a link to it from elsewhere is not followed (a class folder
+    /// linked from another class's is that class's, walked on its own).
+    pub fn enclose(&mut self, dir: &Path) {
+        self.first_visit(dir);
+    }
+
+    /// The regular files under `dir` not listed by this walk before, depth first in name order.
+    pub fn files(&mut self, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        self.enclose(dir);
+        self.walk(dir, &mut out)?;
+        Ok(out)
+    }
+
+    fn walk(&mut self, dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+        for path in sorted_entries(dir)? {
+            let Ok(meta) = fs::metadata(&path) else {
+                self.skipped.push(path);
+                continue;
+            };
+            if meta.is_dir() {
+                if self.first_visit(&path) {
+                    self.walk(&path, out)?;
+                }
+            } else if !meta.is_file() {
+                self.skipped.push(path);
+            } else if self.first_visit(&path) {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the folder or file at `path` (links followed) is met for the first time.
+    pub(super) fn first_visit(&mut self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).is_ok_and(|m| self.seen.insert((m.dev(), m.ino())))
+    }
 }
 
 /// The scanned tree of the folder `root`: from the file-list cache in `cache` when given ([`Tree::cached`]).
@@ -163,14 +239,100 @@ impl FolderSource {
     }
 }
 
+/// Largest image sweep decodes: 64 megapixels (8192 x 8192). A header claiming more is refused before
+/// anything is decoded, naming the file and this limit: colorizing keeps about 40 bytes per pixel.
+pub const MAX_PIXELS: u64 = 1 << 26;
+/// Largest image file sweep reads (files are read whole, then decoded from memory).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// Decodes the image file at `path` (format sniffed from its content) to 8-bit RGB. Errors name the file
-/// and carry the decoder's message.
+/// and carry the decoder's message. The header's dimensions are checked against [`MAX_PIXELS`] before
+/// decoding, and the decoder may allocate no more than they need. A JPEG that ends before its image
+/// does (a truncated download) decodes without an error as a partly gray picture: it is decoded, with
+/// a warning naming it (once per file and process).
 pub fn load_rgb8(path: &Path) -> anyhow::Result<image::RgbImage> {
-    let reader = image::ImageReader::open(path).with_context(|| format!("cannot open image {}", path.display()))?;
-    let reader = reader.with_guessed_format().with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = reader.decode().map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
+    let size = fs::metadata(path).with_context(|| format!("cannot open image {}", path.display()))?.len();
+    ensure!(
+        size <= MAX_FILE_BYTES,
+        "image {} is {size} bytes, more than sweep reads ({} MB): scale it down first",
+        path.display(),
+        MAX_FILE_BYTES >> 20
+    );
+    let bytes = fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .with_context(|| format!("cannot read image {}", path.display()))
+    };
+    let format = reader()?.format();
+    let (w, h) =
+        reader()?.into_dimensions().map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
+    ensure!(
+        u64::from(w) * u64::from(h) <= MAX_PIXELS,
+        "image {} is {w} x {h} pixels ({:.0} megapixels), more than sweep decodes ({} megapixels, e.g. 8192 x 8192): scale it down first",
+        path.display(),
+        f64::from(w) * f64::from(h) / 1e6,
+        MAX_PIXELS >> 20
+    );
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    // The largest output (16-bit RGBA) and as much again for the decoder's own buffers.
+    limits.max_alloc = Some(2 * 8 * u64::from(w) * u64::from(h) + (64 << 20));
+    let mut decoder = reader()?;
+    decoder.limits(limits);
+    let img = decoder.decode().map_err(|e| anyhow::anyhow!("cannot decode image {}: {e}", path.display()))?;
     ensure!(img.width() > 0 && img.height() > 0, "image {} is empty (0 pixels)", path.display());
+    if format == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        warn_once(
+            path,
+            "is a truncated JPEG (it ends before its image does): its missing part decodes gray; repair or replace it",
+        );
+    }
     Ok(pixels::to_rgb8(img))
+}
+
+/// Prints `warning: <path> <what>` on stderr, the first time only for each file (a data set's
+/// images are read every epoch).
+fn warn_once(path: &Path, what: &str) {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_path_buf());
+        eprintln!("warning: {}", crate::terminal::line(&format!("{} {what}", path.display())));
+    }
+}
+
+/// Whether a JPEG's bytes hold its whole image: walking its segments from the start, the
+/// entropy-coded data of every scan is followed by a marker and the image by EOI (`FF D9`). A file
+/// whose segments cannot be walked counts as complete: the decoder judges it.
+pub fn jpeg_is_complete(b: &[u8]) -> bool {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return true;
+    }
+    let mut i = 2;
+    loop {
+        let (Some(&ff), Some(&marker)) = (b.get(i), b.get(i + 1)) else { return false };
+        if ff != 0xFF {
+            return true;
+        }
+        match marker {
+            0xD9 => return true,
+            // Fill bytes, and the markers without a length.
+            0xFF => i += 1,
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let (Some(&hi), Some(&lo)) = (b.get(i + 2), b.get(i + 3)) else { return false };
+                i += 2 + usize::from(u16::from_be_bytes([hi, lo]));
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next FF that is neither stuffing (FF 00) nor a restart.
+                    while i + 1 < b.len() && !(b[i] == 0xFF && b[i + 1] != 0x00 && !(0xD0..=0xD7).contains(&b[i + 1])) {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl ImageSource for FolderSource {

@@ -31,7 +31,7 @@ use crate::named::named_enum;
 
 pub use augment::{Augment, Crop};
 pub use fetch::fetch;
-pub use prepare::{ColorBatch, prefetched, prepare, prepare_augmented};
+pub use prepare::{ColorBatch, panic_message, prefetched, prepare, prepare_augmented};
 pub use show::{contact_sheet, describe};
 
 named_enum! {

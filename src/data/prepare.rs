@@ -22,23 +22,39 @@ pub const PREFETCH: usize = 2;
 /// The data path of a pass over batches: `prepare` turns each of `batches` into a `T` on another
 /// thread (which spreads each batch over every core, see [`prepare`]), up to [`PREFETCH`] batches
 /// ahead of `consume`, which reads them in order from the iterator it is given. When `consume`
-/// returns (done, stopped early or failed), the preparation stops.
+/// returns (done, stopped early or failed), the preparation stops. A panic while preparing also ends
+/// the batches early: it is then the pass's error, with the panic's message (`consume` alone would
+/// see a short pass, and an unjoined scope would only say that a scoped thread panicked).
 pub fn prefetched<T: Send, R>(
     batches: &[Vec<usize>],
     prepare: impl Fn(&[usize]) -> anyhow::Result<T> + Send,
-    consume: impl FnOnce(&mut dyn Iterator<Item = anyhow::Result<T>>) -> R,
-) -> R {
+    consume: impl FnOnce(&mut dyn Iterator<Item = anyhow::Result<T>>) -> anyhow::Result<R>,
+) -> anyhow::Result<R> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<T>>(PREFETCH);
-        scope.spawn(move || {
+        let preparer = scope.spawn(move || {
             for idx in batches {
                 if tx.send(prepare(idx)).is_err() {
                     break;
                 }
             }
         });
-        consume(&mut rx.iter())
+        let consumed = consume(&mut rx.iter());
+        if let Err(panic) = preparer.join() {
+            anyhow::bail!("preparing the batches failed: {}", panic_message(panic.as_ref()));
+        }
+        consumed
     })
+}
+
+/// The message a panic carried (`panic!("...")`, an `assert!`'s), for an error that says the real
+/// cause rather than that a thread panicked.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
 /// A batch of images in the layout the model consumes (row-major, planar, `n` images of `side x side`).

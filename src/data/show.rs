@@ -20,6 +20,8 @@ const PAIR_GAP: usize = 2;
 const MARGIN: usize = 6;
 /// Background of the sheet (dark grey, so that white and black images both stand out).
 const BACKGROUND: u8 = 48;
+/// Memory a contact sheet may take, in bytes.
+const SHEET_BYTES: u64 = 2 << 30;
 /// Small images are upscaled (nearest neighbour) until they are at least this many pixels wide.
 const MIN_TILE: usize = 96;
 
@@ -40,6 +42,16 @@ pub fn contact_sheet(ds: &DataSet, space: ColorSpace, count: usize, out: &Path) 
         bail!("data set {} has 0-pixel images", ds.name);
     }
     let hw = side * side;
+    // The images, their prepared gray and chroma (f32) and the sheet: about 20 bytes a pixel.
+    let need = (count * hw) as u64 * 20;
+    if need > SHEET_BYTES {
+        let fit = (SHEET_BYTES / (hw as u64 * 20)).max(1);
+        bail!(
+            "a sheet of {count} images of {side} x {side} pixels would take {:.1} GB of memory (more than {} GB): use --count {fit} or fewer, or a smaller image_size",
+            need as f64 / 1e9,
+            SHEET_BYTES >> 30
+        );
+    }
     let indices: Vec<usize> = (0..count).map(|i| i * len / count).collect();
 
     let mut rgb = vec![0u8; count * 3 * hw];

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use super::TrainedRun;
 use crate::atomic::write_atomic;
 use crate::color::convert::{decoded_planar, encode_u8_planar, gray_planar};
-use crate::data::folder::{is_image_file, load_rgb8};
+use crate::data::folder::{Walk, is_image_file, load_rgb8};
 use crate::data::pixels::{rgb_image_to_planar, square_resize};
 use crate::model::Backbone;
 
@@ -44,6 +44,9 @@ pub struct ColorizeReport {
 struct Job {
     input: PathBuf,
     output: PathBuf,
+    /// The output was named on the command line (`-o photo.png`): if it exists, it is not skipped
+    /// like an output in a folder (which lets a batch resume) but an error without `--force`.
+    explicit: bool,
 }
 
 /// Colorizes every input (files, or folders recursed) into `opts.output`.
@@ -61,7 +64,10 @@ pub fn colorize(run: &TrainedRun, inputs: &[PathBuf], opts: &ColorizeOptions) ->
     let started = Instant::now();
     for job in jobs {
         bar.set_message(job.input.display().to_string());
-        if job.output.exists() && !opts.force {
+        if job.output.exists() && !opts.force && job.explicit {
+            let message = format!("{} exists: add --force to overwrite it, or give another -o", job.output.display());
+            report.errors.push((job.input, message));
+        } else if job.output.exists() && !opts.force {
             report.skipped_existing.push(job.output);
         } else {
             match colorize_file(run, &job.input, &job.output, size, opts) {
@@ -76,36 +82,50 @@ pub fn colorize(run: &TrainedRun, inputs: &[PathBuf], opts: &ColorizeOptions) ->
     Ok(report)
 }
 
+/// Bytes the model's forward pass may take at `--size` ([`crate::model::ColorizationNet::forward_bytes`]):
+/// the working resolution is refused, with the largest that fits, rather than run out of memory.
+pub const FORWARD_LIMIT: u64 = 8 << 30;
+
 fn check_size(run: &TrainedRun, size: usize) -> Result<()> {
     let net = &run.run.settings.net;
     // The backbones downsample by 32, the local network by 2 per pooling.
     let factor = if net.backbone != Backbone::None { 32 } else { 1 << net.local_pool_after.len() };
+    // The largest multiple of `factor` whose forward pass fits in FORWARD_LIMIT.
+    let fits =
+        ((FORWARD_LIMIT as f64 / run.model.forward_bytes(1) as f64).sqrt() as usize).min(crate::data::MAX_IMAGE_SIZE);
+    let largest = fits / factor * factor;
     if size == 0 || !size.is_multiple_of(factor) || size > crate::data::MAX_IMAGE_SIZE {
+        bail!("--size {size} does not suit this model: use a multiple of {factor} up to {largest}");
+    }
+    let need = run.model.forward_bytes(size);
+    if need > FORWARD_LIMIT {
         bail!(
-            "--size {size} does not suit this model: use a multiple of {factor} up to {}",
-            crate::data::MAX_IMAGE_SIZE
+            "--size {size} would need about {:.1} GB for this model's forward pass, more than colorize's limit of {} GB: use --size {largest} or less",
+            need as f64 / 1e9,
+            FORWARD_LIMIT >> 30
         );
     }
     Ok(())
 }
 
-/// Expands folders and names outputs: a single file input may be written to `output` itself when it
-/// has an image extension; otherwise outputs mirror the inputs' names and tree under `output`.
+/// Expands folders and names outputs. `output` with an image extension names the output file of a
+/// single input file; any other `output` is a folder (an extension that is not an image's is an
+/// error, not a folder named `out.gif`), and outputs mirror the inputs' names and tree under it.
 /// Two inputs that would write the same file (`a/x.png` and `b/x.png`, or `x.png` and `x.jpg`'s
 /// comparison sheets) are not allowed to overwrite each other: the later one is an error that
-/// names the earlier.
+/// names the earlier. No output may be an input (`--force` overwrites outputs, never photos).
 fn plan_jobs(inputs: &[PathBuf], output: &Path, compare: bool, report: &mut ColorizeReport) -> Result<Vec<Job>> {
-    let single_file_output = inputs.len() == 1 && inputs[0].is_file() && output_format(output).is_some();
+    let single_file_output = output_is_file(inputs, output)?;
     let mut jobs = Vec::new();
+    let mut walk = Walk::default();
     for input in inputs {
         if input.is_dir() {
-            let mut files = Vec::new();
-            walk(input, &mut files).with_context(|| format!("cannot read folder {}", input.display()))?;
+            let mut files = walk.files(input).with_context(|| format!("cannot read folder {}", input.display()))?;
             files.sort();
             for file in files {
                 let rel = file.strip_prefix(input).unwrap_or(&file).to_path_buf();
                 if is_image_file(&file) {
-                    jobs.push(Job { output: output.join(&rel), input: file });
+                    jobs.push(Job { output: output.join(&rel), input: file, explicit: false });
                 } else {
                     report.skipped_unsupported.push(file);
                 }
@@ -116,16 +136,34 @@ fn plan_jobs(inputs: &[PathBuf], output: &Path, compare: bool, report: &mut Colo
             } else {
                 output.join(input.file_name().unwrap_or_default())
             };
-            jobs.push(Job { input: input.clone(), output: out });
+            jobs.push(Job { input: input.clone(), output: out, explicit: single_file_output });
+        } else if input.exists() {
+            report.errors.push((input.clone(), "not a regular file or a folder".into()));
         } else {
             report.errors.push((input.clone(), "no such file or folder".into()));
         }
     }
-    let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
-    jobs.retain(|job| {
+    report.skipped_unsupported.append(&mut walk.skipped);
+    let writes = |job: &Job| {
         let mut writes = vec![job.output.clone()];
         if compare {
             writes.push(compare_sheet_path(&job.output));
+        }
+        writes
+    };
+    let inputs: HashMap<(u64, u64), PathBuf> =
+        jobs.iter().filter_map(|j| Some((file_id(&j.input)?, j.input.clone()))).collect();
+    let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
+    jobs.retain(|job| {
+        let writes = writes(job);
+        if let Some((path, photo)) = writes.iter().find_map(|w| file_id(w).and_then(|id| inputs.get(&id)).map(|p| (w, p))) {
+            let message = format!(
+                "its output {} is the input {}: colorize never overwrites a photo, even with --force; give another --output",
+                path.display(),
+                photo.display()
+            );
+            report.errors.push((job.input.clone(), message));
+            return false;
         }
         if let Some((path, first)) = writes.iter().find_map(|w| claimed.get(w).map(|first| (w, first))) {
             report.errors.push((
@@ -146,21 +184,36 @@ fn plan_jobs(inputs: &[PathBuf], output: &Path, compare: bool, report: &mut Colo
     Ok(jobs)
 }
 
+/// Whether `output` names one output file (`-o photo.png` for one input file) rather than a folder;
+/// an output that can be neither is an error.
+fn output_is_file(inputs: &[PathBuf], output: &Path) -> Result<bool> {
+    let Some(ext) = output.extension().filter(|_| !output.is_dir()) else { return Ok(false) };
+    if output_format(output).is_none() {
+        bail!(
+            "-o {}: colorize writes PNG and JPEG files (.png, .jpg or .jpeg), not .{}; give one of those, or a folder (named without an extension, or one that exists)",
+            output.display(),
+            ext.to_string_lossy()
+        );
+    }
+    if !(inputs.len() == 1 && inputs[0].is_file()) {
+        bail!(
+            "-o {} names one output file, but the inputs are {}: give a folder for their outputs",
+            output.display(),
+            if inputs.len() == 1 { "a folder".to_string() } else { format!("{} paths", inputs.len()) }
+        );
+    }
+    Ok(true)
+}
+
+/// Device and inode of an existing file (links followed): what tells an output from an input.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// Where `--compare` puts the comparison sheet of `output`: beside it, `NAME.compare.png`.
 fn compare_sheet_path(output: &Path) -> PathBuf {
     output.with_file_name(format!("{}.compare.png", output.file_stem().unwrap_or_default().to_string_lossy()))
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn output_format(path: &Path) -> Option<image::ImageFormat> {

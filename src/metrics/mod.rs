@@ -79,6 +79,22 @@ pub struct Metrics {
     pub colorfulness_gt: f64,
 }
 
+impl Metric {
+    /// Whether only a run with a semantic judge measures it (Zhang et al.'s top-1 test).
+    pub fn needs_judge(self) -> bool {
+        match self {
+            Metric::Top1Colorized | Metric::Top1Gray | Metric::Top1Color => true,
+            Metric::Psnr
+            | Metric::AbRmse
+            | Metric::Auc
+            | Metric::AucRebal
+            | Metric::Colorfulness
+            | Metric::ValLoss
+            | Metric::TrainLoss => false,
+        }
+    }
+}
+
 impl Metrics {
     /// The metrics these fields hold, in [`Metric`]'s order.
     pub fn held() -> impl Iterator<Item = Metric> {

@@ -369,6 +369,28 @@ impl ColorizationNet {
         self.head.forward(full)
     }
 
+    /// An upper estimate of the bytes a forward pass of one `side` x `side` image holds at once:
+    /// the widest layer's maps (a conv's input, its output and the normalised or activated output)
+    /// as if every layer ran at full resolution (the backbone's by its first conv, whose maps are its
+    /// largest), the output twice more (its copy on the host and the decoded chroma), all f32, and a
+    /// quarter more for the allocator. The peak memory of `sweep colorize` on the CPU was 45-85% of
+    /// it at sides 1024-4096 for the quickstart's classification and regression nets and a VGG-16
+    /// fusion net (at small sides the program's own ~60 MB dominate); `--size` is checked against it.
+    pub fn forward_bytes(&self, side: usize) -> u64 {
+        let pairs = |shapes: Vec<(String, Vec<usize>)>| {
+            shapes.iter().filter(|(_, s)| s.len() == 4).map(|(_, s)| 2 * s[0] + s[1]).max().unwrap_or(0)
+        };
+        let mut widest = pairs(param_shapes(&self.local)).max(pairs(param_shapes(&self.head)));
+        widest = widest.max(self.fusion.as_ref().map_or(0, |f| pairs(param_shapes(f))));
+        widest = widest.max(self.hypercolumn.as_ref().map_or(0, |h| pairs(param_shapes(h))));
+        if let Some(bb) = &self.backbone {
+            let first = param_shapes(bb).into_iter().find(|(_, s)| s.len() == 4).map_or(0, |(_, s)| s[0]);
+            widest = widest.max(3 * first);
+        }
+        let channels = (widest + 2 * self.head.output.channels() + 2) as u64;
+        5 * (side * side) as u64 * channels
+    }
+
     /// Freezes the backbone with [`Module::freeze`]: no gradients, batch norm on running
     /// statistics, dropout off (see the module docs for why not `no_grad`). No-op without one.
     pub fn freeze_backbone(mut self) -> Self {

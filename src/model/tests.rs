@@ -440,3 +440,18 @@ fn running_stats_lag_one_update_until_valid() {
     let synced = running_stats(&net.valid());
     assert_ne!(synced, lagging, "valid() folds in the second");
 }
+
+#[test]
+fn the_forward_estimate_grows_with_the_area_and_counts_the_widest_maps() {
+    let device = Device::flex();
+    let reg = small(Backbone::None, FeatureMode::Local, Output::Regression(Activation::Tanh), 32).init(&device);
+    // The widest conv is local 16 -> 16 (16 in, twice 16 out), the output 2 channels twice more and
+    // the decoded chroma: 48 + 4 + 2 channels of f32, a quarter more for the allocator.
+    assert_eq!(reg.forward_bytes(1), 5 * 54);
+    assert_eq!(reg.forward_bytes(64), 64 * 64 * reg.forward_bytes(1));
+    let cls = small(Backbone::None, FeatureMode::Local, Output::Classification { bins: 261 }, 32).init(&device);
+    // The output conv 8 -> 261 is the widest, and its maps are kept twice more.
+    assert_eq!(cls.forward_bytes(1), 5 * (8 + 2 * 261 + 2 * 261 + 2));
+    let vgg = small(Backbone::Vgg16, FeatureMode::Fusion, Output::Regression(Activation::Tanh), 32).init(&device);
+    assert!(vgg.forward_bytes(1) >= reg.forward_bytes(1));
+}

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use super::load::{RunState, SweepResults};
 use super::tables::{self, Grid};
 use super::{Figure, Report, reference};
+use crate::spec::parse::web_url;
 
 /// How much of the report a format shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,17 +25,30 @@ pub enum Detail {
     Summary,
 }
 
-/// A run of text inside a block.
+/// A run of text inside a block. The texts are as the spec or the results say them: each renderer
+/// escapes them for its format.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Span {
     Text(String),
     /// A file name, a command, a folder.
     Code(String),
     Strong(String),
+    /// Made by [`Span::link`] only, so that `url` is an http(s) address a renderer may link.
     Link {
         text: String,
         url: String,
     },
+}
+
+impl Span {
+    /// A link to `url` when it is an http(s) address (see [`web_url`]); otherwise the text with the
+    /// address beside it as plain text, which no format turns into a link.
+    pub fn link(text: &str, url: &str) -> Span {
+        match web_url(url) {
+            Some(url) => Span::Link { text: text.to_string(), url: url.to_string() },
+            None => Span::Text(format!("{text} ({url})")),
+        }
+    }
 }
 
 /// How the report was made: shown under the title (and at the foot of a page).
@@ -220,7 +234,7 @@ fn references(label: &str, c: &reference::Comparison, i: usize, full: bool, doc:
     let id = if i == 0 { "references".to_string() } else { format!("references-{i}") };
     doc.push(section(&id, &format!("Published references of {label}")));
     let source = match &c.url {
-        Some(url) => Span::Link { text: c.citation.clone(), url: url.clone() },
+        Some(url) => Span::link(&c.citation, url),
         None => Span::Text(c.citation.clone()),
     };
     doc.push(Block::Paragraph(vec![Span::Text("Source: ".into()), source]));
@@ -352,6 +366,54 @@ mod tests {
         };
         assert!(!doc.iter().any(detail));
         assert_eq!(doc.iter().filter(|b| matches!(b, Block::Table(_))).count(), 1, "the ranked table alone");
+    }
+
+    /// What a hostile spec can put into a report: markup, a script, control characters, a formula.
+    const HOSTILE: &str = "<img src=x onerror=alert(1)> [x](javascript:alert(1)) \x1b[2J =1+1 | **b** `c`";
+
+    #[test]
+    fn every_format_shows_hostile_names_and_descriptions_as_text() {
+        let mut report = fake_report(2);
+        report.sets[0].index.description = HOSTILE.into();
+        report.notes.push(HOSTILE.into());
+        for v in &mut report.variants {
+            v.name = format!("{HOSTILE} {}", v.name);
+            v.label = v.name.clone();
+        }
+        for run in &mut report.sets[0].runs {
+            run.planned.variant = format!("{HOSTILE} {}", run.planned.variant);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let doc = document(&report, &figures(tmp.path()), Detail::Full);
+        let md = Format::Markdown.renderer().render(&doc).unwrap();
+        // Each `<`, `[`, `]` and `|` of the text is backslash-escaped.
+        let raw = |needle: &str| md.match_indices(needle).any(|(i, _)| !md[..i].ends_with('\\'));
+        assert!(!raw("<img") && !raw("](javascript") && !md.contains('\x1b'), "{md}");
+        assert!(md.contains("\\<img src=x onerror=alert(1)\\>"), "the text is kept, escaped:\n{md}");
+        let html = Format::Html.renderer().render(&doc).unwrap();
+        assert!(!html.contains("<img src=x") && !html.contains('\x1b'), "{html}");
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+    }
+
+    #[test]
+    fn only_http_addresses_become_links() {
+        let link = Span::link("the paper", "https://arxiv.org/abs/1603.08511");
+        assert_eq!(link, Span::Link { text: "the paper".into(), url: "https://arxiv.org/abs/1603.08511".into() });
+        for url in [
+            "javascript:alert(1)",
+            "data:text/html,<b>",
+            "file:///etc/passwd",
+            "https://",
+            "http://a b",
+            "https://x\"onclick=\"y",
+        ] {
+            assert!(matches!(Span::link("t", url), Span::Text(_)), "{url}");
+        }
+        let doc = [Block::Paragraph(vec![Span::link("click", "javascript:alert(1)")])];
+        for format in Format::ALL {
+            let text = format.renderer().render(&doc).unwrap();
+            assert!(!text.contains("href") && !text.contains("<javascript"), "{}: {text}", format.file_name());
+        }
     }
 
     #[test]

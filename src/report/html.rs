@@ -94,7 +94,8 @@ fn render_block(block: &Block) -> Result<String> {
             )
         }
         Block::Contents(entries) => {
-            let links: String = entries.iter().map(|(id, t)| format!("<a href=\"#{id}\">{}</a>", esc(t))).collect();
+            let links: String =
+                entries.iter().map(|(id, t)| format!("<a href=\"#{}\">{}</a>", esc(id), esc(t))).collect();
             format!("<nav>{links}</nav>\n")
         }
         Block::Notes(notes) => notes.iter().map(|n| format!("<p class=\"note\">{}</p>\n", esc(n))).collect(),
@@ -172,11 +173,15 @@ fn table(grid: &Grid) -> String {
     h
 }
 
-/// Escapes text for HTML content and attribute values.
+/// Escapes text for HTML content and attribute values: markup characters as entities, control
+/// characters (which HTML does not allow) other than line breaks and tabs as U+FFFD. Every text of
+/// the page goes through it; links are the document's, which makes them only of http(s) addresses.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            '\n' | '\t' => out.push(c),
+            c if crate::terminal::is_unsafe(c) => out.push('\u{fffd}'),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -229,5 +234,6 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         assert_eq!(esc("<b a=\"x\">&'"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(esc("a\x1b[31m\u{202e}b\nc"), "a\u{fffd}[31m\u{fffd}b\nc");
     }
 }

@@ -14,6 +14,11 @@
 //!   `html` (the self-contained `index.html`), registered by one arm of [`Format`]; the terminal's
 //!   summary is the command line's (`cli/report_cmd.rs`).
 //!
+//! **Escaping.** The document carries names, descriptions, citations and reasons as the spec and the
+//! results files say them; each format escapes every text with one function of its own (Markdown's
+//! `escape`, HTML's `esc`, [`crate::terminal::line`] for the terminal, a formula guard for the text
+//! cells of `summary.csv`), and only [`document::Span::link`] makes links, of http(s) addresses.
+//!
 //! **Adding a report format** (AsciiDoc, LaTeX, ...) is one file here implementing [`Renderer`] for
 //! the document's blocks, and one arm of [`Format`] with its file name. What the report says and in
 //! which order is [`document`]'s, so every format says the same. **Adding a section** is a few lines
@@ -162,10 +167,13 @@ impl Report {
         renderer.render(&document(self, figures, renderer.detail()))
     }
 
-    /// The default output folder: `reports/<sweep>` or `reports/<a>-vs-<b>`.
+    /// The default output folder: `reports/<sweep>` or `reports/<a>-vs-<b>`; for many sweeps, whose
+    /// names joined would be too long a folder name, `reports/<a>-vs-<n>-more`.
     pub fn default_output(&self) -> PathBuf {
         let names: Vec<&str> = self.sets.iter().map(|s| s.index.sweep.as_str()).collect();
-        Path::new("reports").join(names.join("-vs-"))
+        let joined = names.join("-vs-");
+        let name = if joined.len() <= 128 { joined } else { format!("{}-vs-{}-more", names[0], names.len() - 1) };
+        Path::new("reports").join(name)
     }
 
     /// The title: the sweep's name or the names compared.
@@ -289,6 +297,22 @@ fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_folder_of_many_long_named_sweeps_is_a_valid_name() {
+        let mut report = fixtures::fake_report(1);
+        assert_eq!(report.default_output(), Path::new("reports/fake"));
+        let set = report.sets[0].clone();
+        report.sets = (0..5)
+            .map(|i| {
+                let mut s = set.clone();
+                s.index.sweep = format!("{}{i}", "s".repeat(63));
+                s
+            })
+            .collect();
+        let name = report.default_output().file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("{}0-vs-4-more", "s".repeat(63)));
+    }
 
     #[test]
     fn utc_dates() {

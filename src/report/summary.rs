@@ -41,8 +41,8 @@ pub fn write(report: &Report, out: &Path) -> Result<PathBuf> {
             let join =
                 |f: &dyn Fn(&super::load::RunResult) -> String| used.iter().map(|r| f(r)).collect::<Vec<_>>().join(" ");
             let mut row = vec![
-                set.index.sweep.clone(),
-                v.name.clone(),
+                text_cell(&set.index.sweep),
+                text_cell(&v.name),
                 v.group.clone(),
                 at.name().to_string(),
                 match (v.used.is_empty(), v.partial) {
@@ -68,6 +68,27 @@ pub fn write(report: &Report, out: &Path) -> Result<PathBuf> {
         }
     }
     let path = out.join(SUMMARY_FILE);
-    write_atomic(&path, &csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    write_atomic(&path, &csv.into_inner().map_err(|e| e.into_error())?)?;
     Ok(path)
+}
+
+/// A cell of text from a spec or a results file (a name): one that a spreadsheet would run as a
+/// formula (it begins with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as
+/// OWASP advises against CSV injection. Numbers are written as numbers, negative ones included.
+fn text_cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_a_spreadsheet_would_run_are_quoted() {
+        assert_eq!(text_cell("=HYPERLINK(\"http://evil\")"), "'=HYPERLINK(\"http://evil\")");
+        for formula in ["+1", "-1+2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(text_cell(formula).starts_with('\''), "{formula}");
+        }
+        assert_eq!(text_cell("l2,lr=0.1"), "l2,lr=0.1");
+    }
 }

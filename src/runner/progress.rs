@@ -36,7 +36,10 @@ impl Say {
         Say { multi, plain, started: Instant::now() }
     }
 
+    /// Prints `text` (which carries names and reasons from specs and status files) with its control
+    /// characters escaped.
     pub fn line(&self, text: &str) {
+        let text = crate::terminal::line(text);
         if self.plain {
             println!("{text}");
         } else {
@@ -123,13 +126,13 @@ impl<'a> Progress<'a> {
         let planned = &self.index.runs[run];
         let (done, total) = self.epochs.get(&run).copied().unwrap_or_default();
         if self.say.plain {
-            println!("{} start  {}  {}  {place}", self.say.stamp(), planned.id, planned.variant);
+            self.say.line(&format!("{} start  {}  {}  {place}", self.say.stamp(), planned.id, planned.variant));
         }
         let bar = self.say.multi.insert_before(&self.overall, indicatif::ProgressBar::new(total));
         bar.set_style(
             indicatif::ProgressStyle::with_template("  {prefix:<32} epoch {pos}/{len}  {msg}").expect("valid template"),
         );
-        bar.set_prefix(truncate(&format!("{} seed {}", planned.variant, planned.seed), 32));
+        bar.set_prefix(truncate(&crate::terminal::line(&format!("{} seed {}", planned.variant, planned.seed)), 32));
         bar.set_position(done);
         bar.set_message(if done == 0 { "first epoch".to_string() } else { format!("resuming after epoch {done}") });
         self.lines.push(RunLine { run, bar, epochs_done: done });
@@ -166,7 +169,12 @@ impl<'a> Progress<'a> {
         for (run, done, total, message) in changed {
             if self.say.plain {
                 let planned = &self.index.runs[run];
-                println!("{} epoch {done}/{total}  {message}  {}  {}", self.say.stamp(), planned.id, planned.variant);
+                self.say.line(&format!(
+                    "{} epoch {done}/{total}  {message}  {}  {}",
+                    self.say.stamp(),
+                    planned.id,
+                    planned.variant
+                ));
             }
         }
         self.update_overall();

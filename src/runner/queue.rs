@@ -159,20 +159,22 @@ pub fn busy_note(output: &str) -> String {
     output.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("another process trains the run").to_string()
 }
 
-/// The line of a process's output that says why it died: a panic's message, an allocation failure, or
-/// the last `error:` line.
+/// The line of a process's output that says why it died: the first panic's message (later ones
+/// follow from it: a scope whose thread panicked, a poisoned lock), an allocation failure, or the
+/// last `error:` line, with the place it points at (a spec error's `--> file:line:column`).
 pub fn last_words(output: &str) -> Option<String> {
     let lines: Vec<&str> = output.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    if let Some(i) = lines.iter().rposition(|l| l.contains("panicked at")) {
+    if let Some(i) = lines.iter().position(|l| l.contains("panicked at")) {
         let at = lines[i].split("panicked at").nth(1).unwrap_or("").trim().trim_end_matches(':');
         let message = lines.get(i + 1).copied().unwrap_or("");
         return Some(format!("panicked: {message} (at {at})"));
     }
-    lines
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("error:") || l.starts_with("memory allocation of"))
-        .map(|l| l.trim_start_matches("error:").trim().to_string())
+    let i = lines.iter().rposition(|l| l.starts_with("error:") || l.starts_with("memory allocation of"))?;
+    let words = lines[i].trim_start_matches("error:").trim();
+    Some(match lines.get(i + 1).and_then(|l| l.strip_prefix("--> ")) {
+        Some(place) => format!("{words} (at {place})"),
+        None => words.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -189,5 +191,11 @@ mod tests {
             "memory allocation of 1024 bytes failed"
         );
         assert_eq!(last_words("epoch 1 done\n"), None);
+        // The first panic is the cause; the scope's own panic only reports it.
+        let scoped = "thread '<unnamed>' panicked at src/color/quantize.rs:374:9:\nk must be in 1..=2, got 5\n\
+                      thread 'main' panicked at library/std/src/thread/scoped.rs:169:17:\na scoped thread panicked\n";
+        assert_eq!(last_words(scoped).unwrap(), "panicked: k must be in 1..=2, got 5 (at src/color/quantize.rs:374:9)");
+        let spec = "error: TOML syntax error: invalid comment character\n --> /r/config.toml:1:40\n  |\n";
+        assert_eq!(last_words(spec).unwrap(), "TOML syntax error: invalid comment character (at /r/config.toml:1:40)");
     }
 }

@@ -63,7 +63,9 @@ pub fn job_script(
         "# Job array of sweep \"{}\" ({}), written by `sweep run --executor slurm`.\n\
          # Task i trains the run folder on line i+1 of {RUNS}; failed tasks are resubmitted with\n\
          # `sbatch --array=LIST` and this same script.\n",
-        index.sweep, index.spec
+        index.sweep,
+        // A comment line: a newline in the spec's path must not end it.
+        crate::terminal::line(&index.spec)
     );
     let mut option = |line: String| s += &format!("#SBATCH {line}\n");
     option(format!("--job-name=sweep-{}", index.sweep));

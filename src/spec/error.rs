@@ -5,6 +5,10 @@ use std::fmt;
 
 use super::value::Origin;
 
+/// Characters of a spec line quoted in an error, and how many of them before the error's column.
+const QUOTE_CHARS: usize = 160;
+const QUOTE_BEFORE: usize = 60;
+
 /// One problem in a spec.
 #[derive(Debug)]
 pub struct Diagnostic {
@@ -56,13 +60,18 @@ impl fmt::Display for Diagnostic {
         match &self.origin {
             Origin::File { file, span } => {
                 let (line, col) = line_col(&file.text, span.start);
-                let text = file.text.lines().nth(line - 1).unwrap_or("");
+                let full = file.text.lines().nth(line - 1).unwrap_or("");
                 let gutter = line.to_string().len();
                 writeln!(f, "{:gutter$}--> {}:{line}:{col}", "", file.path.display())?;
                 writeln!(f, "{:gutter$} |", "")?;
-                writeln!(f, "{line} | {text}")?;
-                // Underline the span, clipped to its first line.
-                let start = col - 1;
+                // A long line (a grid of 10,000 values) is quoted around the column only.
+                let skip = (col - 1).saturating_sub(QUOTE_BEFORE);
+                let shown: String = full.chars().skip(skip).take(QUOTE_CHARS).collect();
+                let more = if full.chars().count() > skip + QUOTE_CHARS { " ..." } else { "" };
+                let (lead, text) = if skip > 0 { ("... ", format!("... {shown}")) } else { ("", shown) };
+                writeln!(f, "{line} | {text}{more}")?;
+                // Underline the span, clipped to its first line and to what is quoted.
+                let start = col - 1 - skip + lead.len();
                 let span_chars = file.text[span.clone()].chars().take_while(|&c| c != '\n').count();
                 let width = span_chars.max(1).min(text.chars().count().saturating_sub(start).max(1));
                 writeln!(f, "{:gutter$} | {:start$}{}", "", "", "^".repeat(width))?;

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use toml::Value;
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::generate::Combination;
+use super::generate::{Combination, MAX_RUNS};
 use super::parse::{Entry, ExcludeRule, SlurmSpec, Spec, SweepMeta};
 use super::rules::{cross_check, derive};
 use super::run_config::RunConfig;
@@ -53,11 +53,16 @@ pub struct Plan {
 impl Plan {
     /// Variants in order, each with its runs (one per seed).
     pub fn groups(&self) -> Vec<(&str, Vec<&RunPlan>)> {
+        // Found by a map, not a search of the groups so far: a grid of 100,000 variants stays linear.
+        let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         let mut out: Vec<(&str, Vec<&RunPlan>)> = Vec::new();
         for run in &self.runs {
-            match out.iter_mut().find(|(g, _)| *g == run.group) {
-                Some((_, runs)) => runs.push(run),
-                None => out.push((&run.group, vec![run])),
+            match at.get(run.group.as_str()) {
+                Some(&i) => out[i].1.push(run),
+                None => {
+                    at.insert(&run.group, out.len());
+                    out.push((&run.group, vec![run]));
+                }
             }
         }
         out
@@ -70,6 +75,19 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
     let (meta, slurm, cli) = apply_overrides(spec, overrides)?;
     let mut errors = Vec::new();
     let combinations = spec.strategy.generator().combinations(spec, &mut errors);
+    let runs = combinations.len() as u128 * meta.seeds.len() as u128;
+    if runs > MAX_RUNS {
+        let d = Diagnostic::new(
+            format!(
+                "{} makes {} combinations x {} seeds = {runs} runs, more than a sweep may have ({MAX_RUNS})",
+                spec.path.display(),
+                combinations.len(),
+                meta.seeds.len()
+            ),
+            Origin::Default,
+        );
+        return Err(d.help("split the sweep over several specs, or use fewer seeds or grid values").into());
+    }
     let mut resolver = Resolver::new(spec, &meta, below_variants(spec, &cli));
     for combination in &combinations {
         resolver.resolve(combination, &mut errors);
@@ -78,6 +96,7 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
     if let Some(reference) = &spec.reference {
         check_reference(reference, &runs, &mut errors);
     }
+    check_metric_is_measured(&meta, &runs, &mut errors);
     if errors.is_empty() { Ok(Plan { meta, runs, slurm, warnings }) } else { Err(SpecError(errors)) }
 }
 
@@ -313,6 +332,28 @@ fn check_reference(reference: &super::parse::Reference, runs: &[RunPlan], errors
     }
 }
 
+/// The primary metric ranks every variant, so every run must measure it: the semantic test's top-1
+/// metrics need a judge.
+fn check_metric_is_measured(meta: &SweepMeta, runs: &[RunPlan], errors: &mut Vec<Diagnostic>) {
+    if !meta.metric.needs_judge() {
+        return;
+    }
+    if let Some(run) = runs.iter().find(|r| r.settings.judge.is_none()) {
+        let which = if runs.iter().all(|r| r.settings.judge.is_none()) {
+            "no run of this sweep has one".to_string()
+        } else {
+            format!("variant \"{}\" has none", run.variant)
+        };
+        errors.push(
+            Diagnostic::new(
+                format!("[sweep] metric = \"{}\" is measured only with a judge, and {which}", meta.metric),
+                meta.metric_origin.clone(),
+            )
+            .help("set judge = \"vgg16\" (or \"resnet18\") in [base], or rank by another metric, e.g. metric = \"auc_rebal\""),
+        );
+    }
+}
+
 /// A value without TOML quoting, for names and tables.
 pub fn plain(value: &Value) -> String {
     match value {
@@ -351,6 +392,9 @@ fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Res
         Ok(v) => v,
     };
     if let Some(sweep_key) = name.strip_prefix("sweep.") {
+        if sweep_key == "metric" {
+            meta.metric_origin = origin.clone();
+        }
         return table_key(super::parse::apply_sweep_key(meta, sweep_key, &literal()));
     }
     if let Some(slurm_key) = name.strip_prefix("slurm.") {
@@ -405,6 +449,18 @@ mod tests {
         let s = spec("[sweep]\nname = \"t\"\n[base]\ntemperature = 0.5\n");
         assert!(plan(&s, &[]).unwrap().warnings[0].contains("`temperature` does not apply to any run"));
         assert!(plan(&s, &["temperature=0.3".into()]).is_err());
+    }
+
+    #[test]
+    fn a_judge_metric_needs_a_judge_in_every_run() {
+        let judged = "[sweep]\nname = \"t\"\nmetric = \"top1_colorized\"\n[base]\njudge = \"vgg16\"\n";
+        assert!(plan(&spec(judged), &[]).is_ok());
+        let partly = format!("{judged}[[variant]]\nname = \"a\"\n[[variant]]\nname = \"b\"\njudge = \"none\"\n");
+        let err = plan(&spec(&partly), &[]).unwrap_err().to_string();
+        assert!(err.contains("variant \"b\" has none"), "{err}");
+        let none = spec("[sweep]\nname = \"t\"\n");
+        let err = plan(&none, &["sweep.metric=top1_gray".into()]).unwrap_err().to_string();
+        assert!(err.contains("no run of this sweep has one") && err.contains("--set sweep.metric=top1_gray"), "{err}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct SweepMeta {
     pub seeds: Vec<u64>,
     /// Primary metric.
     pub metric: Metric,
+    /// Where the primary metric was chosen, for errors about it (no run measures it).
+    pub metric_origin: Origin,
     pub higher_is_better: bool,
     /// Automatic retries of a failed run.
     pub max_retries: u32,
@@ -142,6 +144,9 @@ const SWEEP_KEYS: &[&str] =
     &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
 const SLURM_KEYS: &[&str] = &["partition", "gpus_per_task", "cpus_per_task", "mem", "time", "max_concurrent", "extra"];
 
+/// The largest spec file read (a grid of 100,000 values is well under it).
+const MAX_SPEC_BYTES: u64 = 16 << 20;
+
 /// Collects diagnostics while a spec is read.
 struct Reader {
     file: Arc<SourceFile>,
@@ -238,11 +243,26 @@ impl Spec {
 }
 
 fn read_text(path: &Path) -> Result<String, SpecError> {
-    std::fs::read_to_string(path).map_err(|e| {
-        Diagnostic::new(format!("cannot read spec {}: {e}", path.display()), Origin::Default)
-            .help("give the path of a TOML spec, e.g. experiments/quickstart.toml")
-            .into()
-    })
+    // Read up to a bound: /dev/zero would never end (a pipe, `<(...)`, is fine).
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_SPEC_BYTES + 1), &mut bytes));
+    let problem = match read {
+        Err(e) => Some(e.to_string()),
+        Ok(_) if bytes.len() as u64 > MAX_SPEC_BYTES => {
+            Some(format!("it holds more than {MAX_SPEC_BYTES} bytes, more than a spec may"))
+        }
+        Ok(_) => None,
+    };
+    if let Some(problem) = problem {
+        let d = Diagnostic::new(format!("cannot read spec {}: {problem}", path.display()), Origin::Default);
+        return Err(d.help("give the path of a TOML spec, e.g. experiments/quickstart.toml").into());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Diagnostic::new(format!("cannot read spec {}: it is not UTF-8 text ({e})", path.display()), Origin::Default)
+            .help("a spec is a TOML file, e.g. experiments/quickstart.toml")
+    })?;
+    Ok(text)
 }
 
 /// A TOML syntax error at its place in the file; a dotted key under a shorthand gets its own help.
@@ -355,6 +375,7 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
         description: String::new(),
         seeds: vec![0],
         metric: Metric::Psnr,
+        metric_origin: Origin::Default,
         higher_is_better: true,
         max_retries: 0,
     };
@@ -373,6 +394,9 @@ fn read_sweep(r: &mut Reader, t: &DeTable) -> (Option<SweepMeta>, Vec<Entry>) {
             continue;
         }
         higher_given |= key == "higher_is_better";
+        if key == "metric" {
+            meta.metric_origin = r.origin(span.clone());
+        }
         if let Err((msg, help)) = apply_sweep_key(&mut meta, key, &value) {
             let span = if SWEEP_KEYS.contains(&key) { span } else { k.span() };
             r.error(msg, span, help);
@@ -400,9 +424,9 @@ pub fn apply_sweep_key(meta: &mut SweepMeta, key: &str, value: &Value) -> Result
         "name" => match value.as_str() {
             Some(s) if valid_name(s) => meta.name = s.to_string(),
             _ => {
-                return invalid(
-                    "it names the results folder: use letters, digits, '-', '_' and '.', e.g. name = \"losses\"",
-                );
+                return invalid(&format!(
+                    "it names the results folder: use up to {MAX_SWEEP_NAME} letters, digits, '-', '_' and '.', e.g. name = \"losses\""
+                ));
             }
         },
         "description" => match value.as_str() {
@@ -547,9 +571,49 @@ fn slurm_time(s: &str) -> bool {
     days.is_none_or(number) && parts.iter().all(|p| number(p)) && (1..=3).contains(&parts.len())
 }
 
+/// `url` (trimmed) when it is an address a report may link: `http://` or `https://` and a host, with
+/// no spaces, control characters, quotes, backticks or angle brackets (which would end the link in
+/// Markdown or HTML).
+pub fn web_url(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let bad = |c: char| c.is_whitespace() || crate::terminal::is_unsafe(c) || matches!(c, '"' | '\'' | '`' | '<' | '>');
+    (!host.is_empty() && !url.chars().any(bad)).then_some(url)
+}
+
+/// Longest sweep name: it names a folder, and a report on several sweeps joins their names into one.
+pub const MAX_SWEEP_NAME: usize = 64;
+/// Longest `[[variant]]` name: it labels tables, plots and the sheet, and is typed in
+/// `sweep colorize --run results/<sweep>/<variant>`.
+pub const MAX_VARIANT_NAME: usize = 100;
+
 /// Whether a sweep name is safe as a folder name.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty()
+        && s.len() <= MAX_SWEEP_NAME
+        && !s.starts_with('.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What is wrong with a `[[variant]]` name, if anything: it must be one line of visible text
+/// (control characters would reach terminals and files), short, and a name that
+/// `results/<sweep>/<variant>` can address (no path separators, not `.` or `..`).
+fn variant_name_problem(s: &str) -> Option<String> {
+    if s.trim().is_empty() {
+        Some("is empty".into())
+    } else if let Some(c) = s.chars().find(|&c| crate::terminal::is_unsafe(c)) {
+        Some(format!("holds the control character U+{:04X}", c as u32))
+    } else if s.chars().count() > MAX_VARIANT_NAME {
+        Some(format!("is {} characters long, more than {MAX_VARIANT_NAME}", s.chars().count()))
+    } else if s.contains(['/', '\\']) || s == "." || s == ".." {
+        Some("is a path (it holds / or \\, or is . or ..): `results/<sweep>/<variant>` could not name it".into())
+    } else if s != s.trim() {
+        Some("begins or ends with a space".into())
+    } else {
+        None
+    }
 }
 
 fn read_variant(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> VariantDef {
@@ -557,9 +621,16 @@ fn read_variant(r: &mut Reader, (span, t): (Range<usize>, &DeTable)) -> VariantD
     let mut entries = Vec::new();
     for (k, v) in t.iter() {
         if k.get_ref() == "name" {
-            match v.get_ref().as_str() {
-                Some(s) if !s.is_empty() => name = Some(s.to_string()),
-                _ => r.error("a variant's name must be a non-empty string".into(), v.span(), None),
+            match v.get_ref().as_str().map(|s| (s, variant_name_problem(s))) {
+                Some((s, None)) => name = Some(s.to_string()),
+                Some((_, Some(problem))) => r.error(
+                    format!("this variant's name {problem}"),
+                    v.span(),
+                    Some(format!(
+                        "give a short label of up to {MAX_VARIANT_NAME} characters, e.g. name = \"cross-entropy-rebalanced\""
+                    )),
+                ),
+                None => r.error("a variant's name must be a non-empty string".into(), v.span(), None),
             }
             continue;
         }
@@ -614,7 +685,14 @@ fn read_reference(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Referenc
     for (k, v) in t.iter() {
         match k.get_ref().as_ref() {
             "citation" | "url" => match v.get_ref().as_str().map(str::trim).filter(|s| !s.is_empty()) {
-                Some(s) if k.get_ref() == "url" => reference.url = Some(s.to_string()),
+                Some(s) if k.get_ref() == "url" => match web_url(s) {
+                    Some(url) => reference.url = Some(url.to_string()),
+                    None => r.error(
+                        format!("[reference] url = {} is not an http(s) address", show(&Value::String(s.into()))),
+                        v.span(),
+                        Some("give the paper's web address, e.g. url = \"https://arxiv.org/abs/1603.08511\"".into()),
+                    ),
+                },
                 Some(s) => reference.citation = s.to_string(),
                 None => r.error(format!("[reference] {} must be a non-empty string", k.get_ref()), v.span(), None),
             },

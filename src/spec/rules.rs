@@ -5,9 +5,11 @@
 use toml::Value;
 
 use super::error::Diagnostic;
-use super::run_config::{Pretrain, Task, choice};
+use super::run_config::{Optimizer, Pretrain, Task, choice};
 use super::schema::quoted_list;
 use super::value::{Flat, Layer, Origin, Setting};
+use crate::color::ColorSpace;
+use crate::color::quantize::ChromaBins;
 use crate::loss::Loss;
 use crate::model::{Backbone, FeatureMode};
 use crate::named::Named;
@@ -40,6 +42,8 @@ pub fn cross_check(flat: &Flat) -> Result<(), Vec<Diagnostic>> {
     checks.pooling_fits_image_size(&mut errors);
     checks.networks_fit_image_size(&mut errors);
     checks.augment_ranges_ascend(&mut errors);
+    checks.bins_fit_classification(&mut errors);
+    checks.adam_betas_below_one(&mut errors);
     if errors.is_empty() { Ok(()) } else { Err(errors) }
 }
 
@@ -185,6 +189,53 @@ impl Checks<'_> {
                     .help(format!("write the lower bound first: [{hi}, {lo}]")),
                 );
             }
+        }
+    }
+
+    /// Classification needs two chroma bins at least, and a soft-encoded target spreads over
+    /// `soft_k` of them, which the color space must have at this bin size (a coarse grid has few:
+    /// Lab at bin_size 200 has 2).
+    fn bins_fit_classification(&self, errors: &mut Vec<Diagnostic>) {
+        if self.flat.str("task") != Some(Task::Classification.name()) {
+            return;
+        }
+        let (space, bin_size) = (choice::<ColorSpace>(self.flat, "color_space"), self.flat.float("bin_size") as f32);
+        let bins = ChromaBins::new(space, bin_size).len();
+        let at = format!("color_space = \"{space}\" at bin_size = {bin_size}");
+        if bins < 2 {
+            let d = Diagnostic::new(
+                format!("classification needs 2 chroma bins at least; {at} has {bins}"),
+                self.blame("bin_size", "color_space"),
+            );
+            errors.push(d.help("use a smaller bin_size (Zhang et al. use 10)"));
+            return;
+        }
+        let k = self.flat.int("soft_k");
+        if self.flat.bool("soft_encoding") == Some(true) && k > bins as i64 {
+            errors.push(
+                Diagnostic::new(
+                    format!("soft_k = {k} is more than the {bins} chroma bins of {at}"),
+                    self.blame("soft_k", "bin_size"),
+                )
+                .help(format!("use soft_k <= {bins}, a smaller bin_size, or soft_encoding = false")),
+            );
+        }
+    }
+
+    /// Adam divides by 1 - beta^t: a beta of 1 makes every step NaN.
+    fn adam_betas_below_one(&self, errors: &mut Vec<Diagnostic>) {
+        if self.flat.str("optimizer") == Some(Optimizer::Sgd.name()) {
+            return;
+        }
+        let betas = self.flat.floats("betas");
+        if betas.iter().any(|&b| b >= 1.0) {
+            errors.push(
+                Diagnostic::new(
+                    format!("betas = {betas:?}: Adam's betas must be below 1 (it divides by 1 - beta^t)"),
+                    self.origin_of("betas"),
+                )
+                .help("e.g. betas = [0.9, 0.999]"),
+            );
         }
     }
 }

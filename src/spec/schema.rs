@@ -31,11 +31,13 @@ pub enum Kind {
     /// the current folder when it comes from `--set` or the default ([`super::value::Setting::path`]).
     Path,
     Choice(&'static [&'static str]),
-    /// `empty`: whether `[]` is allowed (no pooling, no hidden head layer).
+    /// `empty`: whether `[]` is allowed (no pooling, no hidden head layer); `longest`: the most
+    /// items (a network of thousands of layers would not train).
     IntList {
         min: i64,
         max: i64,
         empty: bool,
+        longest: usize,
     },
     FloatList {
         min: f64,
@@ -68,6 +70,9 @@ const POS_INT: Kind = Kind::Int { min: 1, max: i64::MAX };
 const COUNT: Kind = Kind::Int { min: 0, max: i64::MAX };
 const POS_FLOAT: Kind = Kind::Float { min: 0.0, max: f64::INFINITY, min_open: true };
 const UNIT: Kind = Kind::Float { min: 0.0, max: 1.0, min_open: false };
+/// An image count: synthetic data makes exactly that many, and an epoch orders them all in memory,
+/// so it is bounded (ten times ImageNet's training set).
+const IMAGES: Kind = Kind::Int { min: 0, max: 10_000_000 };
 
 /// Keys left out of the resolved config while they hold their default: they came after runs had
 /// published ids, and "off" must keep those ids (setting one to its default is the same run as not
@@ -117,14 +122,14 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "train_images",
-        kind: COUNT,
+        kind: IMAGES,
         default: Some("0"),
         when: None,
         doc: "Use at most this many training images (0 = all; synthetic: 0 means 5000).",
     },
     Key {
         name: "val_images",
-        kind: COUNT,
+        kind: IMAGES,
         default: Some("0"),
         when: None,
         doc: "Use at most this many validation images (0 = all; synthetic: 0 means 1000).",
@@ -205,7 +210,8 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "huber_delta",
-        kind: POS_FLOAT,
+        // In normalised units, where errors are at most a few: far above, Huber is L2 (and f32 overflows).
+        kind: Kind::Float { min: 0.0, max: 1000.0, min_open: true },
         default: Some("1.0"),
         when: Some(Condition { holds: |f| is(f, "loss", Loss::Huber), describe: "loss = \"huber\"" }),
         doc: "Huber loss threshold, in the model's normalised chroma units ([-1, 1] for tanh).",
@@ -219,7 +225,9 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "bin_size",
-        kind: POS_FLOAT,
+        // Finer than 1 the gamut sample could leave holes (see `ChromaBins`); coarser than 1000 every
+        // color space has one bin.
+        kind: Kind::Float { min: crate::color::quantize::MIN_BIN_SIZE as f64, max: 1000.0, min_open: false },
         default: Some("10.0"),
         when: Some(Condition { holds: classification, describe: "task = \"classification\"" }),
         doc: "Grid step of the chroma bins, in the color space's chroma units (Lab ab: 10 gives Zhang et al.'s grid).",
@@ -288,14 +296,14 @@ pub const KEYS: &[Key] = &[
     // --- model ---
     Key {
         name: "local.widths",
-        kind: Kind::IntList { min: 1, max: 4096, empty: false },
+        kind: Kind::IntList { min: 1, max: 4096, empty: false, longest: 32 },
         default: Some("[64, 128, 128]"),
         when: None,
         doc: "Filters of the local network's 3x3 conv layers (each with batch norm and ReLU); the length sets the depth.",
     },
     Key {
         name: "local.pool_after",
-        kind: Kind::IntList { min: 1, max: 64, empty: true },
+        kind: Kind::IntList { min: 1, max: 64, empty: true, longest: 32 },
         default: Some("[2]"),
         when: None,
         doc: "1-based indices of the local conv layers followed by a 2x2 max pooling ([] = none).",
@@ -361,7 +369,8 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "fusion_dim",
-        kind: POS_INT,
+        // The fusion layer holds fusion_dim^2 weights.
+        kind: Kind::Int { min: 1, max: 16384 },
         default: Some("256"),
         when: Some(Condition {
             holds: |f| !is(f, "features", FeatureMode::Local),
@@ -371,7 +380,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "head.widths",
-        kind: Kind::IntList { min: 1, max: 4096, empty: true },
+        kind: Kind::IntList { min: 1, max: 4096, empty: true, longest: 32 },
         default: Some("[64, 64]"),
         when: None,
         doc: "Filters of the colorization head's 3x3 conv layers, before the per-pixel (1x1) output ([] = the dense output alone).",
@@ -504,8 +513,12 @@ impl Kind {
             Kind::Bool => "true or false".into(),
             Kind::Path => "a path (a string)".into(),
             Kind::Choice(c) => format!("one of {}", quoted_list(c)),
-            Kind::IntList { min, empty: false, .. } => format!("a non-empty list of integers >= {min}"),
-            Kind::IntList { min, empty: true, .. } => format!("a list of integers >= {min} (may be empty)"),
+            Kind::IntList { min, empty: false, longest, .. } => {
+                format!("a non-empty list of up to {longest} integers >= {min}")
+            }
+            Kind::IntList { min, empty: true, longest, .. } => {
+                format!("a list of up to {longest} integers >= {min} (may be empty)")
+            }
             Kind::FloatList { min, max, len } => format!("a list of {len} numbers from {min} to {max}"),
         }
     }

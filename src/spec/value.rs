@@ -90,10 +90,12 @@ impl Setting {
     }
 }
 
-/// A run's settings by canonical dotted key.
+/// A run's settings by canonical dotted key. The keys are the schema's names (and `seed`), held as
+/// `&'static str`: every run of a plan carries its own map, and a grid of 100,000 runs should not
+/// carry 100,000 copies of every key.
 #[derive(Clone, Debug, Default)]
 pub struct Flat {
-    map: BTreeMap<String, Setting>,
+    map: BTreeMap<&'static str, Setting>,
 }
 
 impl Flat {
@@ -109,8 +111,8 @@ impl Flat {
     pub fn bool(&self, key: &str) -> Option<bool> {
         self.value(key).and_then(Value::as_bool)
     }
-    pub fn set(&mut self, key: &str, setting: Setting) {
-        self.map.insert(key.to_string(), setting);
+    pub fn set(&mut self, key: &'static str, setting: Setting) {
+        self.map.insert(key, setting);
     }
     pub fn remove(&mut self, key: &str) -> Option<Setting> {
         self.map.remove(key)
@@ -119,14 +121,13 @@ impl Flat {
         self.map.contains_key(key)
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Setting)> {
-        self.map.iter().map(|(k, s)| (k.as_str(), s))
+        self.map.iter().map(|(k, s)| (*k, s))
     }
 
     /// Canonical JSON of the values (keys sorted, no whitespace, floats in shortest round-trip form):
     /// what run ids hash. Identical on every platform and independent of key order in the spec.
     pub fn canonical_json(&self) -> String {
-        let map: BTreeMap<&str, serde_json::Value> =
-            self.map.iter().map(|(k, s)| (k.as_str(), to_json(&s.value))).collect();
+        let map: BTreeMap<&str, serde_json::Value> = self.map.iter().map(|(k, s)| (*k, to_json(&s.value))).collect();
         serde_json::to_string(&map).expect("config values are finite JSON")
     }
 
@@ -194,7 +195,14 @@ pub fn check(key: &Key, value: &Value) -> Result<Value, String> {
             if x.is_finite() && above && x <= max { Ok(Value::Float(x)) } else { Err(bad()) }
         }
         Kind::Bool => value.as_bool().map(|_| value.clone()).ok_or_else(bad),
-        Kind::Path => value.as_str().map(|_| value.clone()).ok_or_else(bad),
+        // Text is a path: control characters in it would reach terminals, logs and run names.
+        Kind::Path => match value.as_str() {
+            Some(s) if s.chars().any(crate::terminal::is_unsafe) => {
+                Err(format!("`{}` = {} holds a control character: give a plain path", key.name, show(value)))
+            }
+            Some(_) => Ok(value.clone()),
+            None => Err(bad()),
+        },
         Kind::Choice(choices) => {
             let s = value.as_str().ok_or_else(bad)?;
             if choices.contains(&s) {
@@ -207,8 +215,8 @@ pub fn check(key: &Key, value: &Value) -> Result<Value, String> {
                 Err(msg)
             }
         }
-        Kind::IntList { min, max, empty } => {
-            let items = value.as_array().filter(|a| empty || !a.is_empty()).ok_or_else(bad)?;
+        Kind::IntList { min, max, empty, longest } => {
+            let items = value.as_array().filter(|a| (empty || !a.is_empty()) && a.len() <= longest).ok_or_else(bad)?;
             let ok = items.iter().all(|v| v.as_integer().is_some_and(|i| (min..=max).contains(&i)));
             if ok { Ok(value.clone()) } else { Err(bad()) }
         }

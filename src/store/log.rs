@@ -22,7 +22,8 @@ impl RunLog {
 
     pub fn line(&mut self, text: &str) {
         if !self.quiet {
-            println!("{text}");
+            // The run's log lines carry names and paths from its config.
+            println!("{}", crate::terminal::line(text));
         }
         if let Some(f) = &mut self.file {
             let _ = writeln!(f, "{text}");

@@ -59,11 +59,7 @@ fn probe(device: &Device, name: &str) -> Result<()> {
         Ok(3.0) => Ok(()),
         Ok(v) => bail!("device `{name}` computed 1 + 2 = {v}: it is not working"),
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = crate::data::panic_message(panic.as_ref());
             // wgpu:N asks for the N-th *discrete* GPU, so an integrated or software adapter
             // (lavapipe, say) fails there with an opaque channel error.
             let hint = if name.starts_with("wgpu:") {

@@ -2,7 +2,7 @@
 //! of the Cartesian product of the `[grid]` axes, in the spec's order (variants outer, the first axis
 //! varying slowest).
 
-use super::{Combination, PlanGenerator};
+use super::{Combination, MAX_RUNS, PlanGenerator};
 use crate::spec::error::Diagnostic;
 use crate::spec::expand::plain;
 use crate::spec::parse::{Entry, Spec, VariantDef};
@@ -15,6 +15,25 @@ impl PlanGenerator for Grid {
     fn combinations(&self, spec: &Spec, errors: &mut Vec<Diagnostic>) -> Vec<Combination> {
         let variants: Vec<Option<&VariantDef>> =
             if spec.variants.is_empty() { vec![None] } else { spec.variants.iter().map(Some).collect() };
+        // Counted before any is made: a grid of absurd size is refused, not allocated.
+        let count =
+            spec.grid.iter().fold(variants.len() as u128, |n, axis| n.saturating_mul(axis.values.len() as u128));
+        if count > MAX_RUNS {
+            let axes: Vec<String> = spec.grid.iter().map(|a| format!("{} ({})", a.key.name, a.values.len())).collect();
+            let widest = spec.grid.iter().max_by_key(|a| a.values.len()).and_then(|a| a.values.first());
+            errors.push(
+                Diagnostic::new(
+                    format!(
+                        "the grid makes {count} combinations ({} variant(s) x {}), more than a sweep may have ({MAX_RUNS} runs)",
+                        variants.len(),
+                        axes.join(" x ")
+                    ),
+                    widest.map_or(Origin::Default, |e| e.origin.clone()),
+                )
+                .help("split the grid over several specs, or give its axes fewer values"),
+            );
+            return Vec::new();
+        }
         let points = grid_points(spec);
         let mut out = Vec::new();
         for variant in variants {

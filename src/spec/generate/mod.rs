@@ -24,6 +24,11 @@ use super::parse::{Entry, Spec};
 use super::value::Origin;
 use crate::named::named_enum;
 
+/// The most runs (combinations x seeds) a spec may plan: each run carries its resolved config (about
+/// 10 kB), and planning is linear in their number (100,000 runs take about 1 GB). A generator that
+/// would make more refuses before it allocates them, and so does `plan` before it resolves them.
+pub const MAX_RUNS: u128 = 250_000;
+
 /// One point of a sweep, before defaults and seeds.
 #[derive(Clone, Debug)]
 pub struct Combination {
