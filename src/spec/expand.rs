@@ -16,8 +16,10 @@ use sha2::{Digest, Sha256};
 use toml::Value;
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
-use super::generate::{Combination, MAX_RUNS};
+use super::early_stop::{EarlyStop, StopRule, apply_early_stop_key};
+use super::generate::{Combination, MAX_RUNS, Trial};
 use super::parse::{Entry, ExcludeRule, SlurmSpec, Spec, SweepMeta};
+use super::search::{Search, apply_search_key};
 use super::rules::{cross_check, derive};
 use super::run_config::RunConfig;
 use super::schema::{self, KEYS, Kind, SEED_KEY};
@@ -37,6 +39,21 @@ pub struct RunPlan {
     pub settings: RunConfig,
     /// The variant's own values that differ from `[base]`, as `(key, value)`.
     pub changed: Vec<(String, String)>,
+    /// The search trial it trains, if a search made it.
+    pub trial: Option<Trial>,
+    /// It trains a variant's best trial with another seed (`[search] then = "seeds"`).
+    pub tuned: bool,
+}
+
+impl RunPlan {
+    /// The same config with seed `seed`: its own run id, the same group.
+    pub fn with_seed(&self, seed: u64) -> RunPlan {
+        let mut config = self.config.clone();
+        config.set(SEED_KEY, Setting { value: Value::Integer(seed as i64), origin: Origin::Derived, layer: Layer::Default });
+        let mut settings = self.settings.clone();
+        settings.seed = seed;
+        RunPlan { id: short_hash(&config.canonical_json()), seed, config, settings, ..self.clone() }
+    }
 }
 
 /// A sweep expanded into runs.
@@ -48,6 +65,10 @@ pub struct Plan {
     pub slurm: SlurmSpec,
     /// Things worth telling the user that do not stop the sweep (ignored base keys, unused excludes).
     pub warnings: Vec<String>,
+    /// The spec's `[search]`, with its `--set search.KEY` overrides.
+    pub search: Option<Search>,
+    /// The early-stopping rule of the search's trials.
+    pub early_stop: Option<StopRule>,
 }
 
 impl Plan {
@@ -72,7 +93,8 @@ impl Plan {
 /// Expands `spec` with command-line overrides (`KEY=VALUE`, `sweep.seeds=[0,1]` for `[sweep]` keys,
 /// `slurm.partition=gpu` for `[slurm]` keys).
 pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
-    let (meta, slurm, cli) = apply_overrides(spec, overrides)?;
+    let (spec, meta, slurm, cli) = apply_overrides(spec, overrides)?;
+    let spec = &spec;
     let mut errors = Vec::new();
     let combinations = spec.strategy.generator().combinations(spec, &mut errors);
     let runs = combinations.len() as u128 * meta.seeds.len() as u128;
@@ -97,24 +119,71 @@ pub fn plan(spec: &Spec, overrides: &[String]) -> Result<Plan, SpecError> {
         check_reference(reference, &runs, &mut errors);
     }
     check_metric_is_measured(&meta, &runs, &mut errors);
-    if errors.is_empty() { Ok(Plan { meta, runs, slurm, warnings }) } else { Err(SpecError(errors)) }
+    let early_stop = spec.early_stop.as_ref().and_then(|stop| stop_rule(spec, stop, &meta, &runs, &mut errors));
+    let search = spec.search.clone();
+    if errors.is_empty() {
+        Ok(Plan { meta, runs, slurm, warnings, search, early_stop })
+    } else {
+        Err(SpecError(errors))
+    }
 }
 
-/// The spec's `[sweep]` and `[slurm]` tables with the overrides of theirs applied, and the overrides of
-/// `[base]` keys; every bad override is an error.
-fn apply_overrides(spec: &Spec, overrides: &[String]) -> Result<(SweepMeta, SlurmSpec, Vec<Entry>), SpecError> {
+/// The early-stopping rule with its metric resolved; it needs a search, and a metric every run measures.
+fn stop_rule(
+    spec: &Spec,
+    stop: &EarlyStop,
+    meta: &SweepMeta,
+    runs: &[RunPlan],
+    errors: &mut Vec<Diagnostic>,
+) -> Option<StopRule> {
+    if spec.search.is_none() {
+        let d = Diagnostic::new("[early_stop] stops trials of a search, and this spec has no [search]", stop.origin.clone());
+        errors.push(d.help("add a [search] table with trials and [search.space], or remove [early_stop]"));
+        return None;
+    }
+    let metric = stop.metric.unwrap_or(meta.metric);
+    if metric.needs_judge() && runs.iter().any(|r| r.settings.judge.is_none()) {
+        let d = Diagnostic::new(
+            format!("[early_stop] metric = \"{metric}\" is measured only with a judge, and not every run of this sweep has one"),
+            stop.metric_origin.clone(),
+        );
+        errors.push(d.help("stop on a metric every run measures, e.g. metric = \"psnr\", or set judge = \"vgg16\" in [base]"));
+        return None;
+    }
+    let higher_is_better = if stop.metric.is_some_and(|m| m != meta.metric) { metric.higher_is_better() } else { meta.higher_is_better };
+    Some(StopRule {
+        method: stop.method,
+        metric,
+        higher_is_better,
+        min_epochs: stop.min_epochs,
+        reduction: stop.reduction,
+        min_runs: stop.min_runs,
+    })
+}
+
+/// The spec with its `[search]` and `[early_stop]` overrides applied, its `[sweep]` and `[slurm]`
+/// tables with theirs, and the overrides of `[base]` keys; every bad override is an error.
+fn apply_overrides(spec: &Spec, overrides: &[String]) -> Result<(Spec, SweepMeta, SlurmSpec, Vec<Entry>), SpecError> {
     let mut errors = Vec::new();
-    let mut meta = spec.meta.clone();
-    let mut slurm = spec.slurm.clone();
+    let mut tables = Tables { meta: spec.meta.clone(), slurm: spec.slurm.clone(), spec: spec.clone() };
     let mut cli = Vec::new();
     for arg in overrides {
-        match parse_override(arg, &mut meta, &mut slurm) {
+        match parse_override(arg, &mut tables) {
             Ok(Some(entry)) => cli.push(entry),
             Ok(None) => {}
             Err(d) => errors.push(d),
         }
     }
-    if errors.is_empty() { Ok((meta, slurm, cli)) } else { Err(SpecError(errors)) }
+    let Tables { meta, slurm, spec } = tables;
+    if errors.is_empty() { Ok((spec, meta, slurm, cli)) } else { Err(SpecError(errors)) }
+}
+
+/// What `--set TABLE.KEY=VALUE` overrides change.
+struct Tables {
+    meta: SweepMeta,
+    slurm: SlurmSpec,
+    /// For `[search]` and `[early_stop]`.
+    spec: Spec,
 }
 
 /// Everything below the variants: the schema's defaults, `[sweep]`'s data defaults, `[base]`, `--set`.
@@ -204,6 +273,10 @@ impl<'a> Resolver<'a> {
             .map(|e| (e.key.name.to_string(), plain(&e.value)))
             .collect();
         let group = short_hash(&flat.canonical_json());
+        if let (Some(other), Some(_)) = (self.groups.get(&group), &c.trial) {
+            self.warnings.push(format!("trial {} samples the same config as {other}: it is trained once", c.name));
+            return;
+        }
         if let Some(other) = self.groups.insert(group.clone(), c.name.clone()) {
             errors.push(Diagnostic::new(
                 format!(
@@ -213,7 +286,9 @@ impl<'a> Resolver<'a> {
                 c.origin.clone(),
             ));
         }
-        for &seed in self.seeds {
+        // A search's trials train with the first seed; `then = "seeds"` adds the others to the best.
+        let seeds = if c.trial.is_some() { &self.seeds[..1] } else { self.seeds };
+        for &seed in seeds {
             let mut config = flat.clone();
             let seed_value = Value::Integer(seed as i64);
             config.set(SEED_KEY, Setting { value: seed_value, origin: Origin::Derived, layer: Layer::Default });
@@ -225,6 +300,8 @@ impl<'a> Resolver<'a> {
                 settings: RunConfig::decode(&config),
                 config,
                 changed: changed.clone(),
+                trial: c.trial.clone(),
+                tuned: false,
             });
         }
     }
@@ -368,8 +445,9 @@ pub fn short_hash(text: &str) -> String {
     Sha256::digest(text.as_bytes()).iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// Parses one `--set KEY=VALUE`; `[sweep]` keys (`sweep.seeds=[0,1]`) change `meta` and return `None`.
-fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Result<Option<Entry>, Diagnostic> {
+/// Parses one `--set KEY=VALUE`; keys of the other tables (`sweep.seeds=[0,1]`, `search.trials=32`)
+/// change `tables` and return `None`.
+fn parse_override(arg: &str, tables: &mut Tables) -> Result<Option<Entry>, Diagnostic> {
     let origin = Origin::Cli { arg: arg.to_string() };
     let Some((name, text)) = arg.split_once('=') else {
         return Err(Diagnostic::new(format!("--set {arg}: expected KEY=VALUE"), origin).help("e.g. --set lr=0.01"));
@@ -393,12 +471,30 @@ fn parse_override(arg: &str, meta: &mut SweepMeta, slurm: &mut SlurmSpec) -> Res
     };
     if let Some(sweep_key) = name.strip_prefix("sweep.") {
         if sweep_key == "metric" {
-            meta.metric_origin = origin.clone();
+            tables.meta.metric_origin = origin.clone();
         }
-        return table_key(super::parse::apply_sweep_key(meta, sweep_key, &literal()));
+        return table_key(super::parse::apply_sweep_key(&mut tables.meta, sweep_key, &literal()));
     }
     if let Some(slurm_key) = name.strip_prefix("slurm.") {
-        return table_key(super::parse::apply_slurm_key(slurm, slurm_key, &literal()));
+        return table_key(super::parse::apply_slurm_key(&mut tables.slurm, slurm_key, &literal()));
+    }
+    let missing = |table: &str| Err((format!("the spec has no [{table}] table to set a key of"), None));
+    if let Some(key) = name.strip_prefix("search.") {
+        return table_key(match &mut tables.spec.search {
+            Some(search) => apply_search_key(search, key, &literal()),
+            None => missing("search"),
+        });
+    }
+    if let Some(key) = name.strip_prefix("early_stop.") {
+        return table_key(match &mut tables.spec.early_stop {
+            Some(stop) => {
+                if key == "metric" {
+                    stop.metric_origin = origin.clone();
+                }
+                apply_early_stop_key(stop, key, &literal())
+            }
+            None => missing("early_stop"),
+        });
     }
     let canonical = schema::SHORTHANDS.iter().find(|s| s.0 == name).map(|s| s.1).unwrap_or(name);
     let Some(key) = schema::key(canonical) else {

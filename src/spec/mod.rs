@@ -12,6 +12,7 @@
 //! - `error`: diagnostics with file:line:column, the offending text and "did you mean".
 
 pub mod config;
+pub mod early_stop;
 pub mod error;
 pub mod expand;
 pub mod generate;
@@ -19,6 +20,7 @@ pub mod parse;
 pub mod rules;
 pub mod run_config;
 pub mod schema;
+pub mod search;
 pub mod value;
 
 pub use config::{config_toml, read_config};

@@ -12,7 +12,9 @@ use toml::Value;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{Diagnostic, SpecError, did_you_mean};
+use super::early_stop::EarlyStop;
 use super::generate::Strategy;
+use super::search::Search;
 use super::schema::{self, Key};
 use super::value::{Origin, PathBase, SourceFile, check, show};
 use crate::metrics::Metric;
@@ -130,12 +132,17 @@ pub struct Spec {
     pub excludes: Vec<ExcludeRule>,
     pub reference: Option<Reference>,
     pub slurm: SlurmSpec,
-    /// How the combinations are generated: grid x variants, the only strategy a spec can ask for so
-    /// far (a `[search]` table will choose another, see `super::generate`).
+    /// `[search]`: random or quasi-random trials inside each variant.
+    pub search: Option<Search>,
+    /// `[early_stop]`: which trials the orchestrator stops early.
+    pub early_stop: Option<EarlyStop>,
+    /// How the combinations are generated: grid x variants, or a search inside each of them when the
+    /// spec has a `[search]` table (see `super::generate`).
     pub strategy: Strategy,
 }
 
-const TOP_LEVEL: &[&str] = &["sweep", "base", "grid", "variant", "exclude", "reference", "slurm"];
+const TOP_LEVEL: &[&str] =
+    &["sweep", "base", "grid", "variant", "exclude", "reference", "slurm", "search", "early_stop"];
 /// The table of a run's `config.toml` that records where its relative paths resolved.
 pub const PATHS_TABLE: &str = "paths";
 const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants", "claim"];
@@ -148,21 +155,21 @@ const SLURM_KEYS: &[&str] = &["partition", "gpus_per_task", "cpus_per_task", "me
 const MAX_SPEC_BYTES: u64 = 16 << 20;
 
 /// Collects diagnostics while a spec is read.
-struct Reader {
-    file: Arc<SourceFile>,
-    errors: Vec<Diagnostic>,
+pub(super) struct Reader {
+    pub(super) file: Arc<SourceFile>,
+    pub(super) errors: Vec<Diagnostic>,
 }
 
 impl Reader {
-    fn origin(&self, span: Range<usize>) -> Origin {
+    pub(super) fn origin(&self, span: Range<usize>) -> Origin {
         Origin::File { file: self.file.clone(), span }
     }
-    fn error(&mut self, message: String, span: Range<usize>, help: Option<String>) {
+    pub(super) fn error(&mut self, message: String, span: Range<usize>, help: Option<String>) {
         let mut d = Diagnostic::new(message, self.origin(span));
         d.help = help;
         self.errors.push(d);
     }
-    fn value(&mut self, v: &toml::Spanned<DeValue>, what: &str) -> Option<Value> {
+    pub(super) fn value(&mut self, v: &toml::Spanned<DeValue>, what: &str) -> Option<Value> {
         match to_value(v.get_ref()) {
             Ok(value) => Some(value),
             Err(msg) => {
@@ -224,6 +231,9 @@ impl Spec {
             None => SlurmSpec::default(),
         };
 
+        let search = get("search").and_then(|v| super::search::read(&mut r, v));
+        let early_stop = get("early_stop").and_then(|v| super::early_stop::read(&mut r, v));
+        let strategy = if search.is_some() { Strategy::Search } else { Strategy::Grid };
         match (meta, r.errors.is_empty()) {
             (Some(meta), true) => Ok(Spec {
                 path: path.to_path_buf(),
@@ -235,7 +245,9 @@ impl Spec {
                 excludes,
                 reference,
                 slurm,
-                strategy: Strategy::Grid,
+                search,
+                early_stop,
+                strategy,
             }),
             (Some(_), false) | (None, _) => Err(SpecError(r.errors)),
         }
@@ -818,7 +830,7 @@ fn is_metric(name: &str) -> bool {
 
 /// Help for a name that is not a metric: the closest metric (quoted with `quote`), then `lead` and
 /// the list of metrics.
-fn metric_help(given: &str, lead: &str, quote: char) -> String {
+pub(super) fn metric_help(given: &str, lead: &str, quote: char) -> String {
     let list = format!("{lead} {}", schema::quoted_list(&Metric::NAMES));
     match did_you_mean(given, Metric::NAMES.iter().copied()) {
         Some(g) => format!("did you mean {quote}{g}{quote}? {list}"),
@@ -865,7 +877,7 @@ fn read_published(
     Some(PublishedVariant { name: name.get_ref().to_string(), values, origin: r.origin(numbers.span()) })
 }
 
-fn checked(r: &mut Reader, key: &'static Key, v: &toml::Spanned<DeValue>) -> Option<Entry> {
+pub(super) fn checked(r: &mut Reader, key: &'static Key, v: &toml::Spanned<DeValue>) -> Option<Entry> {
     let value = r.value(v, &format!("`{}`", key.name))?;
     match check(key, &value) {
         Ok(value) => Some(Entry { key, value, origin: r.origin(v.span()) }),
@@ -887,10 +899,10 @@ fn table_entries(r: &mut Reader, v: &toml::Spanned<DeValue>, what: &str) -> Vec<
     entries
 }
 
-struct FlatItem<'a, 'i> {
-    key: &'static Key,
-    key_span: Range<usize>,
-    value: &'a toml::Spanned<DeValue<'i>>,
+pub(super) struct FlatItem<'a, 'i> {
+    pub(super) key: &'static Key,
+    pub(super) key_span: Range<usize>,
+    pub(super) value: &'a toml::Spanned<DeValue<'i>>,
 }
 
 /// The keys of a table, with nested tables (`[base.backbone]`, `backbone.pretrain = ...`) resolved to
@@ -903,7 +915,7 @@ fn flatten<'a, 'i>(r: &mut Reader, v: &'a toml::Spanned<DeValue<'i>>, what: &str
     t.iter().flat_map(|(k, v)| flatten_pair(r, k, v, "")).collect()
 }
 
-fn flatten_pair<'a, 'i>(
+pub(super) fn flatten_pair<'a, 'i>(
     r: &mut Reader,
     k: &toml::Spanned<std::borrow::Cow<'i, str>>,
     v: &'a toml::Spanned<DeValue<'i>>,

@@ -56,6 +56,7 @@ impl PlanGenerator for Grid {
                     variant: variant_name,
                     entries: own.iter().chain(point).map(|&e| e.clone()).collect(),
                     origin: variant.map(|v| v.origin.clone()).unwrap_or(Origin::Default),
+                    trial: None,
                 });
             }
         }

@@ -8,16 +8,15 @@
 //! spec (a random search's trial `i` only on its seed and `i`, so that raising the trial count keeps
 //! the earlier trials and their runs).
 //!
-//! Generators: `grid` (every `[[variant]]` crossed with every `[grid]` point, today's and the only
-//! one a spec can ask for so far).
+//! Generators: `grid` (every `[[variant]]` crossed with every `[grid]` point) and `search` (a
+//! `[search]`'s trials inside each of grid's combinations, see `super::search`).
 //!
-//! To add a generator (a random or quasi-random search): a file here with a unit struct implementing
-//! [`PlanGenerator`] and its tests, one arm in [`Strategy`] with its `mod` line, and the spec's way
-//! of choosing it (a `[search] method` read in `parse.rs` into [`super::Spec::strategy`]). A search
-//! runs inside each variant: it can take `grid::Grid`'s combinations and append each trial's sampled
-//! entries (with their `Origin` pointing at the `[search]` table), naming the trial in `name`.
+//! To add a generator: a file here with a unit struct implementing [`PlanGenerator`] and its tests,
+//! one arm in [`Strategy`] with its `mod` line, and the spec's way of choosing it (read in
+//! `parse.rs` into [`super::Spec::strategy`]).
 
 pub mod grid;
+pub mod search;
 
 use super::error::Diagnostic;
 use super::parse::{Entry, Spec};
@@ -40,6 +39,18 @@ pub struct Combination {
     pub entries: Vec<Entry>,
     /// Where it was defined, for errors about the whole combination (two that train the same runs).
     pub origin: Origin,
+    /// The search trial it is, if a search made it.
+    pub trial: Option<Trial>,
+}
+
+/// A trial of a search: the combination it was sampled inside, its number and its sampled values.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Trial {
+    /// The name of the grid combination (the variant) the trial belongs to.
+    pub variant: String,
+    pub index: u64,
+    /// `(key, value)` of each searched key, in `[search.space]` order.
+    pub sampled: Vec<(String, String)>,
 }
 
 /// A way of turning a spec into the combinations of its sweep.
@@ -54,5 +65,7 @@ named_enum! {
     pub enum Strategy: generator() -> &'static dyn PlanGenerator {
         /// Every `[[variant]]` crossed with every `[grid]` point.
         Grid = "grid" => &grid::Grid,
+        /// A `[search]`'s trials inside each of grid's combinations.
+        Search = "search" => &search::Search,
     }
 }
