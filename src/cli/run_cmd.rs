@@ -6,9 +6,14 @@ use anyhow::{Context, bail};
 
 use super::table::Table;
 use super::{CmdResult, ExecArgs, Failure, RunArgs, StatusArgs};
-use crate::runner::RunOptions;
 use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
+use crate::runner::tuned::best_trials;
+use crate::runner::{Executor, RunOptions};
+use crate::spec::Plan;
+use crate::spec::expand::with_tuned;
+use crate::spec::search::Then;
+use crate::store::decision::Decision;
 use crate::store::lock::SweepLock;
 use crate::store::metrics_file::MetricsFile;
 use crate::store::plan::{PLAN_FILE, SweepIndex, claim, materialise, sweep_dir};
@@ -50,18 +55,60 @@ pub fn run(args: RunArgs) -> CmdResult {
         eprintln!("warning: {note}");
     }
     let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
-    materialise(&plan, &args.spec.spec, &results)?;
-    let index = SweepIndex::read(&dir)?;
-    let outcome = run_sweep(executor.as_mut(), &lock, &index, &opts)?;
+    let (index, outcome) = train_phases(plan, executor.as_mut(), &lock, &args.spec.spec, &results, &opts)?;
     drop(lock);
     print!("{}", status_table(&dir, &index)?);
     finished(&dir, &outcome)
 }
 
+/// Trains the plan's runs; with `[search] then = "seeds"`, then the best trial of each variant whose
+/// search has ended with the sweep's other seeds (added to the plan from the files, so a re-run adds
+/// the same ones at once).
+fn train_phases(
+    mut plan: Plan,
+    executor: &mut dyn Executor,
+    lock: &SweepLock,
+    spec_path: &Path,
+    results: &Path,
+    opts: &RunOptions,
+) -> anyhow::Result<(SweepIndex, SweepOutcome)> {
+    let tuning = plan.search.as_ref().is_some_and(|s| s.then == Some(Then::Seeds));
+    let dir = lock.dir();
+    let tuned = |plan: Plan| {
+        let index = SweepIndex::from_plan(&plan, spec_path);
+        let best: Vec<String> = best_trials(dir, &index).into_iter().map(|i| index.runs[i].id.clone()).collect();
+        with_tuned(plan, &best.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    if tuning {
+        plan = tuned(plan);
+    }
+    let mut total = SweepOutcome::default();
+    loop {
+        materialise(&plan, spec_path, results)?;
+        let index = SweepIndex::read(dir)?;
+        let outcome = run_sweep(executor, lock, &index, opts, plan.early_stop)?;
+        let trained_before = total.done;
+        total = SweepOutcome {
+            done: trained_before + outcome.done,
+            skipped: outcome.skipped.saturating_sub(trained_before),
+            ..outcome
+        };
+        if !tuning || total.interrupted {
+            return Ok((index, total));
+        }
+        let runs = plan.runs.len();
+        plan = tuned(plan);
+        if plan.runs.len() == runs {
+            return Ok((index, total));
+        }
+    }
+}
+
 /// The last line of `sweep run`, and its exit code: 1 when runs failed, 130 when it was interrupted.
 fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
+    let stopped = if outcome.stopped > 0 { format!(", {} stopped early", outcome.stopped) } else { String::new() };
     println!(
-        "\n{} trained, {} already done, {} failed{}   results: {}",
+        "\n{} trained, {} already done, {} failed{stopped}{}   results: {}",
         outcome.done,
         outcome.skipped,
         outcome.failed.len(),
@@ -90,7 +137,8 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     let device = open_device(args.device)?;
     install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
-        Ok(Outcome::Done) => Ok(()),
+        // Exit 0: the run's status says done or stopped.
+        Ok(Outcome::Done | Outcome::Stopped(_)) => Ok(()),
         Ok(Outcome::AlreadyDone) => {
             println!(
                 "run {} is done already: nothing to train (remove its folder to train it again)",
@@ -202,7 +250,11 @@ pub fn status_table(dir: &Path, index: &SweepIndex) -> anyhow::Result<String> {
                 s.state.name().to_string(),
                 format!("{}/{}", s.epochs_done, s.epochs),
                 format!("{:.0} s", s.seconds),
-                s.reason.clone().unwrap_or_default(),
+                // A stopped trial's standing is its decision's now (it may have changed since it stopped).
+                match (s.state, Decision::read(&run_dir).ok().flatten()) {
+                    (State::Stopped, Some(d)) => d.reason,
+                    _ => s.reason.clone().unwrap_or_default(),
+                },
                 s.epochs_done,
             ),
             Ok(None) => ("missing".into(), "-".into(), "-".into(), String::new(), 0),
@@ -225,5 +277,26 @@ pub fn status_table(dir: &Path, index: &SweepIndex) -> anyhow::Result<String> {
             reason,
         ]);
     }
-    Ok(table.render() + &notes.iter().map(|n| format!("note: {n}\n")).collect::<String>())
+    Ok(table.render() + &search_summary(dir, index) + &notes.iter().map(|n| format!("note: {n}\n")).collect::<String>())
+}
+
+/// What early stopping saved: the epochs the search's trials trained against training each in full.
+fn search_summary(dir: &Path, index: &SweepIndex) -> String {
+    let trials: Vec<RunStatus> = index
+        .runs
+        .iter()
+        .filter(|r| r.trial.is_some() && !r.tuned)
+        .filter_map(|r| RunStatus::observe(&dir.join(&r.id)).ok().flatten())
+        .collect();
+    if trials.is_empty() {
+        return String::new();
+    }
+    let trained: u64 = trials.iter().map(|s| s.epochs_done).sum();
+    let full: u64 = trials.iter().map(|s| s.epochs).sum();
+    let stopped = trials.iter().filter(|s| s.state == State::Stopped).count();
+    let saved = if full > 0 { 100.0 * (full - trained.min(full)) as f64 / full as f64 } else { 0.0 };
+    format!(
+        "\nsearch: {} trials, {stopped} stopped early; {trained} of {full} epochs trained ({saved:.0}% saved against training every trial in full)\n",
+        trials.len()
+    )
 }

@@ -47,6 +47,8 @@ pub fn fake_report(n: usize) -> Report {
                     variant: format!("a rather long variant name number {v}"),
                     seed,
                     changed: Vec::new(),
+                    trial: None,
+                    tuned: false,
                 },
                 dir: PathBuf::new(),
                 state: RunState::Done,
@@ -68,6 +70,7 @@ pub fn fake_report(n: usize) -> Report {
         higher_is_better: true,
         max_retries: 0,
         runs: runs.iter().map(|r| r.planned.clone()).collect(),
+        searched: Vec::new(),
     };
     let set = SweepResults { dir: PathBuf::new(), index, spec: None, runs, notes: Vec::new() };
     let mut variants = crate::report::aggregate::variants(&set, 0, None);

@@ -11,7 +11,9 @@
 //! - `queue`: which runs to train and how an attempt that ended without recording its outcome is
 //!   written into its `status.json`;
 //! - `progress`: the display of a sweep in progress (a line per active run and an overall bar on a
-//!   terminal, plain lines otherwise).
+//!   terminal, plain lines otherwise);
+//! - `early_stop`: which trials of a search stop early, decided from the runs' metrics files (ASHA,
+//!   the median rule), and each variant's best trial for `[search] then = "seeds"`.
 //!
 //! **Adding an executor** is one file here implementing [`Executor`] (starting attempts, reporting
 //! what became of them as [`Event`]s) and one arm of [`ExecutorKind`] (its `--executor` name, and
@@ -19,21 +21,24 @@
 //! take with [`BadOptions`]). The loop, the retries, the status files, the stop request and the
 //! display come with it. What the interface leaves room for: several runs per device or per Slurm
 //! task (issue 12) are an executor's business (its slots, or runs packed into one task, each still
-//! reported as its own [`Event`]); early stopping decided by the orchestrator from the runs' metrics
-//! files (issue 14) is the loop's, which would ask the executor to stop one attempt (a method beside
-//! [`Executor::halt`]) and settle it as stopped.
+//! reported as its own [`Event`]). Early stopping is the loop's: it writes each trial's decision
+//! file, the trainer stops itself there (an ordinary end of its attempt, settled as stopped, its slot
+//! free at once), and the loop starts the stopped runs a later decision promotes like any other.
 
+pub mod early_stop;
 pub mod local;
 pub mod progress;
 pub mod queue;
 pub mod slurm;
 pub mod sweep;
+pub mod tuned;
 
 use std::path::Path;
 
 use anyhow::Result;
 
 use crate::device::Device;
+use crate::spec::early_stop::StopRule;
 use crate::spec::parse::SlurmSpec;
 use crate::store::plan::SweepIndex;
 use progress::Say;
@@ -93,6 +98,8 @@ pub struct Sweep<'a> {
     pub dir: &'a Path,
     pub index: &'a SweepIndex,
     pub say: Say,
+    /// The early-stopping rule of the search's trials.
+    pub early_stop: Option<StopRule>,
 }
 
 impl Sweep<'_> {

@@ -186,6 +186,21 @@ impl<'a> Progress<'a> {
         self.overall.set_message(format!("{}/{} runs", self.runs_finished, self.runs_total));
     }
 
+    /// A run joins the queue: one early stopping promoted (again, or one this sweep had not queued).
+    pub fn add(&mut self, run: usize) {
+        if self.epochs.contains_key(&run) {
+            self.runs_finished = self.runs_finished.saturating_sub(1);
+        } else {
+            let status = RunStatus::read(&self.sweep_dir.join(&self.index.runs[run].id)).ok().flatten();
+            let (done, total) = status.map_or((0, 0), |s| (s.epochs_done, s.epochs));
+            self.epochs.insert(run, (done, total));
+            self.base_epochs += done;
+            self.overall.inc_length(total.saturating_sub(done));
+            self.runs_total += 1;
+        }
+        self.update_overall();
+    }
+
     /// Takes a run's line off the display.
     pub fn remove(&mut self, run: usize) {
         if let Some(pos) = self.lines.iter().position(|l| l.run == run) {

@@ -32,6 +32,8 @@ pub struct SweepOutcome {
     /// Some runs were stopped (Ctrl-C, `--fail-fast`) or are still running elsewhere (a detached Slurm
     /// job): running the sweep again picks them up.
     pub interrupted: bool,
+    /// Trials early stopping left stopped when the sweep ended.
+    pub stopped: usize,
 }
 
 /// The runs a sweep will train, in plan order (indices into [`SweepIndex::runs`]).
@@ -39,6 +41,8 @@ pub struct SweepOutcome {
 pub struct Selection {
     pub queue: Vec<usize>,
     pub skipped: usize,
+    /// Runs early stopping stopped: not queued, unless a decision promotes them.
+    pub stopped: Vec<usize>,
     /// Failed runs whose retries are spent, left alone without `--retry-failed`.
     pub failed: Vec<FailedRun>,
     /// Failed runs queued again by `--retry-failed`.
@@ -82,6 +86,7 @@ pub fn select(sweep_dir: &Path, index: &SweepIndex, retry_failed: bool, repair: 
         };
         match s.state {
             State::Done => selection.skipped += 1,
+            State::Stopped => selection.stopped.push(i),
             State::Failed if !s.retries_left(index.max_retries) => {
                 if retry_failed {
                     selection.retried.push(i);

@@ -550,7 +550,10 @@ mod tests {
                 variant: "v".into(),
                 seed: 0,
                 changed: vec![],
+                trial: None,
+                tuned: false,
             }],
+            searched: Vec::new(),
         }
     }
 

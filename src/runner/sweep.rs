@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::early_stop;
 use super::progress::{Progress, Say};
 use super::queue::{FailedRun, SweepOutcome, select, settle};
 use super::{Attempt, AttemptEnd, Event, Executor, Halt, RunOptions, Sweep};
+use crate::spec::early_stop::StopRule;
 use crate::store::lock::SweepLock;
 use crate::store::plan::SweepIndex;
 use crate::store::protocol::{install_stop_handler, stop_requested};
@@ -25,6 +27,8 @@ use crate::store::status::{RunStatus, State};
 const POLL: Duration = Duration::from_millis(20);
 /// Wait before trying again a run that another process still trains.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How often early stopping looks at the trials under way (and after every attempt that ends).
+const DECIDE_EVERY: Duration = Duration::from_secs(1);
 
 /// Trains every run of the locked sweep that is not done with `executor` (see the module doc).
 pub fn run_sweep(
@@ -32,16 +36,23 @@ pub fn run_sweep(
     lock: &SweepLock,
     index: &SweepIndex,
     opts: &RunOptions,
+    early_stop: Option<StopRule>,
 ) -> Result<SweepOutcome> {
     install_stop_handler();
-    let sweep = Sweep { dir: lock.dir(), index, say: Say::new() };
+    let sweep = Sweep { dir: lock.dir(), index, say: Say::new(), early_stop };
     let mut outcome = SweepOutcome::default();
     let adopted = executor.adopt(&sweep)?;
     if !adopted.is_empty() && !Round::new(&sweep, adopted, &[], opts).drive(executor, &mut outcome)? {
         return detached(executor, &sweep, outcome);
     }
-    let selection = select(sweep.dir, index, opts.retry_failed, true)?;
+    let mut selection = select(sweep.dir, index, opts.retry_failed, true)?;
     selection.notes.iter().for_each(|n| sweep.say.line(&format!("warning: {n}")));
+    // Every trial's decision is written before any starts; stopped trials promoted meanwhile go first.
+    let promoted = match &sweep.early_stop {
+        Some(rule) => early_stop::decide(&sweep, rule)?,
+        None => Vec::new(),
+    };
+    selection.queue.splice(0..0, promoted.iter().copied());
     selection.grant_retries(sweep.dir, index)?;
     // Runs finished by adopted attempts count as trained, not as done already; runs that failed for
     // good are all in the selection's list.
@@ -57,12 +68,16 @@ pub fn run_sweep(
         executor.destination()
     ));
     if !selection.queue.is_empty() {
-        executor.prepare(&sweep, &selection.queue)?;
+        // Stopped trials may be promoted and started later: the executor readies them too.
+        let mut startable = selection.queue.clone();
+        startable.extend(selection.stopped.iter().filter(|r| !promoted.contains(r)));
+        executor.prepare(&sweep, &startable)?;
     }
     if !round.drive(executor, &mut outcome)? {
         return detached(executor, &sweep, outcome);
     }
     executor.finish(&sweep, false)?;
+    outcome.stopped = select(sweep.dir, index, false, false)?.stopped.len();
     Ok(outcome)
 }
 
@@ -93,6 +108,8 @@ struct Round<'a> {
     /// `--fail-fast` after a failure: the same, for the other runs.
     halted: bool,
     fail_fast: bool,
+    /// When early stopping last decided.
+    decided: Instant,
 }
 
 impl<'a> Round<'a> {
@@ -109,6 +126,7 @@ impl<'a> Round<'a> {
             stopping: false,
             halted: false,
             fail_fast: opts.fail_fast,
+            decided: now,
         }
     }
 
@@ -137,12 +155,32 @@ impl<'a> Round<'a> {
             }
             std::thread::sleep(POLL);
             self.progress.tick();
-            for event in executor.poll(self.sweep)? {
+            let events = executor.poll(self.sweep)?;
+            let ended = events.iter().any(|e| matches!(e, Event::Ended { .. }));
+            for event in events {
                 if !self.handle(event, executor, outcome)? {
                     return Ok(false);
                 }
             }
+            if ended || self.decided.elapsed() >= DECIDE_EVERY {
+                self.decide()?;
+            }
         }
+    }
+
+    /// Early stopping's decisions from the files as they are now; stopped trials they promote are
+    /// started before the others.
+    fn decide(&mut self) -> Result<()> {
+        self.decided = Instant::now();
+        let Some(rule) = &self.sweep.early_stop else { return Ok(()) };
+        let promoted = early_stop::decide(self.sweep, rule)?;
+        for &run in promoted.iter().rev() {
+            if !self.active.contains_key(&run) && !self.waiting.iter().any(|w| w.run == run) {
+                self.progress.add(run);
+                self.waiting.push_front(Waiting { run, not_before: Instant::now() });
+            }
+        }
+        Ok(())
     }
 
     /// Starts an attempt of every waiting run whose time has come, as far as the executor has room.
@@ -217,6 +255,10 @@ impl<'a> Round<'a> {
             State::Interrupted => {
                 outcome.interrupted = true;
                 self.progress.finished(run, "interrupted", true);
+            }
+            State::Stopped => {
+                let epochs = format!("stopped after epoch {}", status.epochs_done);
+                self.progress.finished(run, &epochs, true);
             }
             // An attempt that settled without a final state counts as a failure.
             State::Failed | State::Pending | State::Running => {

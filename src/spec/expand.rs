@@ -186,6 +186,22 @@ struct Tables {
     spec: Spec,
 }
 
+/// `plan` with the runs that train the trials `best` (run ids, each a variant's best trial) with the
+/// sweep's other seeds (`[search] then = "seeds"`), those it lacks only.
+pub fn with_tuned(mut plan: Plan, best: &[&str]) -> Plan {
+    let seeds = plan.meta.seeds.get(1..).unwrap_or_default().to_vec();
+    let have: BTreeSet<String> = plan.runs.iter().map(|r| r.id.clone()).collect();
+    let tuned: Vec<RunPlan> = plan
+        .runs
+        .iter()
+        .filter(|r| best.contains(&r.id.as_str()))
+        .flat_map(|r| seeds.iter().map(|&seed| RunPlan { tuned: true, ..r.with_seed(seed) }))
+        .filter(|r| !have.contains(&r.id))
+        .collect();
+    plan.runs.extend(tuned);
+    plan
+}
+
 /// Everything below the variants: the schema's defaults, `[sweep]`'s data defaults, `[base]`, `--set`.
 fn below_variants(spec: &Spec, cli: &[Entry]) -> Flat {
     let mut below = Flat::default();

@@ -9,6 +9,7 @@
 //!   config.toml    the resolved config, a one-run spec (format: spec)
 //!   status.json    state and progress (status)
 //!   metrics.csv    one row per epoch (metrics_file)
+//!   decision.json  how far early stopping lets the run train (decision)
 //!   curve.csv      ab-accuracy curves, curve_best.csv (curve_file)
 //!   model.json     what rebuilding the network needs beyond the config (model_info)
 //!   log.txt        the trainer's log and its process's output (log)

@@ -10,13 +10,15 @@
 //! - `protocol`: the process protocol between an orchestrator and `sweep exec`: exit codes, the stop
 //!   request, [`protocol::RunBusy`];
 //! - `metrics_file`, `curve_file`: a run's `metrics.csv` and `curve.csv`/`curve_best.csv`;
+//! - `decision`: a run's `decision.json`, how far early stopping lets it train (written by the
+//!   orchestrator, read by the trainer before each epoch);
 //! - `model_info`: a run's `model.json`;
 //! - `log`: a run's `log.txt`.
 //!
 //! Each results file has one owner module that knows its name and format. The files above are owned
 //! here, names and formats: they are plain data that layers on both sides of the trainer read
 //! (`metrics.csv` is written by the trainer and read by the orchestrators' progress display, by
-//! `sweep status` and by `sweep report`; early stopping decided by the orchestrator will read it too),
+//! `sweep status`, by `sweep report` and by the orchestrator's early stopping),
 //! so their format cannot live in `train`. Files whose format belongs to a higher layer keep their
 //! owner there, and take their names from [`layout`]: checkpoints (burn's records,
 //! `train::checkpoint`), `samples.png` (drawn from decoded chroma, `train::samples`), `config.toml`
@@ -29,6 +31,7 @@
 //! The store imports `spec` (a plan's runs), `metrics` (the values of a metrics row) and `atomic`.
 
 pub mod curve_file;
+pub mod decision;
 pub mod layout;
 pub mod lock;
 pub mod log;

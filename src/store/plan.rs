@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::layout::{CONFIG_FILE, damaged};
 use super::status::RunStatus;
 use crate::atomic::write_atomic;
+use crate::spec::generate::Trial;
 use crate::spec::{Plan, Spec, config_toml, read_config};
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -26,6 +27,20 @@ pub struct PlannedRun {
     pub variant: String,
     pub seed: u64,
     pub changed: Vec<(String, String)>,
+    /// The search trial it trains, if a search made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
+    /// It trains a variant's best trial with another seed (`[search] then = "seeds"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tuned: bool,
+}
+
+/// A searched key as `plan.json` records it, for the report's search plots.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchedKey {
+    pub key: String,
+    /// Its distribution's name (`log_uniform` is plotted on a log axis).
+    pub distribution: String,
 }
 
 /// `plan.json`.
@@ -38,6 +53,9 @@ pub struct SweepIndex {
     pub higher_is_better: bool,
     pub max_retries: u32,
     pub runs: Vec<PlannedRun>,
+    /// The keys a `[search]` samples, in `[search.space]` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searched: Vec<SearchedKey>,
 }
 
 impl SweepIndex {
@@ -60,8 +78,14 @@ impl SweepIndex {
                     variant: r.variant.clone(),
                     seed: r.seed,
                     changed: r.changed.clone(),
+                    trial: r.trial.clone(),
+                    tuned: r.tuned,
                 })
                 .collect(),
+            searched: plan.search.iter().flat_map(|s| &s.space).map(|d| SearchedKey {
+                key: d.key.name.to_string(),
+                distribution: d.dist.kind().name().to_string(),
+            }).collect(),
         }
     }
 
@@ -110,7 +134,15 @@ impl SweepIndex {
                 }
             };
             let variant = RunStatus::read(&dir).ok().flatten().map_or_else(|| id.clone(), |s| s.variant);
-            runs.push(PlannedRun { id, group: run.group, variant, seed: run.seed, changed: Vec::new() });
+            runs.push(PlannedRun {
+                id,
+                group: run.group,
+                variant,
+                seed: run.seed,
+                changed: Vec::new(),
+                trial: None,
+                tuned: false,
+            });
             meta.get_or_insert(m);
         }
         runs.sort_by(|a, b| (&a.variant, a.seed).cmp(&(&b.variant, b.seed)));
@@ -123,6 +155,7 @@ impl SweepIndex {
             higher_is_better: meta.as_ref().is_some_and(|m| m.higher_is_better),
             max_retries: meta.as_ref().map_or(0, |m| m.max_retries),
             runs,
+            searched: Vec::new(),
         };
         Ok((index, notes))
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// How `sweep exec` ended, by its exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecExit {
-    /// 0: the run is done.
+    /// 0: the run is done, or early stopping stopped it (`status.json` says which).
     Done,
     /// 1: the attempt failed; the trainer recorded why in `status.json` when it could.
     Failed,

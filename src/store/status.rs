@@ -31,6 +31,9 @@ pub enum State {
     Failed,
     /// Stopped on purpose (Ctrl-C); resumes from its last checkpoint.
     Interrupted,
+    /// Stopped early by the search's early stopping (`decision.json`), its epochs and checkpoints
+    /// kept: not a failure, and resumed from its last checkpoint if a later decision promotes it.
+    Stopped,
 }
 
 impl State {
@@ -41,6 +44,7 @@ impl State {
             State::Done => "done",
             State::Failed => "failed",
             State::Interrupted => "interrupted",
+            State::Stopped => "stopped",
         }
     }
 }
@@ -87,6 +91,8 @@ pub enum End {
     Interrupted(String),
     /// Failed, with why; counts against the run's retries.
     Failed(String),
+    /// Stopped by early stopping, with the decision's reason.
+    Stopped(String),
 }
 
 impl RunStatus {
@@ -234,6 +240,10 @@ impl RunStatus {
             End::Failed(reason) => {
                 self.state = State::Failed;
                 self.failures += 1;
+                self.reason = Some(reason);
+            }
+            End::Stopped(reason) => {
+                self.state = State::Stopped;
                 self.reason = Some(reason);
             }
         }

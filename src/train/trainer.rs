@@ -37,6 +37,7 @@ use crate::rng::Rng;
 use crate::spec::run_config::{BackboneStart, OptimizerConfig, Schedule, TaskConfig, TrainConfig};
 use crate::spec::{RunConfig, RunPlan, SweepMeta, read_config};
 use crate::store::curve_file;
+use crate::store::decision::Decision;
 use crate::store::layout::{
     CONFIG_FILE, SAMPLES_FILE, checkpoints, file_lists_dir, priors_dir, results_root, tensorboard_dir,
 };
@@ -55,6 +56,8 @@ const SAMPLE_IMAGES: usize = 8;
 pub enum Outcome {
     Done,
     Interrupted,
+    /// Early stopping stopped it ([`Decision`]), with the decision's reason.
+    Stopped(String),
     /// It was done before this call, which changed nothing.
     AlreadyDone,
 }
@@ -94,6 +97,7 @@ pub fn exec(run_dir: &Path, device: &Device, quiet: bool) -> Result<Outcome> {
     let end = match &result {
         Ok(Outcome::Done | Outcome::AlreadyDone) => End::Done,
         Ok(Outcome::Interrupted) => End::Interrupted("interrupted (Ctrl-C or SIGTERM); `sweep run` resumes it".into()),
+        Ok(Outcome::Stopped(reason)) => End::Stopped(reason.clone()),
         Err(e) => {
             log.line(&format!("failed: {e:#}"));
             End::Failed(format!("{e:#}"))
@@ -239,6 +243,11 @@ impl Epochs<'_> {
         let mut board = RunBoard::open(self.board_dir, self.run_id, metrics.rows())?;
         let mut best = Best::of(self.meta, metrics.rows());
         for epoch in start..self.cfg.train.epochs {
+            // Early stopping's decision, asked before each epoch: the orchestrator may have changed it.
+            if let Some(decision) = Decision::read(self.run_dir)?.filter(|d| d.stops_at(epoch)) {
+                log.line(&format!("stopped after epoch {epoch}: {}", decision.reason));
+                return Ok(Outcome::Stopped(decision.reason));
+            }
             let lr = learning_rate(&self.cfg.train, epoch);
             let started = Instant::now();
             let (trained, training) = self.train_epoch(model, &mut optim, epoch, lr, log)?;
