@@ -15,14 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 use toml::Value;
 
-use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::early_stop::{EarlyStop, StopRule, apply_early_stop_key};
+use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::generate::{Combination, MAX_RUNS, Trial};
 use super::parse::{Entry, ExcludeRule, SlurmSpec, Spec, SweepMeta};
-use super::search::{Search, apply_search_key};
 use super::rules::{cross_check, derive};
 use super::run_config::RunConfig;
 use super::schema::{self, KEYS, Kind, SEED_KEY};
+use super::search::{Search, apply_search_key};
 use super::value::{Flat, Layer, Origin, Setting, check, parse_literal};
 
 /// One run of a sweep.
@@ -49,7 +49,10 @@ impl RunPlan {
     /// The same config with seed `seed`: its own run id, the same group.
     pub fn with_seed(&self, seed: u64) -> RunPlan {
         let mut config = self.config.clone();
-        config.set(SEED_KEY, Setting { value: Value::Integer(seed as i64), origin: Origin::Derived, layer: Layer::Default });
+        config.set(
+            SEED_KEY,
+            Setting { value: Value::Integer(seed as i64), origin: Origin::Derived, layer: Layer::Default },
+        );
         let mut settings = self.settings.clone();
         settings.seed = seed;
         RunPlan { id: short_hash(&config.canonical_json()), seed, config, settings, ..self.clone() }
@@ -137,20 +140,28 @@ fn stop_rule(
     errors: &mut Vec<Diagnostic>,
 ) -> Option<StopRule> {
     if spec.search.is_none() {
-        let d = Diagnostic::new("[early_stop] stops trials of a search, and this spec has no [search]", stop.origin.clone());
+        let d = Diagnostic::new(
+            "[early_stop] stops trials of a search, and this spec has no [search]",
+            stop.origin.clone(),
+        );
         errors.push(d.help("add a [search] table with trials and [search.space], or remove [early_stop]"));
         return None;
     }
     let metric = stop.metric.unwrap_or(meta.metric);
     if metric.needs_judge() && runs.iter().any(|r| r.settings.judge.is_none()) {
         let d = Diagnostic::new(
-            format!("[early_stop] metric = \"{metric}\" is measured only with a judge, and not every run of this sweep has one"),
+            format!(
+                "[early_stop] metric = \"{metric}\" is measured only with a judge, and not every run of this sweep has one"
+            ),
             stop.metric_origin.clone(),
         );
-        errors.push(d.help("stop on a metric every run measures, e.g. metric = \"psnr\", or set judge = \"vgg16\" in [base]"));
+        errors.push(
+            d.help("stop on a metric every run measures, e.g. metric = \"psnr\", or set judge = \"vgg16\" in [base]"),
+        );
         return None;
     }
-    let higher_is_better = if stop.metric.is_some_and(|m| m != meta.metric) { metric.higher_is_better() } else { meta.higher_is_better };
+    let higher_is_better =
+        if stop.metric.is_some_and(|m| m != meta.metric) { metric.higher_is_better() } else { meta.higher_is_better };
     Some(StopRule {
         method: stop.method,
         metric,

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use toml::Value;
 use toml::de::{DeTable, DeValue};
 
-use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::early_stop::EarlyStop;
+use super::error::{Diagnostic, SpecError, did_you_mean};
 use super::generate::Strategy;
-use super::search::Search;
 use super::schema::{self, Key};
+use super::search::Search;
 use super::value::{Origin, PathBase, SourceFile, check, show};
 use crate::metrics::Metric;
 use crate::named::Named;

@@ -27,7 +27,9 @@ impl Decision {
         let path = run_dir.join(DECISION_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a valid decision file (`sweep run` writes it again)", path.display()))
+                .with_context(|| {
+                    format!("{} is not a valid decision file (`sweep run` writes it again)", path.display())
+                })
                 .map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -82,10 +82,12 @@ impl SweepIndex {
                     tuned: r.tuned,
                 })
                 .collect(),
-            searched: plan.search.iter().flat_map(|s| &s.space).map(|d| SearchedKey {
-                key: d.key.name.to_string(),
-                distribution: d.dist.kind().name().to_string(),
-            }).collect(),
+            searched: plan
+                .search
+                .iter()
+                .flat_map(|s| &s.space)
+                .map(|d| SearchedKey { key: d.key.name.to_string(), distribution: d.dist.kind().name().to_string() })
+                .collect(),
         }
     }
 

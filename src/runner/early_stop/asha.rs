@@ -117,8 +117,7 @@ mod tests {
         for (i, v) in [(3, 25.0), (4, 19.0), (5, 18.0), (6, 23.0), (7, 17.0), (8, 16.0)] {
             c[i] = curve(&[v]);
         }
-        let expected =
-            vec![Some(1), Some(3), Some(1), Some(3), Some(1), Some(1), Some(3), Some(1), Some(1)];
+        let expected = vec![Some(1), Some(3), Some(1), Some(3), Some(1), Some(1), Some(3), Some(1), Some(1)];
         assert_eq!(limits(&c), expected);
         // Step 4: trials 3 and 6 reach epoch 3 with 26 and 23.5: rung 1 is complete, floor(3/3) = 1:
         // trial 3 (26) trains all 9 epochs, trials 1 (24) and 6 (23.5) stop at epoch 3.

@@ -31,7 +31,8 @@ impl PlanGenerator for Search {
             return Vec::new();
         }
         let sampler = search.method.sampler();
-        let points: Vec<Vec<f64>> = (0..search.trials).map(|i| sampler.point(search.seed, i, search.space.len())).collect();
+        let points: Vec<Vec<f64>> =
+            (0..search.trials).map(|i| sampler.point(search.seed, i, search.space.len())).collect();
         let mut out = Vec::with_capacity(count as usize);
         for v in &variants {
             for (i, point) in points.iter().enumerate() {

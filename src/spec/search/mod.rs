@@ -138,10 +138,16 @@ pub fn apply_search_key(search: &mut Search, key: &str, value: &Value) -> Result
             Some(m) => search.method = m,
             None => return invalid(format!("give one of {}", schema::quoted_list(&SearchMethod::NAMES))),
         },
-        "trials" => match value.as_integer().and_then(|i| u64::try_from(i).ok()).filter(|n| (1..=MAX_TRIALS).contains(n)) {
-            Some(n) => search.trials = n,
-            None => return invalid(format!("give the number of trials per variant, 1 to {MAX_TRIALS}, e.g. trials = 16")),
-        },
+        "trials" => {
+            match value.as_integer().and_then(|i| u64::try_from(i).ok()).filter(|n| (1..=MAX_TRIALS).contains(n)) {
+                Some(n) => search.trials = n,
+                None => {
+                    return invalid(format!(
+                        "give the number of trials per variant, 1 to {MAX_TRIALS}, e.g. trials = 16"
+                    ));
+                }
+            }
+        }
         "seed" => match value.as_integer().and_then(|i| u64::try_from(i).ok()) {
             Some(n) => search.seed = n,
             None => return invalid("give an integer >= 0".into()),
@@ -166,8 +172,14 @@ pub(super) fn read(r: &mut Reader, v: &toml::Spanned<DeValue>) -> Option<Search>
         r.error("`search` must be a table: [search]".into(), v.span(), None);
         return None;
     };
-    let mut search =
-        Search { method: SearchMethod::Random, trials: 0, seed: 0, then: None, space: Vec::new(), origin: r.origin(v.span()) };
+    let mut search = Search {
+        method: SearchMethod::Random,
+        trials: 0,
+        seed: 0,
+        then: None,
+        space: Vec::new(),
+        origin: r.origin(v.span()),
+    };
     for (k, v) in t.iter() {
         let key = k.get_ref().as_ref();
         if key == "space" {
@@ -201,7 +213,11 @@ fn read_space(r: &mut Reader, v: &toml::Spanned<DeValue>, space: &mut Vec<Dimens
         return;
     };
     if t.is_empty() {
-        r.error("[search.space] searches no key".into(), v.span(), Some("add e.g. lr = { log_uniform = [1e-4, 1e-2] }".into()));
+        r.error(
+            "[search.space] searches no key".into(),
+            v.span(),
+            Some("add e.g. lr = { log_uniform = [1e-4, 1e-2] }".into()),
+        );
     }
     for (k, v) in t.iter() {
         for item in flatten_pair(r, k, v, "") {
@@ -239,7 +255,9 @@ fn read_distribution(r: &mut Reader, key: &'static Key, v: &toml::Spanned<DeValu
     };
     Some(match kind {
         DistributionKind::Choice => Distribution::Choice(read_choices(r, key, &items)?),
-        DistributionKind::LogUniform => read_range(r, key, kind, arg, &items).map(|(a, b)| Distribution::LogUniform(a, b))?,
+        DistributionKind::LogUniform => {
+            read_range(r, key, kind, arg, &items).map(|(a, b)| Distribution::LogUniform(a, b))?
+        }
         DistributionKind::Uniform => read_range(r, key, kind, arg, &items).map(|(a, b)| Distribution::Uniform(a, b))?,
         DistributionKind::IntUniform => {
             read_range(r, key, kind, arg, &items).map(|(a, b)| Distribution::IntUniform(a as i64, b as i64))?
@@ -298,10 +316,20 @@ fn read_range(
             }
         };
         if !fits {
-            r.error(format!("{kind} of {name}: {} is not {}", show(&value), if kind == DistributionKind::IntUniform { "an integer" } else { "a number" }), item.span(), None);
+            r.error(
+                format!(
+                    "{kind} of {name}: {} is not {}",
+                    show(&value),
+                    if kind == DistributionKind::IntUniform { "an integer" } else { "a number" }
+                ),
+                item.span(),
+                None,
+            );
             return None;
         }
-        if kind == DistributionKind::LogUniform && value.as_float().or(value.as_integer().map(|i| i as f64)).is_some_and(|x| x <= 0.0) {
+        if kind == DistributionKind::LogUniform
+            && value.as_float().or(value.as_integer().map(|i| i as f64)).is_some_and(|x| x <= 0.0)
+        {
             let help = "a log-uniform range lies above 0: give e.g. [1e-5, 1e-2], or use uniform".to_string();
             r.error(format!("log_uniform of {name} touches 0 or below ({})", show(&value)), item.span(), Some(help));
             return None;
