@@ -1,10 +1,15 @@
 //! `sweep plan` (a spec's runs as a table or JSON) and `sweep keys` (the config schema).
 
+use std::collections::BTreeSet;
+
 use serde_json::json;
 
 use super::table::Table;
 use super::{CmdResult, KeysArgs, PlanArgs};
+use crate::spec::Plan;
+use crate::spec::early_stop::StopMethod;
 use crate::spec::schema::KEYS;
+use crate::spec::search::{Search, Then};
 use crate::terminal::text;
 
 pub fn plan(args: PlanArgs) -> CmdResult {
@@ -25,6 +30,7 @@ pub fn plan(args: PlanArgs) -> CmdResult {
                     "variant": r.variant,
                     "seed": r.seed,
                     "changed": r.changed.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+                    "trial": r.trial,
                     "config": config,
                 })
             })
@@ -43,16 +49,21 @@ pub fn plan(args: PlanArgs) -> CmdResult {
         return Ok(());
     }
     let variants = plan.groups().len();
+    // A search's trials train with the first seed (its best ones later with the others).
+    let seeds = if plan.search.is_some() { 1 } else { meta.seeds.len() };
     println!(
-        "sweep \"{}\": {variants} variant{} x {} seed{} = {} runs   (ranked by {}, {} is better)",
+        "sweep \"{}\": {variants} {}{} x {seeds} seed{} = {} runs   (ranked by {}, {} is better)",
         meta.name,
+        if plan.search.is_some() { "trial" } else { "variant" },
         if variants == 1 { "" } else { "s" },
-        meta.seeds.len(),
-        if meta.seeds.len() == 1 { "" } else { "s" },
+        if seeds == 1 { "" } else { "s" },
         plan.runs.len(),
         meta.metric,
         if meta.higher_is_better { "higher" } else { "lower" },
     );
+    if let Some(search) = &plan.search {
+        println!("{}", search_line(&plan, search));
+    }
     if !meta.description.is_empty() {
         println!("{}", text(meta.description.trim()));
     }
@@ -65,6 +76,34 @@ pub fn plan(args: PlanArgs) -> CmdResult {
     }
     print!("{}", table.render());
     Ok(())
+}
+
+/// What a search plan does beyond its table: the sampler, the trials, what follows, early stopping.
+fn search_line(plan: &Plan, search: &Search) -> String {
+    let variants: BTreeSet<&str> =
+        plan.runs.iter().filter_map(|r| r.trial.as_ref()).map(|t| t.variant.as_str()).collect();
+    let mut line = format!(
+        "search: {} ({} sampler, seed {}), {} trials in each of {} variant{}, trained with seed {}",
+        search.space.iter().map(|d| format!("{} {}", d.key.name, d.dist.kind())).collect::<Vec<_>>().join(", "),
+        search.method,
+        search.seed,
+        search.trials,
+        variants.len(),
+        if variants.len() == 1 { "" } else { "s" },
+        plan.meta.seeds[0],
+    );
+    if search.then == Some(Then::Seeds) {
+        line += &format!("; then each variant's best trial with seeds {:?}", plan.meta.seeds);
+    }
+    if let Some(rule) = &plan.early_stop {
+        line += &format!("; early stopping: {} on {}", rule.method, rule.metric);
+        if rule.method == StopMethod::Asha {
+            let epochs = plan.runs.iter().map(|r| r.settings.train.epochs).max().unwrap_or(0);
+            let rungs: Vec<String> = rule.rungs(epochs).iter().map(u64::to_string).collect();
+            line += &format!(", rungs at epochs {} (the top 1/{} go on)", rungs.join(", "), rule.reduction);
+        }
+    }
+    text(&line).into_owned()
 }
 
 pub fn keys(args: KeysArgs) -> CmdResult {

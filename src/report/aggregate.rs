@@ -158,13 +158,21 @@ impl Variant {
     }
 }
 
-/// The variants of `set` (index `set_index`), in plan order.
+/// The variants of `set` (index `set_index`), in plan order. A search's variants are compared at
+/// their tuned settings: each is the trial that stands for it (`super::search`), under its name.
 pub fn variants(set: &SweepResults, set_index: usize, label_prefix: Option<&str>) -> Vec<Variant> {
+    let searched = set.runs.iter().any(|r| r.planned.trial.is_some());
+    let chosen = super::search::chosen_groups(set);
     let mut groups: Vec<(String, String, Vec<usize>)> = Vec::new();
     for (i, run) in set.runs.iter().enumerate() {
+        let name = match chosen.get(&run.planned.group) {
+            Some(name) => name.clone(),
+            None if searched => continue,
+            None => run.planned.variant.clone(),
+        };
         match groups.iter_mut().find(|(g, _, _)| *g == run.planned.group) {
             Some((_, _, runs)) => runs.push(i),
-            None => groups.push((run.planned.group.clone(), run.planned.variant.clone(), vec![i])),
+            None => groups.push((run.planned.group.clone(), name, vec![i])),
         }
     }
     groups

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use super::load::{RunState, SweepResults};
 use super::tables::{self, Grid};
-use super::{Figure, Report, reference};
+use super::{Figure, Report, reference, search};
 use crate::spec::parse::web_url;
 
 /// How much of the report a format shows.
@@ -115,6 +115,7 @@ pub fn document(report: &Report, figures: &[Figure], detail: Detail) -> Vec<Bloc
         doc.push(Block::Notes(report.notes.clone()));
     }
     ranking(report, full, &mut doc);
+    searches(report, figures, full, &mut doc);
     runs(report, full, &mut doc);
     if full {
         for (i, at) in [report.at, report.at.other()].into_iter().enumerate() {
@@ -200,6 +201,59 @@ fn ranking(report: &Report, full: bool, doc: &mut Vec<Block>) {
     doc.push(Block::Lines(tables::summary_lines(report)));
 }
 
+/// Each searched variant's trials: how the variant's tuned setting was chosen, its table and plot.
+fn searches(report: &Report, figures: &[Figure], full: bool, doc: &mut Vec<Block>) {
+    let mut plots = figures.iter().filter(|f| f.stem.starts_with(search::FIGURE_PREFIX));
+    for (set, label) in report.sets.iter().zip(&report.labels) {
+        let searched = search::searched(set);
+        if searched.is_empty() {
+            continue;
+        }
+        doc.push(section("search", &format!("Search of {label}")));
+        let tuned = set.runs.iter().any(|r| r.planned.tuned);
+        let how = if tuned {
+            "each variant's best trial, trained again with every seed of [sweep] seeds"
+        } else {
+            "each variant's best trial trained in full"
+        };
+        let (trained, planned): (u64, u64) = searched
+            .iter()
+            .flat_map(|s| &s.trials)
+            .fold((0, 0), |(a, b), t| (a + t.epochs, b + t.planned.unwrap_or(t.epochs)));
+        doc.push(Block::Paragraph(text(format!(
+            "The comparison above is at tuned settings: {how}. The trials trained {trained} of {planned} epochs ({:.0}% saved by early stopping).",
+            if planned > 0 { 100.0 * (planned - trained.min(planned)) as f64 / planned as f64 } else { 0.0 }
+        ))));
+        for s in &searched {
+            doc.push(Block::Subsection(text(s.name.clone())));
+            let grid = search::table(set, s);
+            if full {
+                doc.push(Block::Table(grid));
+                doc.extend(plots.next().cloned().map(Block::Figure));
+            } else if let Some(row) = grid.highlight.and_then(|i| grid.rows.get(i)) {
+                // trial, the sampled values, epochs, metric, note: "best: trial #2, lr=0.0045, 4/4 epochs, psnr 16.6".
+                let named: Vec<String> = grid
+                    .header
+                    .iter()
+                    .zip(row)
+                    .skip(1)
+                    .take(grid.header.len() - 4)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let n = row.len();
+                doc.push(Block::Paragraph(text(format!(
+                    "best: trial {}, {}, {} epochs, {} {}",
+                    row[0],
+                    named.join(", "),
+                    row[n - 3],
+                    grid.header[n - 2],
+                    row[n - 2]
+                ))));
+            }
+        }
+    }
+}
+
 /// Every run's state: the table where some are not done (the summary lists only those), folded away
 /// where all are.
 fn runs(report: &Report, full: bool, doc: &mut Vec<Block>) {
@@ -252,7 +306,8 @@ fn references(label: &str, c: &reference::Comparison, i: usize, full: bool, doc:
 /// The plots, then the sample sheets: the report's own (the comparison sheet) and each variant's.
 fn pictures(report: &Report, figures: &[Figure], doc: &mut Vec<Block>) {
     doc.push(section("figures", "Figures"));
-    doc.extend(figures.iter().filter(|f| f.svg).cloned().map(Block::Figure));
+    let search = |f: &&Figure| f.stem.starts_with(search::FIGURE_PREFIX);
+    doc.extend(figures.iter().filter(|f| f.svg && !search(f)).cloned().map(Block::Figure));
     doc.push(section("samples", "Sample sheets"));
     doc.extend(figures.iter().filter(|f| !f.svg).cloned().map(Block::Figure));
     let mut sheets = Vec::new();

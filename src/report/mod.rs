@@ -5,6 +5,7 @@
 //! - `aggregate`: variants as mean +/- std over seeds, at the last or the best epoch, and ranking;
 //! - `tables`: the tables every output shares (ranked, runs, metrics, across sweeps), as text grids;
 //! - `reference`: published numbers beside measured ones, and whether published orderings hold;
+//! - `search`: a search's trials (which one stands for each variant, their table and plot data);
 //! - `summary`: `summary.csv`;
 //! - `plots`: learning curves, final metrics, PSNR vs colorfulness, ab-accuracy curves (PNG and SVG);
 //! - `sheet`: the comparison sheet of every variant's colorizations of the same validation images;
@@ -33,6 +34,7 @@ pub mod load;
 mod markdown;
 mod plots;
 pub mod reference;
+pub mod search;
 mod sheet;
 pub mod summary;
 pub mod tables;

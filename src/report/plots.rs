@@ -490,7 +490,125 @@ pub fn write_all(report: &Report, out: &Path) -> Result<Vec<Figure>> {
     let figures = Figures { report, entries: &entries, out, at: report.at, at_words };
     let mut written = vec![figures.learning_curves()?, figures.final_metrics()?, figures.psnr_colorfulness()?];
     written.extend(figures.ab_accuracy()?);
+    written.extend(search_plots(report, out)?);
     Ok(written)
+}
+
+/// One searched variant's trials: the metric against each searched key, one panel per key.
+struct SearchPlot {
+    title: String,
+    metric: String,
+    panels: Vec<SearchPanel>,
+}
+
+/// One searched key: its name, whether on a log axis, and each trial's (x, metric, stopped, best).
+type SearchPanel = (String, bool, Vec<(f64, f64, bool, bool)>);
+
+impl Plot for SearchPlot {
+    fn size(&self) -> (u32, u32) {
+        (self.panels.len().max(1) as u32 * 440, 400)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let (title_area, charts) = root.split_vertically(30);
+        title_area.draw(&Text::new(self.title.clone(), (12, 8), (FONT, 16).into_font()))?;
+        let areas = charts.split_evenly((1, self.panels.len().max(1)));
+        let (y0, y1) = span(self.panels.iter().flat_map(|p| p.2.iter().map(|t| t.1)));
+        for ((key, log, points), area) in self.panels.iter().zip(&areas) {
+            let (x0, x1) = span(points.iter().map(|t| t.0));
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(44)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0..x1, y0..y1)?;
+            let x_desc = if *log { format!("{key} (log scale)") } else { key.clone() };
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(self.metric.as_str())
+                .x_labels(6)
+                .x_label_formatter(&|x| {
+                    if *log { format!("{:.1e}", 10f64.powf(*x)) } else { round_label(*x, (x0, x1)) }
+                })
+                .y_label_formatter(&|y| round_label(*y, (y0, y1)))
+                .label_style((FONT, 12))
+                .axis_desc_style((FONT, 13))
+                .light_line_style(TRANSPARENT)
+                .bold_line_style(RGBColor(215, 215, 215))
+                .draw()?;
+            let grey = RGBColor(150, 150, 150);
+            let blue = RGBColor(31, 119, 180);
+            chart.draw_series(points.iter().map(|&(x, y, stopped, _)| {
+                if stopped {
+                    Circle::new((x, y), 4, grey.stroke_width(1))
+                } else {
+                    Circle::new((x, y), 4, blue.filled())
+                }
+            }))?;
+            let red = RGBColor(214, 39, 40);
+            chart.draw_series(
+                points.iter().filter(|t| t.3).map(|&(x, y, _, _)| Circle::new((x, y), 8, red.stroke_width(2))),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The search plots of every searched variant of the report's sweeps (see [`super::search`]).
+fn search_plots(report: &Report, out: &Path) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    for set in &report.sets {
+        let log_keys: Vec<&str> =
+            set.index.searched.iter().filter(|k| k.distribution == "log_uniform").map(|k| k.key.as_str()).collect();
+        for searched in &super::search::searched(set) {
+            let Some(first) = searched.trials.first() else { continue };
+            let panels = first
+                .sampled
+                .iter()
+                .enumerate()
+                .map(|(k, (key, _))| {
+                    let log = log_keys.contains(&key.as_str());
+                    let points = searched
+                        .trials
+                        .iter()
+                        .filter_map(|t| {
+                            let x = search_axis(&t.sampled.get(k)?.1, &searched.trials, k, log)?;
+                            let best = searched.chosen.as_ref() == Some(&set.runs[t.run].planned.group);
+                            Some((x, t.value?, t.stopped, best))
+                        })
+                        .collect();
+                    (key.clone(), log, points)
+                })
+                .collect();
+            let plot = SearchPlot {
+                title: format!("{}: {} after each trial's last epoch", searched.name, set.index.metric),
+                metric: set.index.metric.clone(),
+                panels,
+            };
+            let stem = format!("{}{}", super::search::FIGURE_PREFIX, figures.len());
+            save(&plot, out, &stem)?;
+            let caption = "Each trial of the search: filled dots trained in full, open grey circles stopped early (at the epoch they reached), the red ring the trial the comparison uses.".to_string();
+            let title = format!("Search of {}", searched.name);
+            figures.push(Figure { stem, title, caption, svg: true, dir: out.to_path_buf() });
+        }
+    }
+    Ok(figures)
+}
+
+/// Where a sampled value sits on its panel's axis: the number (its log10 on a log axis), or for a
+/// choice that is no number, the position of the value among the trials' distinct values.
+fn search_axis(value: &str, trials: &[super::search::TrialPoint], key: usize, log: bool) -> Option<f64> {
+    match value.parse::<f64>() {
+        Ok(x) if log && x > 0.0 => Some(x.log10()),
+        Ok(x) => Some(x),
+        Err(_) => {
+            let mut distinct: Vec<&str> =
+                trials.iter().filter_map(|t| t.sampled.get(key).map(|s| s.1.as_str())).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct.iter().position(|v| *v == value).map(|p| p as f64)
+        }
+    }
 }
 
 /// What every figure of a report is drawn from.
