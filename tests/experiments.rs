@@ -54,6 +54,9 @@ fn tiny_overrides(spec: &Path) -> Vec<String> {
     if any("judge.arch", &|v| v != "none") {
         sets.extend(["judge.width=0.0625".into(), "judge.epochs=1".into()]);
     }
+    if parsed.search.is_some() {
+        sets.push("search.trials=2".into());
+    }
     sets
 }
 
@@ -62,7 +65,7 @@ fn every_experiment_trains_at_tiny_size() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
     let specs = specs();
-    assert!(specs.len() >= 11, "expected the 11 specs of the library, found {}", specs.len());
+    assert!(specs.len() >= 13, "expected the 13 specs of the library, found {}", specs.len());
     for spec in &specs {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sweep"));
         cmd.arg("run").arg(spec).arg("--results").arg(&results);

@@ -277,7 +277,7 @@ fn runs(report: &Report, full: bool, doc: &mut Vec<Block>) {
         .sets
         .iter()
         .flat_map(|s| &s.runs)
-        .filter(|r| r.state != RunState::Done)
+        .filter(|r| !matches!(r.state, RunState::Done | RunState::Stopped))
         .map(|r| format!("{} {} seed {}: {}", r.planned.id, r.planned.variant, r.planned.seed, r.state.describe()));
     doc.push(Block::List(unfinished.collect()));
 }

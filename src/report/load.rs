@@ -24,6 +24,8 @@ pub enum RunState {
     Partial(String),
     /// Failed, with the reason from `status.json`.
     Failed(String),
+    /// Stopped early by a search's early stopping: its numbers are those of the epoch it reached.
+    Stopped,
     /// No readable `status.json`: why.
     Missing(String),
 }
@@ -35,6 +37,7 @@ impl RunState {
             RunState::Done => "done".into(),
             RunState::Partial(state) => format!("partial ({state})"),
             RunState::Failed(reason) => format!("failed: {}", reason.lines().next().unwrap_or("")),
+            RunState::Stopped => "stopped early".into(),
             RunState::Missing(why) => format!("missing: {why}"),
         }
     }
@@ -150,6 +153,7 @@ fn state_of(status: &RunStatus, rows: &[MetricsRow]) -> RunState {
         State::Done if rows.len() as u64 >= status.epochs => RunState::Done,
         State::Done => RunState::Partial(format!("done, but {METRICS_FILE} lacks epochs")),
         State::Failed => RunState::Failed(status.reason.clone().unwrap_or_else(|| "no reason recorded".into())),
+        State::Stopped => RunState::Stopped,
         other => RunState::Partial(other.name().to_string()),
     }
 }

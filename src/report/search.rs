@@ -48,7 +48,7 @@ pub fn searched(set: &SweepResults) -> Vec<Searched> {
             sampled: trial.sampled.clone(),
             epochs: run.rows.last().map_or(0, |r| r.epoch),
             planned: run.epochs,
-            stopped: run.state == RunState::Partial("stopped".into()),
+            stopped: run.state == RunState::Stopped,
             value: run.rows.last().and_then(|r| r.get(&set.index.metric)),
         };
         match out.iter_mut().find(|s| s.name == trial.variant) {

@@ -191,11 +191,15 @@ pub fn run_counts(report: &Report) -> String {
     let runs: Vec<&RunState> = report.sets.iter().flat_map(|s| s.runs.iter().map(|r| &r.state)).collect();
     let count = |f: &dyn Fn(&RunState) -> bool| runs.iter().filter(|s| f(s)).count();
     format!(
-        "{} runs: {} done, {} unfinished, {} failed{}",
+        "{} runs: {} done, {} unfinished, {} failed{}{}",
         runs.len(),
         count(&|s| *s == RunState::Done),
         count(&|s| matches!(s, RunState::Partial(_))),
         count(&|s| matches!(s, RunState::Failed(_))),
+        match count(&|s| *s == RunState::Stopped) {
+            0 => String::new(),
+            n => format!(", {n} stopped early"),
+        },
         match count(&|s| matches!(s, RunState::Missing(_))) {
             0 => String::new(),
             n => format!(", {n} without a status"),
@@ -203,9 +207,9 @@ pub fn run_counts(report: &Report) -> String {
     )
 }
 
-/// Whether every run is done (the runs table is then only worth a line).
+/// Whether every run is done or stopped early (the runs table is then only worth a line).
 pub fn all_done(report: &Report) -> bool {
-    report.sets.iter().all(|s| s.runs.iter().all(|r| r.state == RunState::Done))
+    report.sets.iter().all(|s| s.runs.iter().all(|r| matches!(r.state, RunState::Done | RunState::Stopped)))
 }
 
 /// Every metric column of every variant at `at`, mean ± std with n, in the report's ranking.

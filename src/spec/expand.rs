@@ -406,10 +406,12 @@ fn excludes(rule: &ExcludeRule, c: &Combination, flat: &Flat) -> bool {
 
 /// Every variant `[reference]` gives numbers for must be one of the sweep's.
 fn check_reference(reference: &super::parse::Reference, runs: &[RunPlan], errors: &mut Vec<Diagnostic>) {
+    // A search's trials stand for their variant, under its name (the report compares it so).
     let mut names: Vec<&str> = Vec::new();
     for run in runs {
-        if !names.contains(&run.variant.as_str()) {
-            names.push(&run.variant);
+        let name = run.trial.as_ref().map_or(run.variant.as_str(), |t| t.variant.as_str());
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     let named = reference.variants.iter().map(|p| (p.name.as_str(), "gives numbers for", &p.origin)).chain(
