@@ -309,3 +309,26 @@ fn augmentation_keys_are_checked() {
     let msg = plan(&spec(text), &[]).unwrap_err().to_string();
     assert!(msg.contains("augment.pad") && msg.contains("only applies when augment.crop = \"pad\""), "{msg}");
 }
+
+#[test]
+fn the_readme_search_example_plans_and_more_trials_keep_the_earlier_runs() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```toml\n[search]").expect("the README shows a search") + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let s = spec(&format!("[sweep]\nname = \"x\"\nseeds = [0, 1]\n{}", &readme[start..end]));
+    let p = plan(&s, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.runs.len(), 16, "16 trials, each with the first seed");
+    assert!(p.runs.iter().all(|r| r.seed == 0 && r.trial.is_some()));
+    let fewer = plan(&s, &["search.trials=4".into(), "early_stop.reduction=2".into()]).unwrap();
+    let ids = |p: &sweep::spec::Plan| p.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&fewer), ids(&p)[..4]);
+    assert_eq!(fewer.early_stop.unwrap().reduction, 2);
+    // Each trial's sampled values are in its config, within their ranges.
+    for r in &p.runs {
+        let lr = r.config.float("lr");
+        assert!((1e-4..=1e-2).contains(&lr), "{lr}");
+        assert!((2..=4).contains(&r.config.value("epochs").unwrap().as_integer().unwrap()));
+    }
+    let err = plan(&spec("[sweep]\nname = \"x\"\n"), &["search.trials=4".into()]).unwrap_err().to_string();
+    assert!(err.contains("the spec has no [search] table"), "{err}");
+}

@@ -183,7 +183,9 @@ pub fn variants(set: &SweepResults, set_index: usize, label_prefix: Option<&str>
             let unfinished: Vec<usize> = runs
                 .iter()
                 .copied()
-                .filter(|i| matches!(state(i), RunState::Partial(_) | RunState::Stopped) && !set.runs[*i].rows.is_empty())
+                .filter(|i| {
+                    matches!(state(i), RunState::Partial(_) | RunState::Stopped) && !set.runs[*i].rows.is_empty()
+                })
                 .collect();
             let failed = runs.iter().filter(|i| matches!(state(i), RunState::Failed(_))).count();
             let partial = done.is_empty() && !unfinished.is_empty();
@@ -200,7 +202,10 @@ pub fn variants(set: &SweepResults, set_index: usize, label_prefix: Option<&str>
                 name,
                 group,
                 done: done.len(),
-                unfinished: runs.iter().filter(|i| matches!(state(i), RunState::Partial(_) | RunState::Stopped)).count(),
+                unfinished: runs
+                    .iter()
+                    .filter(|i| matches!(state(i), RunState::Partial(_) | RunState::Stopped))
+                    .count(),
                 failed,
                 partial,
                 last: stats(At::Last),

@@ -240,7 +240,10 @@ fn nothing_to_report(sets: &[SweepResults]) -> String {
                 r.rows.len(),
                 reason.lines().next().unwrap_or("")
             )),
-            load::RunState::Done | load::RunState::Partial(_) | load::RunState::Stopped | load::RunState::Missing(_) => None,
+            load::RunState::Done
+            | load::RunState::Partial(_)
+            | load::RunState::Stopped
+            | load::RunState::Missing(_) => None,
         })
         .collect();
     if failed.is_empty() {

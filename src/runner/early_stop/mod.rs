@@ -77,7 +77,12 @@ pub fn decide(sweep: &Sweep, rule: &StopRule) -> Result<Vec<usize>> {
         for &run in runs {
             let dir = sweep.run_dir(run);
             let status = RunStatus::observe(&dir).ok().flatten();
-            let (epochs, done) = status.as_ref().map_or((0, 0), |s| (s.epochs, s.epochs_done));
+            // A failed trial reaches no further rung: it does not hold the others back.
+            let (epochs, done) = match &status {
+                Some(s) if s.state == State::Failed => (s.epochs_done, s.epochs_done),
+                Some(s) => (s.epochs, s.epochs_done),
+                None => (0, 0),
+            };
             let rows = MetricsFile::rows_noting(&dir, &sweep.index.runs[run].id, &mut Vec::new());
             let values: Vec<f64> = (1..=done)
                 .map_while(|e| rows.iter().find(|r| r.epoch == e).and_then(|r| r.get(rule.metric.name())))
