@@ -128,3 +128,35 @@ fn a_sweep_runs_through_slurm_and_a_cancelled_task_is_resubmitted() {
     assert!(text(&again).contains("3 done already, 0 to submit"), "{}", text(&again));
     assert!(!slurm_dir.join("jobs.json").exists());
 }
+
+#[test]
+fn a_search_with_asha_runs_through_slurm_with_stopped_tasks_and_promotions_resubmitted() {
+    if !slurm_reachable() {
+        return;
+    }
+    let partition = sinfo("%P");
+    let gpus = if sinfo("%G").contains("gpu") { 1 } else { 0 };
+    let s = Sweep::new(
+        "slurmasha",
+        "seeds = [0, 1]",
+        "epochs = 4",
+        &format!(
+            "[search]\nmethod = \"quasi\"\ntrials = 6\nthen = \"seeds\"\n[search.space]\nlr = {{ log_uniform = [1e-4, 3e-2] }}\n\
+             [early_stop]\nmethod = \"asha\"\nreduction = 2\n\
+             [slurm]\npartition = \"{partition}\"\ncpus_per_task = 1\ngpus_per_task = {gpus}\nmem = 512\ntime = \"00:10:00\"\nmax_concurrent = 2\n"
+        ),
+    );
+    let out = s.run(&["--executor", "slurm"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let index = sweep::store::plan::SweepIndex::read(&s.dir).unwrap();
+    let statuses = s.statuses();
+    let trials: Vec<&RunStatus> =
+        statuses.iter().filter(|st| index.runs.iter().any(|r| r.id == st.id && !r.tuned)).collect();
+    // Every trial ended trained in full or stopped; at least one in full; ASHA saved epochs.
+    assert!(trials.iter().all(|t| matches!(t.state, State::Done | State::Stopped)), "{trials:#?}");
+    assert!(trials.iter().any(|t| t.state == State::Done && t.epochs_done == 4));
+    assert!(trials.iter().map(|t| t.epochs_done).sum::<u64>() < 24);
+    // The best trial trained again with seed 1.
+    let tuned = index.runs.iter().find(|r| r.tuned).expect("a tuned run");
+    assert_complete(&s.dir.join(&tuned.id));
+}
