@@ -59,11 +59,13 @@ pub fn run_sweep(
     outcome.skipped = selection.skipped.saturating_sub(outcome.done);
     outcome.failed = selection.failed.clone();
     let mut round = Round::new(&sweep, Vec::new(), &selection.queue, opts);
+    let stopped = selection.stopped.len() - promoted.len();
     sweep.say.line(&format!(
-        "sweep \"{}\": {} runs, {} done already, {} to {}",
+        "sweep \"{}\": {} runs, {} done already{}, {} to {}",
         index.sweep,
         index.runs.len(),
         selection.skipped,
+        if stopped > 0 { format!(", {stopped} stopped early") } else { String::new() },
         selection.queue.len(),
         executor.destination()
     ));

@@ -3,8 +3,11 @@
 //! - `schema`: every config key with its type, default, documentation and when it applies;
 //! - `value`: values with their provenance and the canonical form run ids hash;
 //! - `parse`: reading a spec file into checked tables (`[sweep]`, `[base]`, `[grid]`, `[[variant]]`,
-//!   `[[exclude]]`, `[reference]`);
-//! - `generate`: plan generators, the combinations of a spec's settings (grid x variants);
+//!   `[[exclude]]`, `[reference]`, `[slurm]`, `[search]`, `[early_stop]`);
+//! - `generate`: plan generators, the combinations of a spec's settings (grid x variants, and a
+//!   search's trials inside each);
+//! - `search`: `[search]`, its samplers (random, scrambled Halton) and distributions;
+//! - `early_stop`: `[early_stop]`, the rule the orchestrator stops trials by;
 //! - `expand`: the runs a spec describes, with their resolved configs and ids;
 //! - `rules`: derived defaults and the rules that tie several keys together;
 //! - `run_config`: a run's resolved config typed ([`RunConfig`]), what the layers below read;

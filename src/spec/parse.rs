@@ -2,7 +2,8 @@
 //! the file, line and column of the offending text. Expansion into runs is `expand.rs`'s job.
 //!
 //! `[slurm]` (the Slurm executor's resources) is read here too; it says where runs execute, not what
-//! they train, so it is not part of run identity.
+//! they train, so it is not part of run identity. `[search]` and `[early_stop]` are read by their own
+//! modules (`super::search`, `super::early_stop`) with this module's `Reader`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,8 @@
 //! NaN with a reason in `status.json`, and be driven by the sweep's executors: the learner's own
 //! checkpointing, metric loggers and TUI do not fit those contracts. The learning-rate schedules are
 //! closed-form functions of the epoch (see [`learning_rate`]), so resuming needs no scheduler state.
+//! Before each epoch a search's trial asks its early-stopping decision (`decision.json`, written by
+//! the orchestrator) whether it may go on, and ends as stopped, its checkpoints kept, where it may not.
 
 use std::path::Path;
 use std::sync::Arc;
