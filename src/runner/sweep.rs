@@ -52,6 +52,7 @@ pub fn run_sweep(
         Some(rule) => early_stop::decide(&sweep, rule)?,
         None => Vec::new(),
     };
+    let promoted: Vec<usize> = promoted.into_iter().filter(|r| !selection.queue.contains(r)).collect();
     selection.queue.splice(0..0, promoted.iter().copied());
     selection.grant_retries(sweep.dir, index)?;
     // Runs finished by adopted attempts count as trained, not as done already; runs that failed for
@@ -59,7 +60,7 @@ pub fn run_sweep(
     outcome.skipped = selection.skipped.saturating_sub(outcome.done);
     outcome.failed = selection.failed.clone();
     let mut round = Round::new(&sweep, Vec::new(), &selection.queue, opts);
-    let stopped = selection.stopped.len() - promoted.len();
+    let stopped = selection.stopped.iter().filter(|r| !promoted.contains(r)).count();
     sweep.say.line(&format!(
         "sweep \"{}\": {} runs, {} done already{}, {} to {}",
         index.sweep,
