@@ -506,7 +506,7 @@ type SearchPanel = (String, bool, Vec<(f64, f64, bool, bool)>);
 
 impl Plot for SearchPlot {
     fn size(&self) -> (u32, u32) {
-        (self.panels.len().max(1) as u32 * 440, 400)
+        ((self.panels.len().max(1) as u32 * 440).max(620), 400)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
