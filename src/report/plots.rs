@@ -22,6 +22,7 @@ use super::{Figure, Report};
 use crate::atomic::write_atomic;
 use crate::metrics::Metric;
 use crate::named::Named;
+use crate::spec::search::DistributionKind;
 use crate::store::curve_file::CURVE_FILE;
 
 /// The family name the compiled-in font is registered under.
@@ -554,12 +555,15 @@ impl Plot for SearchPlot {
     }
 }
 
+/// How `plan.json` names the distribution whose keys are plotted on a log axis.
+const LOG_UNIFORM: &str = DistributionKind::LogUniform.name();
+
 /// The search plots of every searched variant of the report's sweeps (see [`super::search`]).
 fn search_plots(report: &Report, out: &Path) -> Result<Vec<Figure>> {
     let mut figures = Vec::new();
     for set in &report.sets {
         let log_keys: Vec<&str> =
-            set.index.searched.iter().filter(|k| k.distribution == "log_uniform").map(|k| k.key.as_str()).collect();
+            set.index.searched.iter().filter(|k| k.distribution == LOG_UNIFORM).map(|k| k.key.as_str()).collect();
         for searched in &super::search::searched(set) {
             let Some(first) = searched.trials.first() else { continue };
             let panels = first
