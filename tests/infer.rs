@@ -17,9 +17,14 @@ fn photos() -> PathBuf {
 
 /// Trains a tiny classification run (2 epochs) and returns its folder.
 fn trained_run(dir: &Path, extra: &str) -> PathBuf {
+    trained_run_of_widths(dir, "[4, 8, 8]", extra)
+}
+
+/// [`trained_run`] with the local network's widths `widths` (the standard model's are [64, 128, 128]).
+fn trained_run_of_widths(dir: &Path, widths: &str, extra: &str) -> PathBuf {
     let text = format!(
         "[sweep]\nname = \"infer\"\n[base]\nimage_size = 32\ntrain_images = 32\nval_images = 16\nbatch_size = 8\n\
-         epochs = 2\nlocal.widths = [4, 8, 8]\nhead.widths = [4, 4]\n{extra}\n"
+         epochs = 2\nlocal.widths = {widths}\nhead.widths = [4, 4]\n{extra}\n"
     );
     let spec = Spec::from_str(Path::new("t.toml"), text).unwrap();
     let p = plan(&spec, &[]).unwrap();
@@ -323,8 +328,11 @@ fn colorize_and_eval_say_which_epoch_of_an_unfinished_run_they_use() {
     let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "data_seed=7", "--set", "val_images=40"]);
     assert!(text_of(&o).contains("40 validation images: val_images = 40"), "{}", text_of(&o));
     // A size at which the forward pass would not fit is refused before any image is prepared (the
-    // validation images are read batch by batch, so their number needs no bound).
-    let o = sweep_cmd(&["eval", "--run", run.to_str().unwrap(), "--set", "image_size=4096"]);
+    // validation images are read batch by batch, so their number needs no bound). The tiny net fits
+    // at every image_size up to its maximum, 4096 (about 2.5 GB), so this takes the standard widths
+    // (about 33 GB at 4096 px, over the 8 GB limit).
+    let wide = trained_run_of_widths(&dir.path().join("wide"), "[64, 128, 128]", "");
+    let o = sweep_cmd(&["eval", "--run", wide.to_str().unwrap(), "--set", "image_size=4096"]);
     assert_eq!(o.status.code(), Some(1), "{}", text_of(&o));
     assert!(
         text_of(&o).contains("image_size 4096 would need about") && text_of(&o).contains("forward pass"),

@@ -4,7 +4,8 @@
 //! retried and resumes, a second `sweep run` of the same sweep is refused and a stale lock taken over,
 //! Ctrl-C records runs as interrupted and the next run resumes them, and after `kill -9` of the
 //! orchestrator the next run finishes the sweep with complete metrics files and no duplicate rows.
-//! `sweep exec` of a run another process trains exits busy (75) and leaves it alone.
+//! `sweep exec` of a run another process trains exits busy (75) and leaves it alone. `sweep status
+//! --watch --json` and `sweep report --watch` follow a sweep that another process trains.
 
 mod common;
 
@@ -218,4 +219,65 @@ fn after_kill_9_of_the_orchestrator_the_next_run_finishes_the_sweep() {
         assert_eq!(epoch_ones, 1, "completed epochs are not trained again:\n{log}");
         assert!(resumed(&s.dir.join(&st.id)), "{log}");
     }
+}
+
+/// `sweep ARGS` in the background, its stdout into `tag`.out.
+fn watcher(s: &Sweep, args: &[&str], tag: &str) -> std::process::Child {
+    let out = std::fs::File::create(s.tmp.path().join(format!("{tag}.out"))).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sweep")).args(args).stdout(out).spawn().unwrap()
+}
+
+#[test]
+fn status_and_report_watch_a_sweep_trained_by_another_process() {
+    let s = Sweep::new("watched", "seeds = [0, 1]", "epochs = 4", "");
+    let mut run = s.start(&[], "run");
+    s.wait_for("the plan", |_| true);
+    let dir = s.dir.to_str().unwrap();
+    let report_dir = s.tmp.path().join("report");
+    let mut status = watcher(&s, &["status", dir, "--watch", "--json", "--interval", "0.1"], "status");
+    let mut report =
+        watcher(&s, &["report", dir, "--watch", "--interval", "0.1", "-o", report_dir.to_str().unwrap()], "report");
+    assert!(wait_exit(&mut run, 2 * MINUTE).success(), "{}", s.output_of("run"));
+    assert!(wait_exit(&mut status, MINUTE).success());
+    assert!(wait_exit(&mut report, 2 * MINUTE).success(), "{}", s.output_of("report"));
+
+    // One JSON object per change, the last the finished sweep.
+    let lines: Vec<serde_json::Value> =
+        s.output_of("status").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 2, "{}", s.output_of("status"));
+    assert!(lines.iter().any(|v| v["finished"] != v["total"]), "a view before the end");
+    let last = lines.last().unwrap();
+    assert_eq!((last["finished"].as_u64(), last["total"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(last["eta_seconds"].as_f64(), Some(0.0));
+    for r in last["runs"].as_array().unwrap() {
+        assert_eq!(
+            (r["state"].as_str(), r["epochs_done"].as_u64(), r["epochs"].as_u64()),
+            (Some("done"), Some(4), Some(4))
+        );
+        assert!(r["metric"].as_f64().is_some_and(f64::is_finite) && r["eta_seconds"].is_null(), "{r}");
+    }
+    // Rewritten while the runs trained, then the final report, no longer marked partial.
+    assert!(s.output_of("report").contains("wrote a partial report to"), "{}", s.output_of("report"));
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(!md.contains("Partial report"), "{md}");
+
+    // A run left interrupted after 2 of its 4 epochs (its checkpoints removed, so that the status
+    // stands): 2 epochs left at its own pace, and a partial report.
+    let run_dir = &s.run_dirs()[0];
+    std::fs::remove_dir_all(run_dir.join("checkpoints")).unwrap();
+    let mut st = RunStatus::read(run_dir).unwrap().unwrap();
+    (st.state, st.epochs_done, st.seconds) = (State::Interrupted, 2, 30.0);
+    st.write(run_dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sweep")).args(["status", dir, "--json"]).output().unwrap();
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &view["runs"][0];
+    assert_eq!((first["state"].as_str(), first["eta_seconds"].as_f64()), (Some("interrupted"), Some(30.0)));
+    assert_eq!(view["finished"].as_u64(), Some(1));
+    let out = Command::new(env!("CARGO_BIN_EXE_sweep"))
+        .args(["report", dir, "-o", report_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("Partial report, made") && md.contains("while 1 of 2 runs were not finished"), "{md}");
 }

@@ -9,6 +9,7 @@ mod infer_cmd;
 mod plan_cmd;
 mod report_cmd;
 mod run_cmd;
+mod status_cmd;
 pub mod table;
 
 use std::path::PathBuf;
@@ -116,6 +117,25 @@ pub struct StatusArgs {
     /// Results folder, when TARGET is a spec.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Refresh until every run is done or failed: in place on a terminal; piped, a new table (or
+    /// JSON line) each time a run moves. Works for a sweep trained elsewhere (another terminal, Slurm).
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes of --watch.
+    #[arg(long, default_value_t = 2.0, value_parser = positive_seconds)]
+    pub interval: f64,
+    /// Print the status as JSON (one object per line with --watch): every run's state, epochs,
+    /// primary metric, seconds and ETA, and the sweep's.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A number of seconds > 0, finite (for --interval).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("{text} is not a number of seconds in (0, 86400]")),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +152,14 @@ pub struct ReportArgs {
     /// the primary metric on the same validation images, so optimistic). summary.csv has both.
     #[arg(long, value_enum, default_value_t = EpochChoice::Last)]
     pub epoch: EpochChoice,
+    /// Rewrite the report each time an epoch finishes (the page says it is partial and when it was
+    /// made) until every run is done or failed, then write the final one. For a sweep training
+    /// elsewhere: another terminal, Slurm.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between looks at the results with --watch.
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds)]
+    pub interval: f64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -302,7 +330,7 @@ pub fn main() -> ExitCode {
         }
         Command::Run(args) => run_cmd::run(args),
         Command::Exec(args) => run_cmd::exec(args),
-        Command::Status(args) => run_cmd::status(args),
+        Command::Status(args) => status_cmd::status(args),
         Command::Report(args) => report_cmd::report(args),
         Command::Colorize(args) => infer_cmd::colorize_cmd(args),
         Command::Eval(args) => infer_cmd::eval_cmd(args),

@@ -3,11 +3,12 @@
 //! table with the best highlighted, how far ahead the best is, which runs are unfinished or failed,
 //! the verdicts on published numbers) and what was written.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::bail;
 
+use super::status_cmd::SweepView;
 use super::table::Table;
 use super::{CmdResult, EpochChoice, ReportArgs};
 use crate::report::aggregate::At;
@@ -24,7 +25,15 @@ pub fn report(args: ReportArgs) -> CmdResult {
         EpochChoice::Last => At::Last,
         EpochChoice::Best => At::Best,
     };
-    let report = Report::build(&targets, at)?;
+    if args.watch {
+        return watch(&args, &targets, at);
+    }
+    write_and_summarise(&args, &targets, at)
+}
+
+/// Writes the report and prints its terminal summary and what was written.
+fn write_and_summarise(args: &ReportArgs, targets: &[Target], at: At) -> CmdResult {
+    let report = Report::build(targets, at)?;
     let out = args.output.clone().unwrap_or_else(|| report.default_output());
     let files = report.write(&out)?;
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -38,6 +47,36 @@ pub fn report(args: ReportArgs) -> CmdResult {
         names.join(", ")
     );
     Ok(())
+}
+
+/// `--watch`: the report rewritten (marked partial) each time an epoch finishes in one of the
+/// sweeps, until every run is done or failed; then the final report and its summary.
+fn watch(args: &ReportArgs, targets: &[Target], at: At) -> CmdResult {
+    let every = std::time::Duration::from_secs_f64(args.interval);
+    let mut last = String::new();
+    loop {
+        let views = targets.iter().map(|t| SweepView::read(&t.dir)).collect::<anyhow::Result<Vec<_>>>()?;
+        if views.iter().all(SweepView::is_finished) {
+            return write_and_summarise(args, targets, at);
+        }
+        // The status tables change when an epoch is recorded (its metric, time and ETA).
+        let progress: String = views.iter().map(SweepView::table).collect();
+        let trained = views.iter().flat_map(|v| &v.runs).any(|r| r.epochs_done.unwrap_or(0) > 0);
+        if progress != last && trained {
+            let report = Report::build(targets, at)?;
+            let out = args.output.clone().unwrap_or_else(|| report.default_output());
+            report.write(&out)?;
+            let (finished, total) = views.iter().fold((0, 0), |(f, t), v| (f + v.finished, t + v.total));
+            println!(
+                "{}: wrote a partial report to {} ({finished} of {total} runs finished)",
+                report.created,
+                line(&out.display().to_string())
+            );
+            std::io::stdout().flush()?;
+        }
+        last = progress;
+        std::thread::sleep(every);
+    }
 }
 
 /// The terminal's summary of a report: headings as `heading:` lines, tables aligned (the best row

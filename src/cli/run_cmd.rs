@@ -1,11 +1,10 @@
-//! `sweep run` (a whole sweep), `sweep exec` (one run) and `sweep status` (a sweep's runs).
+//! `sweep run` (a whole sweep) and `sweep exec` (one run), and how a command finds a sweep's folder.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::table::Table;
-use super::{CmdResult, ExecArgs, Failure, RunArgs, StatusArgs};
+use super::{CmdResult, ExecArgs, Failure, RunArgs};
 use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
 use crate::runner::tuned::best_trials;
@@ -13,12 +12,9 @@ use crate::runner::{Executor, RunOptions};
 use crate::spec::Plan;
 use crate::spec::expand::with_tuned;
 use crate::spec::search::Then;
-use crate::store::decision::Decision;
 use crate::store::lock::SweepLock;
-use crate::store::metrics_file::MetricsFile;
 use crate::store::plan::{PLAN_FILE, SweepIndex, claim, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
-use crate::store::status::{RunStatus, State};
 use crate::terminal::{line, text};
 use crate::train::{Outcome, exec as train_run, open_device};
 
@@ -55,9 +51,9 @@ pub fn run(args: RunArgs) -> CmdResult {
         eprintln!("warning: {note}");
     }
     let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
-    let (index, outcome) = train_phases(plan, executor.as_mut(), &lock, &args.spec.spec, &results, &opts)?;
+    let outcome = train_phases(plan, executor.as_mut(), &lock, &args.spec.spec, &results, &opts)?;
     drop(lock);
-    print!("{}", status_table(&dir, &index)?);
+    print!("{}", super::status_cmd::SweepView::read(&dir)?.table());
     finished(&dir, &outcome)
 }
 
@@ -71,7 +67,7 @@ fn train_phases(
     spec_path: &Path,
     results: &Path,
     opts: &RunOptions,
-) -> anyhow::Result<(SweepIndex, SweepOutcome)> {
+) -> anyhow::Result<SweepOutcome> {
     let tuning = plan.search.as_ref().is_some_and(|s| s.then == Some(Then::Seeds));
     let dir = lock.dir();
     let tuned = |plan: Plan| {
@@ -94,12 +90,12 @@ fn train_phases(
             ..outcome
         };
         if !tuning || total.interrupted {
-            return Ok((index, total));
+            return Ok(total);
         }
         let runs = plan.runs.len();
         plan = tuned(plan);
         if plan.runs.len() == runs {
-            return Ok((index, total));
+            return Ok(total);
         }
     }
 }
@@ -160,16 +156,6 @@ pub fn exec(args: ExecArgs) -> CmdResult {
     }
 }
 
-pub fn status(args: StatusArgs) -> CmdResult {
-    let dir = resolve_sweep_dir(args.target.as_deref(), &args.results)?;
-    not_a_results_root(&dir, "status")?;
-    let (index, notes) = SweepIndex::read_or_scan(&dir)?;
-    println!("{}", line(&format!("sweep \"{}\" ({})", index.sweep, dir.display())));
-    notes.iter().for_each(|n| println!("note: {}", line(n)));
-    print!("{}", status_table(&dir, &index)?);
-    Ok(())
-}
-
 /// A spec (its sweep's folder under `results`, unless that holds another spec's sweep of the same
 /// name) or a sweep folder.
 pub fn resolve_sweep_dir(target: Option<&Path>, results: &Path) -> anyhow::Result<PathBuf> {
@@ -222,81 +208,5 @@ pub fn not_a_results_root(dir: &Path, command: &str) -> anyhow::Result<()> {
         if sweeps.len() == 1 { "" } else { "s" },
         shown.join(", "),
         dir.join(first).display()
-    )
-}
-
-/// One row per run: state, epochs, primary metric, time, failure reason; then notes on files that
-/// do not read. The epochs and the metric are those the run's files have ([`RunStatus::observe`]).
-pub fn status_table(dir: &Path, index: &SweepIndex) -> anyhow::Result<String> {
-    let mut table = Table::new(["run id", "variant", "seed", "state", "epochs", &index.metric, "time", "reason"])
-        .align_right(2)
-        .align_right(4)
-        .align_right(5)
-        .align_right(6);
-    let mut notes = Vec::new();
-    for run in &index.runs {
-        let run_dir = dir.join(&run.id);
-        let rows = MetricsFile::rows_noting(&run_dir, &run.id, &mut notes);
-        let (state, epochs, seconds, reason, done) = match RunStatus::observe(&run_dir) {
-            // A trainer that died without recording its state (kill -9, a machine's crash).
-            Ok(Some(s)) if s.state == State::Running && s.trainer_alive() == Some(false) => (
-                "lost".to_string(),
-                format!("{}/{}", s.epochs_done, s.epochs),
-                format!("{:.0} s", s.seconds),
-                "its training process is gone; `sweep run` resumes it".to_string(),
-                s.epochs_done,
-            ),
-            Ok(Some(s)) => (
-                s.state.name().to_string(),
-                format!("{}/{}", s.epochs_done, s.epochs),
-                format!("{:.0} s", s.seconds),
-                // A stopped trial's standing is its decision's now (it may have changed since it stopped).
-                match (s.state, Decision::read(&run_dir).ok().flatten()) {
-                    (State::Stopped, Some(d)) => d.reason,
-                    _ => s.reason.clone().unwrap_or_default(),
-                },
-                s.epochs_done,
-            ),
-            Ok(None) => ("missing".into(), "-".into(), "-".into(), String::new(), 0),
-            Err(e) => {
-                notes.push(format!("run {}: {e:#}", run.id));
-                ("unreadable".into(), "-".into(), "-".into(), "`sweep run` rebuilds its status.json".into(), 0)
-            }
-        };
-        // The row of the last checkpointed epoch: a later one (a kill before its checkpoint) is trained again.
-        let metric = rows.iter().find(|r| r.epoch == done).and_then(|r| r.get(&index.metric));
-        let reason: String = reason.lines().next().unwrap_or("").chars().take(60).collect();
-        table.row([
-            run.id.clone(),
-            run.variant.clone(),
-            run.seed.to_string(),
-            state,
-            epochs,
-            metric.map_or("-".into(), |v| format!("{v:.3}")),
-            seconds,
-            reason,
-        ]);
-    }
-    Ok(table.render() + &search_summary(dir, index) + &notes.iter().map(|n| format!("note: {n}\n")).collect::<String>())
-}
-
-/// What early stopping saved: the epochs the search's trials trained against training each in full.
-fn search_summary(dir: &Path, index: &SweepIndex) -> String {
-    let trials: Vec<RunStatus> = index
-        .runs
-        .iter()
-        .filter(|r| r.trial.is_some() && !r.tuned)
-        .filter_map(|r| RunStatus::observe(&dir.join(&r.id)).ok().flatten())
-        .collect();
-    if trials.is_empty() {
-        return String::new();
-    }
-    let trained: u64 = trials.iter().map(|s| s.epochs_done).sum();
-    let full: u64 = trials.iter().map(|s| s.epochs).sum();
-    let stopped = trials.iter().filter(|s| s.state == State::Stopped).count();
-    let saved = if full > 0 { 100.0 * (full - trained.min(full)) as f64 / full as f64 } else { 0.0 };
-    format!(
-        "\nsearch: {} trials, {stopped} stopped early; {trained} of {full} epochs trained ({saved:.0}% saved against training every trial in full)\n",
-        trials.len()
     )
 }

@@ -173,6 +173,9 @@ fn head(report: &Report) -> Vec<Block> {
         version: env!("CARGO_PKG_VERSION"),
         sources: report.sets.iter().map(|s| s.dir.display().to_string()).collect(),
     }));
+    if let Some(partial) = tables::partial_note(report) {
+        doc.push(Block::Meta(vec![Span::Strong(partial)]));
+    }
     doc.push(Block::Meta(text(tables::run_counts(report))));
     doc.push(Block::Meta(text(report.basis())));
     doc

@@ -283,7 +283,7 @@ fn utc_now() -> String {
     utc(secs)
 }
 
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
     // Howard Hinnant's days_from_civil inverse.

@@ -207,6 +207,21 @@ pub fn run_counts(report: &Report) -> String {
     )
 }
 
+/// For a report made while runs still train: when it was made and how many runs are not finished
+/// (failed runs count as finished: they train no more).
+pub fn partial_note(report: &Report) -> Option<String> {
+    let runs: Vec<&RunState> = report.sets.iter().flat_map(|s| s.runs.iter().map(|r| &r.state)).collect();
+    let open = runs.iter().filter(|s| matches!(s, RunState::Partial(_) | RunState::Missing(_))).count();
+    (open > 0).then(|| {
+        format!(
+            "Partial report, made {} while {open} of {} runs were not finished: its numbers will change \
+             (`sweep report --watch` rewrites it as epochs finish).",
+            report.created,
+            runs.len()
+        )
+    })
+}
+
 /// Whether every run is done or stopped early (the runs table is then only worth a line).
 pub fn all_done(report: &Report) -> bool {
     report.sets.iter().all(|s| s.runs.iter().all(|r| matches!(r.state, RunState::Done | RunState::Stopped)))
