@@ -8,10 +8,12 @@ use super::{CmdResult, ExecArgs, Failure, RunArgs};
 use crate::runner::RunOptions;
 use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
+use crate::store::layout::{kernel_cache_dir, results_root};
 use crate::store::lock::SweepLock;
 use crate::store::plan::{PLAN_FILE, SweepIndex, claim, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::terminal::{line, text};
+use crate::train::device::use_kernel_caches;
 use crate::train::{Outcome, exec as train_run, open_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
@@ -30,6 +32,8 @@ pub fn run(args: RunArgs) -> CmdResult {
         fail_fast: args.fail_fast,
     };
     let mut executor = args.executor.build(&opts, &plan.slurm)?;
+    let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
+    use_kernel_caches(&kernel_cache_dir(&results));
     // Fail before creating anything if a device cannot work.
     for device in executor.devices_here() {
         open_device(device)?;
@@ -46,7 +50,6 @@ pub fn run(args: RunArgs) -> CmdResult {
     if let Some(note) = claim(&dir, &args.spec.spec)? {
         eprintln!("warning: {note}");
     }
-    let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
     materialise(&plan, &args.spec.spec, &results)?;
     let index = SweepIndex::read(&dir)?;
     let outcome = run_sweep(executor.as_mut(), &lock, &index, &opts)?;
@@ -84,6 +87,7 @@ fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
 }
 
 pub fn exec(args: ExecArgs) -> CmdResult {
+    use_kernel_caches(&kernel_cache_dir(results_root(&args.run_dir)));
     let device = open_device(args.device)?;
     install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {
