@@ -28,6 +28,7 @@ pub fn run(args: RunArgs) -> CmdResult {
         device: args.device,
         jobs: args.jobs,
         devices: args.devices.clone(),
+        per_device: args.per_device,
         retry_failed: args.retry_failed,
         fail_fast: args.fail_fast,
     };

@@ -6,42 +6,35 @@
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 
-use crate::device::compiled_devices;
-
 /// The burn device `device` names, checked to work.
 pub fn open_device(device: crate::device::Device) -> Result<Device> {
+    device.built_in()?;
     let burn_device = match device {
         crate::device::Device::Cpu => Device::flex(),
-        crate::device::Device::Cuda(index) => cuda(index)?,
-        crate::device::Device::Wgpu(index) => wgpu(index)?,
+        crate::device::Device::Cuda(index) => cuda(index),
+        crate::device::Device::Wgpu(index) => wgpu(index),
     };
     probe(&burn_device, device)?;
     Ok(burn_device)
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(index: usize) -> Result<Device> {
-    Ok(Device::cuda(index))
+fn cuda(index: usize) -> Device {
+    Device::cuda(index)
 }
 #[cfg(not(feature = "cuda"))]
-fn cuda(_index: usize) -> Result<Device> {
-    bail!(
-        "this build of sweep has no CUDA support: rebuild with `cargo build --release --features cuda` (supported here: {})",
-        compiled_devices()
-    )
+fn cuda(_index: usize) -> Device {
+    unreachable!("open_device checks that the backend is built in first")
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu(index: Option<usize>) -> Result<Device> {
+fn wgpu(index: Option<usize>) -> Device {
     use burn::tensor::DeviceKind;
-    Ok(Device::wgpu(index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu)))
+    Device::wgpu(index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu))
 }
 #[cfg(not(feature = "wgpu"))]
-fn wgpu(_index: Option<usize>) -> Result<Device> {
-    bail!(
-        "this build of sweep has no wgpu support: rebuild with `cargo build --release --features wgpu` (supported here: {})",
-        compiled_devices()
-    )
+fn wgpu(_index: Option<usize>) -> Device {
+    unreachable!("open_device checks that the backend is built in first")
 }
 
 /// Points cubecl's persistent caches (autotune results; compiled kernels, which it keeps only when

@@ -39,7 +39,7 @@ impl DeviceLosses {
     }
 
     /// Losses waiting to be read.
-    pub fn len(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         self.pending.len()
     }
 
@@ -72,9 +72,9 @@ mod tests {
         for (step, (value, images)) in [(0.5f32, 8), (f32::NAN, 8), (0.25, 3)].into_iter().enumerate() {
             losses.push(Tensor::from_floats([value], &device), images, step);
         }
-        assert_eq!(losses.len(), 3);
+        assert_eq!(losses.waiting(), 3);
         let read = losses.read().unwrap();
-        assert_eq!(losses.len(), 0);
+        assert_eq!(losses.waiting(), 0);
         assert_eq!((read[0].value, read[0].images, read[0].step), (0.5, 8, 0));
         assert!(read[1].value.is_nan() && read[1].step == 1);
         assert_eq!((read[2].value, read[2].images, read[2].step), (0.25, 3, 2));

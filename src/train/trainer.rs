@@ -405,7 +405,7 @@ impl Epochs<'_> {
                 let (stepped, loss) = train_step(model, optim, objective, batch, &self.ad_device, lr);
                 model = stepped;
                 losses.push(loss, n, step);
-                if losses.len() >= LOSS_READ_EVERY {
+                if losses.waiting() >= LOSS_READ_EVERY {
                     training.add(&mut losses, epoch)?;
                     bar.set_message(format!("loss {:.4}", training.loss_sum / training.seen as f64));
                 }
@@ -702,7 +702,7 @@ mod tests {
                 let (stepped, loss) = train_step(model, &mut optim, &objective, batch, &ad_device, 1e-3);
                 model = stepped;
                 losses.push(loss, n, step);
-                if losses.len() >= every {
+                if losses.waiting() >= every {
                     training.add(&mut losses, 0).unwrap();
                 }
             }
