@@ -13,6 +13,7 @@ Lines starting with RESULT are what bench/run.sh parses.
 """
 
 import argparse
+import math
 import statistics
 import time
 
@@ -61,22 +62,33 @@ def train(args):
     batches = [
         (torch.rand(64, 1, 32, 32, device=device), torch.rand(64, 2, 32, 32, device=device) * 2 - 1) for _ in range(4)
     ]
-    times = []
+    times, pending, t, steps_in_window = [], [], None, 0
     for s in range(args.warmup + args.steps):
         gray, target = batches[s % len(batches)]
-        t = time.perf_counter()
+        if t is None:
+            t = time.perf_counter()
+        steps_in_window += 1
         optim.zero_grad(set_to_none=True)
         loss = F.mse_loss(model(gray), target)
-        loss.item()  # sweep reads the loss before backward too
+        pending.append(loss.detach())
         loss.backward()
         optim.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if s >= args.warmup:
-            times.append(time.perf_counter() - t)
+        # Read the losses every --loss-every steps in one transfer, as sweep's trainer does (its
+        # LOSS_READ_EVERY); 1 reads each step. Timed per window: a read waits for the device.
+        if len(pending) >= args.loss_every:
+            assert all(map(math.isfinite, torch.stack(pending).tolist())), f"loss diverged by step {s}"
+            pending = []
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if s >= args.warmup:
+                times.append((time.perf_counter() - t, steps_in_window))
+            steps_in_window, t = 0, None
+    steps = sum(n for _, n in times)
+    per_step = [w / n for w, n in times]
     print(
-        f"RESULT torch_train_img_per_s {64 * len(times) / sum(times):.2f} "
-        f"(mean over {len(times)} steps; median step {statistics.median(times) * 1e3:.1f} ms/batch)"
+        f"RESULT torch_train_img_per_s {64 * steps / sum(w for w, _ in times):.2f} "
+        f"(mean over {steps} steps, loss read every {args.loss_every}; "
+        f"median step {statistics.median(per_step) * 1e3:.1f} ms/batch)"
     )
 
 
@@ -130,6 +142,7 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check of bench/gpu.sh)")
     p.add_argument("--ops", action="store_true", help="print the per-op table instead of training")
+    p.add_argument("--loss-every", type=int, default=1, help="read the loss every N steps (sweep trains with 20)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

@@ -128,6 +128,8 @@ impl<'a> Bench<'a> {
             let t = Instant::now();
             let (m, loss) = train_step(model, &mut optim, &self.objective, batch, &self.ad_device, lr);
             model = m;
+            // Read every step, as the PyTorch reference does by default (`--loss-every 1`).
+            let loss = loss.into_scalar::<f32>();
             assert!(loss.is_finite(), "loss {loss} at step {s}");
             if s >= args.warmup {
                 times.push(t.elapsed().as_secs_f64() / n as f64);

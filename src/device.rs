@@ -32,6 +32,24 @@ pub fn compiled_devices() -> &'static str {
     }
 }
 
+impl Device {
+    /// `Ok` when this build has the backend of the device; otherwise an error saying how to get one.
+    pub fn built_in(self) -> Result<(), BadDevice> {
+        let (built, feature) = match self {
+            Device::Cpu => (true, ""),
+            Device::Cuda(_) => (cfg!(feature = "cuda"), "cuda"),
+            Device::Wgpu(_) => (cfg!(feature = "wgpu"), "wgpu"),
+        };
+        if built {
+            return Ok(());
+        }
+        Err(BadDevice(format!(
+            "device `{self}`: this build of sweep has no {feature} support: rebuild with `cargo build --release --features {feature}` (supported here: {})",
+            compiled_devices()
+        )))
+    }
+}
+
 /// A device name that is not one.
 #[derive(Debug, PartialEq, Eq)]
 pub struct BadDevice(String);

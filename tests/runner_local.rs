@@ -1,5 +1,6 @@
 //! The local executor through the real binary (`sweep run`) on tiny synthetic sweeps: done runs are
-//! skipped (a finished sweep re-runs in under a second), `--jobs 2` trains two at once, a failing run
+//! skipped (a finished sweep re-runs in under a second), `--jobs 2` trains two at once, so does
+//! `--per-device` on each device of `--devices`, a device this build lacks fails up front, a failing run
 //! leaves the others alone, `--fail-fast`, `max_retries`, `--retry-failed`, a crashed child is
 //! retried and resumes, a second `sweep run` of the same sweep is refused and a stale lock taken over,
 //! Ctrl-C records runs as interrupted and the next run resumes them, and after `kill -9` of the
@@ -61,6 +62,36 @@ fn jobs_2_trains_two_runs_at_once() {
     assert_eq!(events.iter().filter(|e| **e == "done").count(), 4, "{stdout}");
     assert!(stdout.contains("on 2 slots"), "{stdout}");
     s.run_dirs().iter().for_each(|d| assert_complete(d));
+}
+
+#[test]
+fn per_device_packs_runs_on_each_device_of_devices() {
+    // Two CPU "devices" with two slots each: four runs at once, as --per-device 4 would on one GPU.
+    let s = Sweep::new("packed", "seeds = [0, 1, 2, 3]", "epochs = 2", "");
+    let out = s.run(&["--devices", "cpu,cpu", "--per-device", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next().filter(|w| ["start", "done"].contains(w)))
+        .collect();
+    assert_eq!(&events[..4], ["start"; 4], "{stdout}");
+    assert!(stdout.contains("on 4 slots"), "{stdout}");
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+}
+
+#[test]
+fn a_device_this_build_lacks_fails_up_front_with_one_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let s = Sweep::new("nocuda", "seeds = [0, 1, 2]", "epochs = 1", "");
+    let out = s.run(&["--devices", "cuda:0,cuda:1", "--per-device", "2"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("no cuda support").count(), 1, "{stderr}");
+    assert!(stderr.contains("--devices: device `cuda:0`") && stderr.contains("--features cuda"), "{stderr}");
+    assert!(!s.dir.exists(), "nothing may be created before the devices are checked");
 }
 
 #[test]

@@ -86,9 +86,14 @@ pub struct RunArgs {
     /// Runs trained at once on this machine (CPU threads are split between them), 1 to 256 [default: 1].
     #[arg(long, short = 'j', value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub jobs: Option<usize>,
-    /// GPU slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child).
+    /// Device slots, one run each, e.g. cuda:0,cuda:1 (sets CUDA_VISIBLE_DEVICES for each child);
+    /// cpu is a CPU slot.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<Device>,
+    /// Runs trained at once on each device of --devices (CPU threads are split between all slots), 1
+    /// to 64 [default: 1].
+    #[arg(long, requires = "devices", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub per_device: Option<usize>,
     /// Where runs execute: child processes here, or a Slurm job array (resources from the spec's
     /// [slurm] table; this command follows the job and resubmits failed tasks).
     #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]

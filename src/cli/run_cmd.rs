@@ -12,10 +12,12 @@ use crate::runner::{Executor, RunOptions};
 use crate::spec::Plan;
 use crate::spec::expand::with_tuned;
 use crate::spec::search::Then;
+use crate::store::layout::{kernel_cache_dir, results_root};
 use crate::store::lock::SweepLock;
 use crate::store::plan::{PLAN_FILE, SweepIndex, claim, materialise, sweep_dir};
 use crate::store::protocol::{ExecExit, RunBusy, install_stop_handler};
 use crate::terminal::{line, text};
+use crate::train::device::use_kernel_caches;
 use crate::train::{Outcome, exec as train_run, open_device};
 
 pub fn run(args: RunArgs) -> CmdResult {
@@ -30,10 +32,13 @@ pub fn run(args: RunArgs) -> CmdResult {
         device: args.device,
         jobs: args.jobs,
         devices: args.devices.clone(),
+        per_device: args.per_device,
         retry_failed: args.retry_failed,
         fail_fast: args.fail_fast,
     };
     let mut executor = args.executor.build(&opts, &plan.slurm)?;
+    let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
+    use_kernel_caches(&kernel_cache_dir(&results));
     // Fail before creating anything if a device cannot work.
     for device in executor.devices_here() {
         open_device(device)?;
@@ -50,7 +55,6 @@ pub fn run(args: RunArgs) -> CmdResult {
     if let Some(note) = claim(&dir, &args.spec.spec)? {
         eprintln!("warning: {note}");
     }
-    let results = dir.parent().map_or_else(|| args.results.clone(), Path::to_path_buf);
     let outcome = train_phases(plan, executor.as_mut(), &lock, &args.spec.spec, &results, &opts)?;
     drop(lock);
     print!("{}", super::status_cmd::SweepView::read(&dir)?.table());
@@ -130,6 +134,7 @@ fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
 }
 
 pub fn exec(args: ExecArgs) -> CmdResult {
+    use_kernel_caches(&kernel_cache_dir(results_root(&args.run_dir)));
     let device = open_device(args.device)?;
     install_stop_handler();
     match train_run(&args.run_dir, &device, args.quiet) {

@@ -1,6 +1,8 @@
 //! The local executor: every run is a child process (`sweep exec RUN_DIR`), so a crash, a panic or an
 //! out-of-memory in one run cannot take the sweep down. `--jobs N` runs N at once and splits the CPU
-//! threads between them; `--devices cuda:0,cuda:1` runs one per GPU with `CUDA_VISIBLE_DEVICES` set.
+//! threads between them; `--devices cuda:0,cuda:1` runs one per GPU with `CUDA_VISIBLE_DEVICES` set,
+//! `--per-device K` K per device (a small net uses a sliver of a GPU), the CPU threads split between
+//! all the slots.
 //!
 //! Ctrl-C or SIGTERM stops the children, which record themselves as interrupted; children also get
 //! SIGTERM when the orchestrator dies, even by `kill -9`, so no attempt outlives its orchestrator
@@ -24,8 +26,9 @@ use crate::store::protocol::{ExecExit, is_stop_signal, request_stop};
 pub struct LocalOptions {
     /// Runs at once on `device` when `devices` is empty.
     pub jobs: usize,
-    /// GPU slots (`cuda:0`, `wgpu:1`), one run each.
+    /// Device slots (`cuda:0`, `wgpu:1`, `cpu`), `per_device` runs each.
     pub devices: Vec<Device>,
+    pub per_device: usize,
     pub device: Device,
 }
 
@@ -55,7 +58,9 @@ pub struct LocalExecutor {
 }
 
 impl LocalExecutor {
-    /// Slots for `opts`; `--jobs` with `--devices` is refused.
+    /// Slots for `opts`; `--jobs` with `--devices` is refused, and so is a device of `--devices`
+    /// whose backend this build lacks, once, before any run starts (`--device` is opened by `sweep
+    /// run` itself).
     pub fn new(opts: &RunOptions) -> Result<LocalExecutor> {
         if opts.jobs.is_some() && !opts.devices.is_empty() {
             return Err(BadOptions(
@@ -63,7 +68,15 @@ impl LocalExecutor {
             )
             .into());
         }
-        let opts = LocalOptions { jobs: opts.jobs.unwrap_or(1), devices: opts.devices.clone(), device: opts.device };
+        for d in &opts.devices {
+            d.built_in().context("--devices")?;
+        }
+        let opts = LocalOptions {
+            jobs: opts.jobs.unwrap_or(1),
+            devices: opts.devices.clone(),
+            per_device: opts.per_device.unwrap_or(1),
+            device: opts.device,
+        };
         let slots = slots(&opts, std::env::var("CUDA_VISIBLE_DEVICES").ok())?;
         let exe = std::env::current_exe().context("cannot find the sweep executable")?;
         let free = (0..slots.len()).rev().collect();
@@ -78,7 +91,8 @@ impl Executor for LocalExecutor {
     }
 
     fn devices_here(&self) -> Vec<Device> {
-        // GPU slots are opened by their children, each with its own CUDA_VISIBLE_DEVICES.
+        // Slots of --devices are opened by their children, each with its own CUDA_VISIBLE_DEVICES
+        // (that their backends are built in, `slots` checked).
         if self.opts.devices.is_empty() { vec![self.opts.device] } else { Vec::new() }
     }
 
@@ -171,16 +185,21 @@ fn describe(exit: ExitStatus) -> String {
     }
 }
 
-/// The execution slots: one per GPU, or `jobs` CPU slots sharing the cores. `cuda_visible` is this
-/// process's `CUDA_VISIBLE_DEVICES`: `cuda:N` is the N-th GPU this process may use.
+/// The execution slots: `per_device` per device of `devices`, or `jobs` on `device`; all share the
+/// cores. `cuda_visible` is this process's `CUDA_VISIBLE_DEVICES`: `cuda:N` is the N-th GPU this
+/// process may use.
 fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>> {
-    if !opts.devices.is_empty() {
+    if opts.jobs == 0 || opts.per_device == 0 {
+        bail!("--jobs and --per-device must be at least 1");
+    }
+    let places: Vec<(Device, Vec<(String, String)>)> = if opts.devices.is_empty() {
+        vec![(opts.device, Vec::new()); opts.jobs]
+    } else {
         let visible: Option<Vec<String>> =
             cuda_visible.filter(|v| !v.trim().is_empty()).map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-        return opts
-            .devices
-            .iter()
-            .map(|&d| match d {
+        let mut places = Vec::new();
+        for &d in &opts.devices {
+            let place = match d {
                 Device::Cuda(i) => {
                     let physical = match &visible {
                         Some(list) => list.get(i).cloned().with_context(|| {
@@ -188,28 +207,29 @@ fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>>
                         })?,
                         None => i.to_string(),
                     };
-                    Ok(Slot { device: Device::Cuda(0), env: vec![("CUDA_VISIBLE_DEVICES".into(), physical)] })
+                    (Device::Cuda(0), vec![("CUDA_VISIBLE_DEVICES".to_string(), physical)])
                 }
-                Device::Wgpu(Some(_)) => Ok(Slot { device: d, env: Vec::new() }),
-                Device::Wgpu(None) | Device::Cpu => {
-                    bail!("--devices: `{d}` is not a GPU slot; give cuda:N or wgpu:N, comma-separated")
-                }
-            })
-            .collect();
-    }
-    if opts.jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
+                Device::Wgpu(Some(_)) | Device::Cpu => (d, Vec::new()),
+                Device::Wgpu(None) => bail!(
+                    "--devices: `{d}` is wgpu's default adapter, not one GPU; give cuda:N, wgpu:N or cpu, comma-separated"
+                ),
+            };
+            places.extend(std::iter::repeat_n(place, opts.per_device));
+        }
+        places
+    };
     // Each run gets its share of the cores (the data thread of each run is mostly idle); a thread
     // count the user set for rayon is left alone.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / opts.jobs).max(1);
-    let env = if std::env::var_os("RAYON_NUM_THREADS").is_some() {
-        Vec::new()
-    } else {
-        vec![("RAYON_NUM_THREADS".to_string(), threads.to_string())]
-    };
-    Ok((0..opts.jobs).map(|_| Slot { device: opts.device, env: env.clone() }).collect())
+    let threads = (cores / places.len()).max(1).to_string();
+    let rayon = std::env::var_os("RAYON_NUM_THREADS").is_none().then_some(("RAYON_NUM_THREADS".to_string(), threads));
+    Ok(places
+        .into_iter()
+        .map(|(device, mut env)| {
+            env.extend(rayon.clone());
+            Slot { device, env }
+        })
+        .collect())
 }
 
 fn spawn(exe: &Path, run_dir: &Path, slot: &Slot) -> Result<Child> {
@@ -242,7 +262,12 @@ mod tests {
     use super::*;
 
     fn opts(jobs: usize, devices: &[&str]) -> LocalOptions {
-        LocalOptions { jobs, devices: devices.iter().map(|d| d.parse().unwrap()).collect(), device: Device::Cpu }
+        LocalOptions {
+            jobs,
+            devices: devices.iter().map(|d| d.parse().unwrap()).collect(),
+            per_device: 1,
+            device: Device::Cpu,
+        }
     }
 
     fn env(slot: &Slot, key: &str) -> Option<String> {
@@ -258,14 +283,50 @@ mod tests {
             ("cuda:0", Some("1"))
         );
         assert_eq!(env(&s[1], "CUDA_VISIBLE_DEVICES").as_deref(), Some("0"));
-        assert_eq!((s[2].device.to_string().as_str(), s[2].env.len()), ("wgpu:0", 0));
+        assert_eq!((s[2].device.to_string().as_str(), env(&s[2], "CUDA_VISIBLE_DEVICES")), ("wgpu:0", None));
         // Indices count within the GPUs this process was given.
         let s = slots(&opts(1, &["cuda:0", "cuda:1"]), Some("4,6".into())).unwrap();
         assert_eq!(env(&s[1], "CUDA_VISIBLE_DEVICES").as_deref(), Some("6"));
         assert!(slots(&opts(1, &["cuda:2"]), Some("4,6".into())).is_err());
         // A name that is no device ("gpu0") is refused when the command line is parsed (crate::device).
-        let err = slots(&opts(1, &["cpu"]), None).err().unwrap().to_string();
-        assert!(err.contains("give cuda:N or wgpu:N"), "{err}");
+        let err = format!("{:#}", slots(&opts(1, &["wgpu"]), None).err().unwrap());
+        assert!(err.contains("give cuda:N, wgpu:N or cpu"), "{err}");
+    }
+
+    #[test]
+    fn per_device_packs_k_slots_on_each_device_and_splits_the_cores_between_all() {
+        let mut o = opts(1, &["cpu", "cpu"]);
+        o.per_device = 3;
+        let s = slots(&o, None).unwrap();
+        assert_eq!(s.len(), 6);
+        assert!(s.iter().all(|s| s.device == Device::Cpu && env(s, "CUDA_VISIBLE_DEVICES").is_none()));
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            assert!(s.iter().all(|s| env(s, "RAYON_NUM_THREADS") == Some((cores / 6).max(1).to_string())));
+        }
+        o.per_device = 0;
+        assert!(slots(&o, None).is_err());
+    }
+
+    #[test]
+    fn a_device_this_build_lacks_is_refused_before_any_run() {
+        for (name, feature_on) in [("cuda:0", cfg!(feature = "cuda")), ("wgpu:0", cfg!(feature = "wgpu"))] {
+            let run_options = RunOptions {
+                device: Device::Cpu,
+                jobs: None,
+                devices: vec![Device::Cpu, name.parse().unwrap()],
+                per_device: Some(2),
+                retry_failed: false,
+                fail_fast: false,
+            };
+            let result = LocalExecutor::new(&run_options);
+            if feature_on {
+                assert_eq!(result.unwrap().slots.len(), 4);
+            } else {
+                let err = format!("{:#}", result.err().unwrap());
+                assert!(err.starts_with(&format!("--devices: device `{name}`")) && err.contains("--features"), "{err}");
+            }
+        }
     }
 
     #[test]

@@ -72,8 +72,10 @@ pub struct RunOptions {
     pub device: Device,
     /// `--jobs`: runs at once on this machine.
     pub jobs: Option<usize>,
-    /// `--devices`: GPU slots, one run each.
+    /// `--devices`: device slots, `per_device` runs each.
     pub devices: Vec<Device>,
+    /// `--per-device`: runs at once on each of `devices`.
+    pub per_device: Option<usize>,
     /// `--retry-failed`: failed runs get a fresh set of retries.
     pub retry_failed: bool,
     /// `--fail-fast`: the first run that fails for good stops the sweep.

@@ -136,12 +136,13 @@ pub struct SlurmExecutor {
 }
 
 impl SlurmExecutor {
-    /// The executor for the spec's `[slurm]` table; `--jobs`, `--devices` and `--fail-fast` are refused.
+    /// The executor for the spec's `[slurm]` table; `--jobs`, `--devices`, `--per-device` and
+    /// `--fail-fast` are refused.
     pub fn new(opts: &RunOptions, spec: &SlurmSpec) -> Result<SlurmExecutor> {
-        if opts.jobs.is_some() || !opts.devices.is_empty() || opts.fail_fast {
+        if opts.jobs.is_some() || !opts.devices.is_empty() || opts.per_device.is_some() || opts.fail_fast {
             return Err(BadOptions(
-                "--jobs, --devices and --fail-fast apply to the local executor; on Slurm, set max_concurrent and \
-                 gpus_per_task in the spec's [slurm] table"
+                "--jobs, --devices, --per-device and --fail-fast apply to the local executor; on Slurm, set \
+                 max_concurrent and gpus_per_task in the spec's [slurm] table"
                     .into(),
             )
             .into());

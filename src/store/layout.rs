@@ -178,6 +178,16 @@ pub fn priors_dir(results_root: &Path) -> PathBuf {
     results_root.join(".priors")
 }
 
+/// The folder of cubecl's persistent caches (autotune results, compiled GPU kernels) under the
+/// results folder `results_root`, one per machine (`results/.cubecl/<host>/`): every run of every
+/// sweep in the results folder on that machine reuses them, while machines sharing the folder (a
+/// cluster's nodes, with their own GPUs and drivers) keep apart. The files are cubecl's own database,
+/// which several processes may write at once.
+pub fn kernel_cache_dir(results_root: &Path) -> PathBuf {
+    let host = super::status::this_host();
+    results_root.join(".cubecl").join(if host.is_empty() { "unknown-host" } else { host.as_str() })
+}
+
 /// Longest folder name a variant gets in [`tensorboard_dir`] (file systems allow 255 bytes).
 pub const MAX_VARIANT_FOLDER: usize = 200;
 
@@ -222,5 +232,13 @@ mod tests {
         let (a, b) = ("x".repeat(300) + "a", "x".repeat(300) + "b");
         assert!(name(&a).len() <= MAX_VARIANT_FOLDER);
         assert_ne!(name(&a), name(&b));
+    }
+
+    #[test]
+    fn kernel_caches_are_per_machine_under_the_results_folder() {
+        let dir = kernel_cache_dir(Path::new("results"));
+        assert_eq!(dir.parent(), Some(Path::new("results/.cubecl")));
+        let host = super::super::status::this_host();
+        assert_eq!(dir.file_name().unwrap().to_str().unwrap(), if host.is_empty() { "unknown-host" } else { &host });
     }
 }

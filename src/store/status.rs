@@ -295,7 +295,7 @@ fn process_alive(pid: i32) -> bool {
 }
 
 /// This machine's host name (empty if it cannot be read).
-fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     let mut buf = [0u8; 256];
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());

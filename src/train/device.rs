@@ -6,47 +6,60 @@
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor};
 
-use crate::device::compiled_devices;
-
 /// The burn device `device` names, checked to work.
 pub fn open_device(device: crate::device::Device) -> Result<Device> {
+    device.built_in()?;
     let burn_device = match device {
         crate::device::Device::Cpu => Device::flex(),
-        crate::device::Device::Cuda(index) => cuda(index)?,
-        crate::device::Device::Wgpu(index) => wgpu(index)?,
+        crate::device::Device::Cuda(index) => cuda(index),
+        crate::device::Device::Wgpu(index) => wgpu(index),
     };
-    probe(&burn_device, &device.to_string())?;
+    probe(&burn_device, device)?;
     Ok(burn_device)
 }
 
 #[cfg(feature = "cuda")]
-fn cuda(index: usize) -> Result<Device> {
-    Ok(Device::cuda(index))
+fn cuda(index: usize) -> Device {
+    Device::cuda(index)
 }
 #[cfg(not(feature = "cuda"))]
-fn cuda(_index: usize) -> Result<Device> {
-    bail!(
-        "this build of sweep has no CUDA support: rebuild with `cargo build --release --features cuda` (supported here: {})",
-        compiled_devices()
-    )
+fn cuda(_index: usize) -> Device {
+    unreachable!("open_device checks that the backend is built in first")
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu(index: Option<usize>) -> Result<Device> {
+fn wgpu(index: Option<usize>) -> Device {
     use burn::tensor::DeviceKind;
-    Ok(Device::wgpu(index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu)))
+    Device::wgpu(index.map_or(DeviceKind::DefaultDevice, DeviceKind::DiscreteGpu))
 }
 #[cfg(not(feature = "wgpu"))]
-fn wgpu(_index: Option<usize>) -> Result<Device> {
-    bail!(
-        "this build of sweep has no wgpu support: rebuild with `cargo build --release --features wgpu` (supported here: {})",
-        compiled_devices()
-    )
+fn wgpu(_index: Option<usize>) -> Device {
+    unreachable!("open_device checks that the backend is built in first")
 }
 
+/// Points cubecl's persistent caches (autotune results; compiled kernels, which it keeps only when
+/// asked to) at `dir` ([`crate::store::layout::kernel_cache_dir`]), so that the runs of a results
+/// folder compile and tune each kernel once. Must run before a GPU device is first used: cubecl reads
+/// its configuration once per process. The rest of a `cubecl.toml` or `CUBECL_*` variables still
+/// applies. A build without a GPU backend has no cubecl and nothing to do.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+pub fn use_kernel_caches(dir: &std::path::Path) {
+    use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+    // cubecl creates the folder when it first writes there.
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    config.environment.path = CacheConfig::Directory(dir.to_path_buf());
+    config.compilation.cache = true;
+    if !CubeClRuntimeConfig::try_set(config) {
+        eprintln!("warning: cubecl was configured before sweep could point its caches at {}", dir.display());
+    }
+}
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+pub fn use_kernel_caches(_dir: &std::path::Path) {}
+
 /// Runs one tiny operation; a backend that cannot start panics inside burn, which is caught here
-/// and turned into an error naming the device.
-fn probe(device: &Device, name: &str) -> Result<()> {
+/// and turned into an error naming the device and what it needs.
+fn probe(device: &Device, device_name: crate::device::Device) -> Result<()> {
+    let name = device_name.to_string();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let device_clone = device.clone();
@@ -60,14 +73,28 @@ fn probe(device: &Device, name: &str) -> Result<()> {
         Ok(v) => bail!("device `{name}` computed 1 + 2 = {v}: it is not working"),
         Err(panic) => {
             let msg = crate::data::panic_message(panic.as_ref());
-            // wgpu:N asks for the N-th *discrete* GPU, so an integrated or software adapter
-            // (lavapipe, say) fails there with an opaque channel error.
-            let hint = if name.starts_with("wgpu:") {
-                " (`wgpu:N` is the N-th discrete GPU; `--device wgpu` takes wgpu's default adapter, integrated and software ones included)"
-            } else {
-                ""
-            };
-            bail!("device `{name}` is not available: {msg}{hint}")
+            bail!("device `{name}` is not available: {msg}{}", unavailable_hint(device_name))
+        }
+    }
+}
+
+/// What a device that did not start needs, for its error.
+fn unavailable_hint(device: crate::device::Device) -> &'static str {
+    match device {
+        crate::device::Device::Cpu => "",
+        // cudarc loads the driver and NVRTC at run time and panics when one is missing.
+        crate::device::Device::Cuda(_) => {
+            " (CUDA needs an NVIDIA GPU with its driver, libcuda.so.1, and NVRTC, libnvrtc.so of a CUDA 12 or 13 \
+             install, on the library path: e.g. LD_LIBRARY_PATH=/usr/local/cuda/lib64; `nvidia-smi` shows the GPUs; \
+             without one, train with --device cpu)"
+        }
+        // wgpu:N asks for the N-th *discrete* GPU, so an integrated or software adapter
+        // (lavapipe, say) fails there with an opaque channel error.
+        crate::device::Device::Wgpu(Some(_)) => {
+            " (`wgpu:N` is the N-th discrete GPU; `--device wgpu` takes wgpu's default adapter, integrated and software ones included)"
+        }
+        crate::device::Device::Wgpu(None) => {
+            " (wgpu needs a Vulkan, Metal or DX12 driver; Mesa's lavapipe is a software one)"
         }
     }
 }
@@ -84,5 +111,16 @@ mod tests {
             let err = open_device(crate::device::Device::Cuda(0)).unwrap_err().to_string();
             assert!(err.contains("--features cuda"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_device_that_does_not_start_says_what_it_needs() {
+        let hint = unavailable_hint(crate::device::Device::Cuda(0));
+        assert!(
+            hint.contains("libnvrtc.so") && hint.contains("libcuda.so.1") && hint.contains("--device cpu"),
+            "{hint}"
+        );
+        assert!(unavailable_hint(crate::device::Device::Wgpu(Some(0))).contains("discrete GPU"));
+        assert_eq!(unavailable_hint(crate::device::Device::Cpu), "");
     }
 }

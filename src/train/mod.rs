@@ -6,6 +6,7 @@
 //! - `objective`: regression and classification targets, the weighting and averaging of the losses
 //!   (the losses themselves are `crate::loss`), and decoding;
 //! - `trainer`: the epoch loop, validation, resumption (`sweep exec`);
+//! - `losses`: step losses kept on the device and read back together, not once per step;
 //! - `checkpoint`, `samples`: the files of a run whose format is training's (the others are the store's);
 //! - `tensorboard`: the run's TensorBoard event files (in the store's `results/<sweep>/tb/<variant>/seed<N>/`);
 //! - `prior`: the chroma priors a run starts from (rebalancing, the rebalanced AuC), measured once on a
@@ -16,6 +17,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod judge;
+pub mod losses;
 pub mod objective;
 pub mod pretrain;
 pub mod prior;

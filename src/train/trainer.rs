@@ -25,6 +25,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::checkpoint;
 use super::judge::{SemanticTest, judge};
+use super::losses::DeviceLosses;
 use super::objective::{HostBatch, Objective};
 use super::pretrain;
 use super::prior::{self, Priors};
@@ -222,6 +223,26 @@ struct EpochTraining {
     data_wait: f64,
 }
 
+impl EpochTraining {
+    /// Reads the losses of the steps since the last read and adds them up; a non-finite one stops
+    /// the run, naming the epoch (0-based `epoch`) and step it happened at.
+    fn add(&mut self, losses: &mut DeviceLosses, epoch: u64) -> Result<()> {
+        for read in losses.read()? {
+            if !read.value.is_finite() {
+                bail!(
+                    "the training loss became {} at epoch {}, step {}: lower lr or check the data",
+                    read.value,
+                    epoch + 1,
+                    read.step + 1
+                );
+            }
+            self.loss_sum += read.value * read.images as f64;
+            self.seen += read.images;
+        }
+        Ok(())
+    }
+}
+
 impl Epochs<'_> {
     /// Trains the remaining epochs, resuming after the last complete one.
     fn run(
@@ -381,6 +402,7 @@ impl Epochs<'_> {
         let mut training = EpochTraining { loss_sum: 0.0, seen: 0, seconds: 0.0, data_wait: 0.0 };
         let data = self.data.train.as_ref();
         let prepare = |idx: &[usize]| prepare_augmented(data, idx, space, &augment).map(|b| objective.host_batch(&b));
+        let mut losses = DeviceLosses::default();
         let (model, interrupted) = prefetched(&batches, prepare, |batches| -> Result<(ColorizationNet, bool)> {
             let mut model = model;
             let mut waiting = Instant::now();
@@ -391,21 +413,17 @@ impl Epochs<'_> {
                 }
                 let batch = batch?;
                 let n = batch.n;
-                let (stepped, value) = train_step(model, optim, objective, batch, &self.ad_device, lr);
+                let (stepped, loss) = train_step(model, optim, objective, batch, &self.ad_device, lr);
                 model = stepped;
-                if !value.is_finite() {
-                    bail!(
-                        "the training loss became {value} at epoch {}, step {}: lower lr or check the data",
-                        epoch + 1,
-                        step + 1
-                    );
+                losses.push(loss, n, step);
+                if losses.waiting() >= LOSS_READ_EVERY {
+                    training.add(&mut losses, epoch)?;
+                    bar.set_message(format!("loss {:.4}", training.loss_sum / training.seen as f64));
                 }
-                training.loss_sum += value * n as f64;
-                training.seen += n;
                 bar.inc(1);
-                bar.set_message(format!("loss {:.4}", training.loss_sum / training.seen as f64));
                 waiting = Instant::now();
             }
+            training.add(&mut losses, epoch)?;
             Ok((model, false))
         })?;
         bar.finish_and_clear();
@@ -450,10 +468,16 @@ impl Best {
     }
 }
 
+/// At most this many training steps between two reads of the loss (and at the end of each epoch):
+/// each read is a device sync, so a GPU queues this many steps ahead. A diverging run is stopped
+/// within as many steps, with the step it diverged at.
+pub const LOSS_READ_EVERY: usize = 20;
+
 /// One optimisation step on one batch: upload, forward, loss, backward, optimizer update. Returns
-/// the updated model and the batch's mean loss (read before the update; a non-finite value means
-/// the step diverged and the caller should stop). The trainer and `benches/train_step.rs` both run
-/// exactly this, so the benchmark times the real step.
+/// the updated model and the batch's mean loss (computed before the update), left on the device:
+/// reading it is a device sync, which the caller does for many steps at once ([`DeviceLosses`]).
+/// The trainer and `benches/train_step.rs` both run exactly this, so the benchmark times the real
+/// step.
 pub fn train_step(
     model: ColorizationNet,
     optim: &mut ModuleOptimizer,
@@ -461,13 +485,12 @@ pub fn train_step(
     batch: HostBatch,
     device: &Device,
     lr: f64,
-) -> (ColorizationNet, f64) {
+) -> (ColorizationNet, Tensor<1>) {
     let batch = batch.into_device(device);
     let output = model.forward(batch.gray.clone());
     let loss = objective.loss(output, &batch);
-    let value = loss.clone().into_scalar::<f32>() as f64;
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    (optim.step(lr, model, grads), value)
+    let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
+    (optim.step(lr, model, grads), loss.detach())
 }
 
 /// Builds a module right after seeding burn's generator and draws all its random initial values
@@ -501,7 +524,8 @@ pub struct Evaluation {
 
 /// Runs `model` (inference view) over the validation images in batches, read and prepared ahead
 /// of the model by the data path ([`prefetched`]), so that validation holds a few batches, never
-/// the whole split; with a `semantic` test, Zhang's semantic test too.
+/// the whole split; with a `semantic` test, Zhang's semantic test too. Each batch's output is read
+/// back once (its metrics are the host's); the losses together after the pass.
 pub fn evaluate(
     model: &ColorizationNet,
     evaluator: &Evaluator,
@@ -514,17 +538,18 @@ pub fn evaluate(
     let hw = val.side() * val.side();
     let mut acc = Accumulator::new(Some(evaluator.class_weights.clone()));
     let mut pass = semantic.map(SemanticTest::pass);
-    let mut loss_sum = 0.0;
+    let mut losses = DeviceLosses::default();
     let mut sample_chroma = Vec::new();
     let order: Vec<usize> = (0..val.len()).collect();
     let batches: Vec<Vec<usize>> = order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect();
     let prepare = |idx: &[usize]| prepare(val, idx, space).map(|b| (objective.host_batch(&b), b));
     prefetched(&batches, prepare, |batches| -> Result<()> {
-        for prepared in batches {
+        for (step, prepared) in batches.enumerate() {
             let (host, batch) = prepared?;
             let on_device = host.into_device(device);
             let output = model.forward(on_device.gray.clone());
-            loss_sum += objective.loss(output.clone(), &on_device).into_scalar::<f32>() as f64 * batch.n as f64;
+            // Read with the others after the pass: the output below is this batch's one read.
+            losses.push(objective.loss(output.clone(), &on_device), batch.n, step);
             let raw = output.into_data().try_to_vec::<f32>()?;
             let chroma = objective.decode(raw, hw, None);
             let predicted = decoded_planar(space, &batch.gray, &chroma, hw);
@@ -540,6 +565,7 @@ pub fn evaluate(
         }
         Ok(())
     })?;
+    let loss_sum: f64 = losses.read()?.iter().map(|l| l.value * l.images as f64).sum();
     Ok(Evaluation {
         loss: loss_sum / val.len().max(1) as f64,
         metrics: acc.finish(),
@@ -656,4 +682,60 @@ fn progress_bar(len: u64, prefix: &str, quiet: bool) -> indicatif::ProgressBar {
     );
     bar.set_prefix(prefix.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Spec, plan};
+
+    /// The epoch's mean training loss read in windows is the mean read step by step: the same tiny
+    /// net trained twice from one seed on the same batches, read each step and every third step.
+    #[test]
+    fn losses_read_in_windows_give_the_mean_of_reading_every_step() {
+        let text = "[sweep]\nname = \"window\"\n[base]\ndataset = \"synthetic\"\nimage_size = 8\nbatch_size = 4\n\
+                    train_images = 28\nlocal.widths = [4]\nlocal.pool_after = []\nhead.widths = []\n";
+        let spec = Spec::from_str(Path::new("window.toml"), text.to_string()).unwrap();
+        let cfg = plan(&spec, &[]).unwrap().runs.remove(0).settings;
+        let data = crate::data::open(&cfg.data).unwrap();
+        let objective = Objective::new(&cfg, Vec::new);
+        let ad_device = Device::flex().autodiff();
+        let train = |every: usize| {
+            let model_cfg = model_config(&cfg, &objective, data.classes.len());
+            let mut model = seeded(&ad_device, 7, || model_cfg.try_init(&ad_device)).unwrap();
+            let mut optim = optimizer(&cfg.train.optimizer);
+            let (mut training, mut losses) =
+                (EpochTraining { loss_sum: 0.0, seen: 0, seconds: 0.0, data_wait: 0.0 }, DeviceLosses::default());
+            for step in 0..7 {
+                let idx: Vec<usize> = (step * 4..step * 4 + 4).collect();
+                let batch = objective.host_batch(&prepare(data.train.as_ref(), &idx, cfg.color_space).unwrap());
+                let n = batch.n;
+                let (stepped, loss) = train_step(model, &mut optim, &objective, batch, &ad_device, 1e-3);
+                model = stepped;
+                losses.push(loss, n, step);
+                if losses.waiting() >= every {
+                    training.add(&mut losses, 0).unwrap();
+                }
+            }
+            training.add(&mut losses, 0).unwrap();
+            (training.loss_sum / training.seen as f64, training.seen)
+        };
+        let (each_step, seen) = train(1);
+        let (windowed, seen_windowed) = train(3);
+        assert_eq!((seen, seen_windowed), (28, 28));
+        assert!(each_step.is_finite() && each_step > 0.0, "{each_step}");
+        assert!((each_step - windowed).abs() <= 1e-6 * each_step, "{each_step} vs {windowed}");
+    }
+
+    #[test]
+    fn a_non_finite_loss_names_its_epoch_and_step() {
+        let device = Device::flex();
+        let mut losses = DeviceLosses::default();
+        for (step, value) in [0.5f32, 0.25, f32::INFINITY].into_iter().enumerate() {
+            losses.push(Tensor::from_floats([value], &device), 4, step);
+        }
+        let mut training = EpochTraining { loss_sum: 0.0, seen: 0, seconds: 0.0, data_wait: 0.0 };
+        let err = training.add(&mut losses, 1).unwrap_err().to_string();
+        assert!(err.contains("became inf at epoch 2, step 3"), "{err}");
+    }
 }
