@@ -9,7 +9,8 @@
 //! im2col layout: with `col[(c, i, j), p]` the input pixel under kernel tap `(i, j)` of output
 //! pixel `p` (zero in the padding),
 //! - forward: `y = W col + bias`, with an optional ReLU applied while the tile is in cache;
-//! - input gradient: `dcol = W^T dy`, scattered back onto the input (col2im);
+//! - input gradient: with stride 1, the forward conv of `dy` by the flipped, transposed kernel (an
+//!   im2col of `dy` and one GEMM); with a larger stride `dcol = W^T dy`, scattered back (col2im);
 //! - weight gradient: `dW = sum over images of dy col^T`; bias gradient: `sum dy` (a reduction).
 //!
 //! 1x1 convs with stride 1 and no padding use the input itself as `col`. Images are spread over
@@ -482,8 +483,21 @@ fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: Geometry, epilogu
     y
 }
 
-/// `dx = col2im(W^T dy)` for every image (`[n, c, h, w]`).
+/// `dx` for every image (`[n, c, h, w]`): with stride 1, the forward conv of `dy` by the kernel
+/// flipped in space with its channels swapped (padded by `k - 1 - pad`), an im2col of copies and
+/// one GEMM; otherwise `col2im(W^T dy)`.
 fn input_grad(dy: &[f32], weight: &[f32], g: Geometry) -> Vec<f32> {
+    if g.stride == [1, 1] && g.pad[0] < g.kh && g.pad[1] < g.kw {
+        let (kh, kw) = (g.kh, g.kw);
+        let mut flipped = vec![0f32; weight.len()];
+        for (idx, v) in flipped.iter_mut().enumerate() {
+            let (c, o, i, j) = (idx / (g.o * kh * kw), idx / (kh * kw) % g.o, idx / kw % kh, idx % kw);
+            *v = weight[((o * g.c + c) * kh + kh - 1 - i) * kw + kw - 1 - j];
+        }
+        let pad = [kh - 1 - g.pad[0], kw - 1 - g.pad[1]];
+        let back = Geometry { c: g.o, h: g.oh, w: g.ow, o: g.c, pad, oh: g.h, ow: g.w, ..g };
+        return forward(dy, &flipped, None, back, Epilogue::Identity);
+    }
     let (k, p) = (g.k(), g.p());
     let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
     let par = gemm_parallelism(g.n);
@@ -492,14 +506,10 @@ fn input_grad(dy: &[f32], weight: &[f32], g: Geometry) -> Vec<f32> {
         for rows in g.tiles() {
             let t = rows.len() * g.ow;
             let rhs = View { data: &gy[rows.start * g.ow..], rows: g.o, cols: t, rs: p, cs: 1 };
-            if g.pointwise() {
-                gemm(&mut dimg[rows.start * g.ow..], g.h * g.w, false, wt, rhs, par);
-            } else {
-                dcol.clear();
-                dcol.resize(k * t, 0.0);
-                gemm(dcol, t, false, wt, rhs, par);
-                col2im_add(dcol, &g, &rows, dimg);
-            }
+            dcol.clear();
+            dcol.resize(k * t, 0.0);
+            gemm(dcol, t, false, wt, rhs, par);
+            col2im_add(dcol, &g, &rows, dimg);
         }
     });
     dx

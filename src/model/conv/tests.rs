@@ -80,6 +80,16 @@ fn gemm_conv_and_its_gradients_match_burns_on_odd_shapes() {
         },
         Case { input: [2, 3, 8, 8], o: 4, k: 3, stride: 2, padding: same.clone(), bias: true, epilogue: relu },
         Case { input: [2, 6, 9, 7], o: 3, k: 1, stride: 2, padding: PaddingConfig2d::Valid, bias: false, epilogue: id },
+        // Padding past the kernel (the input gradient then scatters back), asymmetric.
+        Case {
+            input: [2, 4, 6, 5],
+            o: 3,
+            k: 3,
+            stride: 1,
+            padding: PaddingConfig2d::Explicit(3, 0, 1, 2),
+            bias: true,
+            epilogue: id,
+        },
         // ResNet's 7x7 stem, and a plane of 41 x 40 = 1640 output pixels (two GEMM tiles).
         Case {
             input: [1, 3, 13, 12],
