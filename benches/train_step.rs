@@ -18,6 +18,7 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::nn::BatchNormConfig;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
@@ -149,7 +150,9 @@ impl<'a> Bench<'a> {
     /// Images per second of the model's inference (`valid()`) on batches of 64.
     fn infer(&self, args: &Args) {
         let model = self.model().valid();
-        let batch = self.host_batch(0).into_device(&self.device);
+        let host = self.host_batch(0);
+        let n = host.n;
+        let batch = host.into_device(&self.device);
         let mut times = Vec::new();
         for s in 0..args.warmup + args.steps {
             let t = Instant::now();
@@ -162,9 +165,9 @@ impl<'a> Bench<'a> {
         let total: f64 = times.iter().sum();
         println!(
             "RESULT sweep_infer_img_per_s {:.2} (mean over {} batches of {}; median {:.1} ms/batch)",
-            (times.len() * batch.n) as f64 / total,
+            (times.len() * n) as f64 / total,
             times.len(),
-            batch.n,
+            n,
             median(&mut times) * 1e3
         );
     }
