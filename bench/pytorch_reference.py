@@ -7,7 +7,8 @@ tanh. Loss: mean squared error (sweep's l2). Optimizer: Adam, lr 1e-3, betas (0.
 eps 1e-5 (burn's default epsilon; PyTorch's is 1e-8; it does not change the cost). Batches: random
 64x1x32x32 inputs and 64x2x32x32 targets in [-1, 1], made before timing.
 
-Usage: python bench/pytorch_reference.py [--threads 2] [--steps 20] [--warmup 3] [--device cpu|cuda] [--ops]
+Usage: python bench/pytorch_reference.py [--threads 2] [--steps 20] [--warmup 3] [--device cpu|cuda] [--ops | --infer]
+--infer times the same model's inference (eval mode, no_grad) on batches of 64, sweep's `infer` part.
 On CUDA each timed step ends with a device synchronisation, so a step's time is its full cost.
 Lines starting with RESULT are what bench/run.sh parses.
 """
@@ -92,6 +93,24 @@ def train(args):
     )
 
 
+def infer(args):
+    """Inference of the same model in eval mode (running statistics), as sweep's `infer` part."""
+    torch.manual_seed(0)
+    model = ColorizationNet().eval()
+    gray = torch.rand(64, 1, 32, 32)
+    times = []
+    with torch.no_grad():
+        for s in range(args.warmup + args.steps):
+            t = time.perf_counter()
+            model(gray)
+            if s >= args.warmup:
+                times.append(time.perf_counter() - t)
+    print(
+        f"RESULT torch_infer_img_per_s {64 * len(times) / sum(times):.2f} "
+        f"(mean over {len(times)} batches of 64; median {statistics.median(times) * 1e3:.1f} ms/batch)"
+    )
+
+
 def time_ms(reps, f):
     f()
     ts = []
@@ -114,13 +133,19 @@ def ops():
     bn = nn.BatchNorm2d(128)
     conv_in = torch.randn(64, 64, 32, 32)
 
-    def conv_fwd():
-        with torch.no_grad():
-            conv(conv_in)
+    def no_grad(f):
+        def run():
+            with torch.no_grad():
+                f(conv_in)
 
+        return run
+
+    bn_eval = nn.BatchNorm2d(128).eval()
     rows = [
-        ("conv 3x3 64->128 (in [64,64,32,32]), forward", time_ms(3, conv_fwd)),
+        ("conv 3x3 64->128 (in [64,64,32,32]), forward", time_ms(3, no_grad(conv))),
         ("conv 3x3 64->128, forward + backward", fwd_bwd((64, 64, 32, 32), conv)),
+        ("conv + batch norm + relu (a local block), forward + backward", fwd_bwd((64, 64, 32, 32), lambda x: F.relu(bn(conv(x))))),
+        ("conv + batch norm + relu, inference", time_ms(3, no_grad(lambda x: F.relu(bn_eval(conv(x)))))),
         ("batch norm (training)", fwd_bwd(big, bn)),
         ("batch norm + relu", fwd_bwd(big, lambda x: F.relu(bn(x)))),
         ("max pool 2x2", fwd_bwd(big, lambda x: F.max_pool2d(x, 2))),
@@ -143,12 +168,15 @@ def main():
     p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check of bench/gpu.sh)")
     p.add_argument("--ops", action="store_true", help="print the per-op table instead of training")
     p.add_argument("--loss-every", type=int, default=1, help="read the loss every N steps (sweep trains with 20)")
+    p.add_argument("--infer", action="store_true", help="time inference (eval mode) instead of training")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
     if args.ops:
         ops()
+    elif args.infer:
+        infer(args)
     else:
         train(args)
 

@@ -4,7 +4,8 @@
 # Not part of CI: it needs torch (see bench/README.md).
 #
 # Usage: bench/run.sh [ROUNDS] ; environment: THREADS (2), STEPS (20), WARMUP (3),
-#        PYTHON (python3, with torch importable), PARTS (extra sweep bench parts, e.g. "data ops").
+#        PYTHON (python3, with torch importable), PARTS (extra bench parts after the rounds, e.g.
+#        "data ops infer"; ops and infer run PyTorch's side too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,15 +23,17 @@ sweep_rates=()
 torch_rates=()
 ratios=()
 for round in $(seq 1 "$ROUNDS"); do
-  s=$(RAYON_NUM_THREADS=$THREADS cargo bench -q --bench train_step -- step --steps "$STEPS" --warmup "$WARMUP" \
-        | awk '/^RESULT sweep_train_img_per_s/ {print $3}')
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  out=$(RAYON_NUM_THREADS=$THREADS cargo bench -q --bench train_step -- step --steps "$STEPS" --warmup "$WARMUP")
+  [ "$round" = 1 ] && echo "sweep: $(echo "$out" | grep '^threads:')"
+  s=$(echo "$out" | awk '/^RESULT sweep_train_img_per_s/ {print $3}')
   t=$(OMP_NUM_THREADS=$THREADS "$PYTHON" bench/pytorch_reference.py --threads "$THREADS" --steps "$STEPS" \
         --warmup "$WARMUP" 2>/dev/null | awk '/^RESULT torch_train_img_per_s/ {print $3}')
   r=$(echo "$s $t" | awk '{printf "%.3f", $1 / $2}')
   sweep_rates+=("$s")
   torch_rates+=("$t")
   ratios+=("$r")
-  echo "round $round: sweep $s img/s, PyTorch $t img/s, ratio $r"
+  echo "round $round (load $load): sweep $s img/s, PyTorch $t img/s, ratio $r"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -43,4 +46,6 @@ if [ -n "${PARTS:-}" ]; then
   # shellcheck disable=SC2086 # PARTS is a list of words
   RAYON_NUM_THREADS=$THREADS cargo bench -q --bench train_step -- $PARTS --steps "$STEPS" --warmup "$WARMUP"
   case " $PARTS " in *" ops "*) OMP_NUM_THREADS=$THREADS "$PYTHON" bench/pytorch_reference.py --threads "$THREADS" --ops 2>/dev/null ;; esac
+  case " $PARTS " in *" infer "*) OMP_NUM_THREADS=$THREADS "$PYTHON" bench/pytorch_reference.py --threads "$THREADS" --infer \
+      --steps "$STEPS" --warmup "$WARMUP" 2>/dev/null | grep '^RESULT' ;; esac
 fi

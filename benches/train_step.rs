@@ -9,13 +9,16 @@
 //!   and the trainer's pipeline (data thread feeding the step) against the step alone, so a data
 //!   path that training waits on shows up as a lower pipeline rate;
 //! - `ops`: forward + backward of single layers on the model's largest activation shape
-//!   ([64, 128, 32, 32]), printed as a table.
+//!   ([64, 128, 32, 32]), printed as a table;
+//! - `infer`: inference of the same model (`valid()`, no autodiff, as validation and `sweep
+//!   colorize` run it) on batches of 64, timed over `--steps` batches after `--warmup`.
 //!
-//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step -- [step|data|ops] [--steps N] [--warmup N]`.
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step -- [step|data|ops|infer] [--steps N] [--warmup N]`.
 //! Lines starting with `RESULT` are what `bench/run.sh` parses.
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::nn::BatchNormConfig;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
@@ -25,6 +28,7 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use sweep::data::{self, prepare};
+use sweep::model::conv::{Epilogue, conv_bn_relu, conv2d, gemm_kernels};
 use sweep::model::norm::batch_norm_relu;
 use sweep::model::{ColorizationNet, parameter_count};
 use sweep::spec::{RunConfig, Spec, plan};
@@ -54,12 +58,12 @@ fn args() -> Args {
             "--warmup" => warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
             // cargo bench passes --bench to every harness = false target.
             "--bench" => {}
-            p @ ("step" | "data" | "ops") => parts.push(p.to_string()),
-            other => panic!("unknown argument {other:?}: expected step, data, ops, --steps N, --warmup N"),
+            p @ ("step" | "data" | "ops" | "infer") => parts.push(p.to_string()),
+            other => panic!("unknown argument {other:?}: expected step, data, ops, infer, --steps N, --warmup N"),
         }
     }
     if parts.is_empty() {
-        parts = vec!["step".into(), "data".into(), "ops".into()];
+        parts = vec!["step".into(), "data".into(), "ops".into(), "infer".into()];
     }
     Args { parts, steps, warmup }
 }
@@ -67,7 +71,7 @@ fn args() -> Args {
 fn main() {
     sweep::allocator::keep_freed_memory();
     let args = args();
-    println!("threads: {} (RAYON_NUM_THREADS)", rayon::current_num_threads());
+    println!("threads: {} (RAYON_NUM_THREADS); gemm kernels: {:?}", rayon::current_num_threads(), gemm_kernels());
     let cfg = {
         let spec = Spec::from_str(std::path::Path::new("bench.toml"), CONFIG.to_string()).expect("valid spec");
         plan(&spec, &[]).expect("valid plan").runs.remove(0).settings
@@ -77,6 +81,7 @@ fn main() {
         match part.as_str() {
             "step" => bench.step(&args),
             "data" => bench.data(&args),
+            "infer" => bench.infer(&args),
             _ => ops(),
         }
     }
@@ -141,6 +146,31 @@ impl<'a> Bench<'a> {
             times.len() as f64 / total,
             times.len(),
             median(&mut times) * 64.0 * 1e3
+        );
+    }
+
+    /// Images per second of the model's inference (`valid()`) on batches of 64.
+    fn infer(&self, args: &Args) {
+        let model = self.model().valid();
+        let host = self.host_batch(0);
+        let n = host.n;
+        let batch = host.into_device(&self.device);
+        let mut times = Vec::new();
+        for s in 0..args.warmup + args.steps {
+            let t = Instant::now();
+            let out = model.forward(batch.gray.clone());
+            drop(out.into_data());
+            if s >= args.warmup {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        let total: f64 = times.iter().sum();
+        println!(
+            "RESULT sweep_infer_img_per_s {:.2} (mean over {} batches of {}; median {:.1} ms/batch)",
+            (times.len() * n) as f64 / total,
+            times.len(),
+            n,
+            median(&mut times) * 1e3
         );
     }
 
@@ -239,12 +269,39 @@ fn ops() {
     let up =
         |x: Tensor<4>| interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([32, 32]));
     let conv_in = input([64, 64, 32, 32]);
-    let conv_fwd = time_ms(3, || {
-        let _ = conv.forward(conv_in.clone().detach());
-    });
+    let fwd = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        time_ms(3, || {
+            let _ = f(conv_in.clone().detach());
+        })
+    };
+    let (plain, plain_in) = (conv.valid(), conv_in.clone().inner());
+    let plain_bn = bn.valid();
+    let infer = |f: &dyn Fn(Tensor<4>) -> Tensor<4>| {
+        time_ms(3, || {
+            let _ = f(plain_in.clone());
+        })
+    };
     let rows: Vec<(&str, f64)> = vec![
-        ("conv 3x3 64->128 (in [64,64,32,32]), forward", conv_fwd),
-        ("conv 3x3 64->128, forward + backward", fwd_bwd([64, 64, 32, 32], &|x| conv.forward(x))),
+        ("conv 3x3 64->128 (in [64,64,32,32]), forward, burn's conv2d", fwd(&|x| conv.forward(x))),
+        (
+            "the same, forward, sweep's GEMM conv (`model::conv::conv2d`)",
+            fwd(&|x| conv2d(&conv, x, Epilogue::Identity)),
+        ),
+        ("conv 3x3 64->128, forward + backward, burn's conv2d", fwd_bwd([64, 64, 32, 32], &|x| conv.forward(x))),
+        (
+            "the same, forward + backward, sweep's GEMM conv",
+            fwd_bwd([64, 64, 32, 32], &|x| conv2d(&conv, x, Epilogue::Identity)),
+        ),
+        (
+            "conv + batch norm + relu (a local block), forward + backward, burn's layers",
+            fwd_bwd([64, 64, 32, 32], &|x| relu(bn.forward(conv.forward(x)))),
+        ),
+        (
+            "the same, sweep's GEMM conv + fused batch norm + relu (`conv_bn_relu`)",
+            fwd_bwd([64, 64, 32, 32], &|x| conv_bn_relu(&conv, &bn, x)),
+        ),
+        ("conv + batch norm + relu, inference, burn's layers", infer(&|x| relu(plain_bn.forward(plain.forward(x))))),
+        ("the same, inference, sweep's folded conv (`conv_bn_relu`)", infer(&|x| conv_bn_relu(&plain, &plain_bn, x))),
         ("batch norm (training)", fwd_bwd(big, &|x| bn.forward(x))),
         ("batch norm + relu, burn's layers", fwd_bwd(big, &|x| relu(bn.forward(x)))),
         ("batch norm + relu, sweep's fused op", fwd_bwd(big, &|x| batch_norm_relu(&bn, x))),

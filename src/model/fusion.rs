@@ -8,6 +8,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::conv::{Epilogue, conv2d};
+
 /// Global-vector fusion.
 #[derive(Module, Debug)]
 pub struct Fusion {
@@ -32,6 +34,6 @@ impl Fusion {
         let g = relu(self.global.forward(global));
         let [_, d] = g.dims();
         let tiled = g.reshape([n, d, 1, 1]).expand([n, d, h, w]);
-        relu(self.fuse.forward(Tensor::cat(vec![local, tiled], 1)))
+        conv2d(&self.fuse, Tensor::cat(vec![local, tiled], 1), Epilogue::Relu)
     }
 }

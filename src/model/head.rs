@@ -4,9 +4,10 @@
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::{relu, sigmoid, tanh};
+use burn::tensor::activation::{sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
 
+use super::conv::{Epilogue, conv2d};
 use super::{Activation, Output};
 
 /// Per-pixel predictor on the full-resolution feature map.
@@ -39,8 +40,8 @@ impl Head {
 
     /// `[N, C, H, W]` features to `[N, 2, H, W]` (activated) or `[N, Q, H, W]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.convs.iter().fold(x, |x, c| relu(c.forward(x)));
-        let y = self.out.forward(x);
+        let x = self.convs.iter().fold(x, |x, c| conv2d(c, x, Epilogue::Relu));
+        let y = conv2d(&self.out, x, Epilogue::Identity);
         match self.output {
             Output::Regression(Activation::Tanh) => tanh(y),
             Output::Regression(Activation::Sigmoid) => sigmoid(y),

@@ -11,8 +11,9 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
+
+use super::conv::{Epilogue, conv2d};
 
 /// Per-pixel stacking of local features and upsampled backbone stages.
 #[derive(Module, Debug)]
@@ -36,7 +37,7 @@ impl Hypercolumn {
         for s in stages {
             parts.push(resize_bilinear(s, h, w));
         }
-        relu(self.fuse.forward(Tensor::cat(parts, 1)))
+        conv2d(&self.fuse, Tensor::cat(parts, 1), Epilogue::Relu)
     }
 }
 

@@ -7,7 +7,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::norm::batch_norm_relu;
+use super::conv::conv_bn_relu;
 
 /// One local block: conv 3x3 (stride 1, same padding), batch norm, ReLU, optional 2x2 max pool.
 #[derive(Module, Debug)]
@@ -22,7 +22,7 @@ pub struct LocalBlock {
 
 impl LocalBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = batch_norm_relu(&self.bn, self.conv.forward(x));
+        let x = conv_bn_relu(&self.conv, &self.bn, x);
         match &self.pool {
             Some(pool) => pool.forward(x),
             None => x,

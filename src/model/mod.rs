@@ -39,6 +39,7 @@
 //! `valid()` folds it in, so save `net.valid()` to get the statistics of the last step.
 
 pub mod backbone;
+pub mod conv;
 pub mod fusion;
 pub mod head;
 pub mod hypercolumn;

@@ -126,17 +126,19 @@ impl Backward<Flex, 3> for BnRelu {
     }
 }
 
-fn contiguous(t: &FlexTensor) -> FlexTensor {
+/// `t` with contiguous storage (itself when it already is).
+pub(super) fn contiguous(t: &FlexTensor) -> FlexTensor {
     if t.as_slice::<f32>().is_some() { t.clone() } else { t.to_contiguous() }
 }
 
-fn slice(t: &FlexTensor) -> &[f32] {
+/// The `f32` values of a tensor made contiguous by [`contiguous`].
+pub(super) fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("made contiguous f32 by `contiguous`")
 }
 
 /// ReLU that keeps NaN (as burn's does), so a diverging run still sees a NaN loss.
 #[inline(always)]
-fn relu_nan(v: f32) -> f32 {
+pub(super) fn relu_nan(v: f32) -> f32 {
     if v > 0.0 || v.is_nan() { v } else { 0.0 }
 }
 
