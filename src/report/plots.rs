@@ -13,6 +13,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -255,18 +256,13 @@ impl Plot for Curves<'_> {
                 .x_label_area_size(44)
                 .y_label_area_size(64)
                 .build_cartesian_2d(panel.x_range.0..panel.x_range.1, panel.y_range.0..panel.y_range.1)?;
-            chart
-                .configure_mesh()
+            axes_style(&mut chart.configure_mesh())
                 .x_desc(panel.x_desc.as_str())
                 .y_desc(panel.y_desc.as_str())
                 .x_labels(panel.x_labels)
                 .y_labels(8)
                 .x_label_formatter(&|x| if x.fract() == 0.0 { format!("{x:.0}") } else { String::new() })
                 .y_label_formatter(&|y| round_label(*y, panel.y_range))
-                .label_style((FONT, 12))
-                .axis_desc_style((FONT, 13))
-                .light_line_style(TRANSPARENT)
-                .bold_line_style(RGBColor(215, 215, 215))
                 .draw()?;
             // Bands first, lines on top, so that no band hides another variant's line; fainter bands
             // the more variants overlap.
@@ -295,6 +291,17 @@ impl Plot for Curves<'_> {
         }
         self.legend.draw(&legend)
     }
+}
+
+/// The axes of the curve, scatter and search charts: 12 pt tick labels, 13 pt axis titles, major
+/// grid lines in light grey and no minor ones.
+fn axes_style<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(215, 215, 215))
 }
 
 /// Axis tick labels rounded to the precision of ticks about an eighth of the span apart.
@@ -432,16 +439,11 @@ impl Plot for Scatter<'_> {
             .x_label_area_size(46)
             .y_label_area_size(64)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
+        axes_style(&mut chart.configure_mesh())
             .x_desc("colorfulness (Hasler and Süsstrunk; higher is more colourful)")
             .y_desc("PSNR, dB (higher is closer to the truth)")
             .x_label_formatter(&|x| round_label(*x, (x0, x1)))
             .y_label_formatter(&|y| round_label(*y, (y0, y1)))
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(215, 215, 215))
             .draw()?;
         if let Some(t) = self.truth {
             let dashes = (0..40).map(|k| {
@@ -523,8 +525,7 @@ impl Plot for SearchPlot {
                 .y_label_area_size(64)
                 .build_cartesian_2d(x0..x1, y0..y1)?;
             let x_desc = if *log { format!("{key} (log scale)") } else { key.clone() };
-            chart
-                .configure_mesh()
+            axes_style(&mut chart.configure_mesh())
                 .x_desc(x_desc)
                 .y_desc(self.metric.as_str())
                 .x_labels(6)
@@ -532,10 +533,6 @@ impl Plot for SearchPlot {
                     if *log { format!("{:.1e}", 10f64.powf(*x)) } else { round_label(*x, (x0, x1)) }
                 })
                 .y_label_formatter(&|y| round_label(*y, (y0, y1)))
-                .label_style((FONT, 12))
-                .axis_desc_style((FONT, 13))
-                .light_line_style(TRANSPARENT)
-                .bold_line_style(RGBColor(215, 215, 215))
                 .draw()?;
             let grey = RGBColor(150, 150, 150);
             let blue = RGBColor(31, 119, 180);
