@@ -47,6 +47,14 @@ fn done_runs_are_skipped_and_a_finished_sweep_reruns_in_under_a_second() {
     assert_eq!(String::from_utf8_lossy(&status.stdout).matches(" done ").count(), 8, "{}", text(&status));
 }
 
+/// The `start` and `done` events of `sweep run`'s plain lines (stdout not a terminal), in order.
+fn start_and_done_events(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next().filter(|w| ["start", "done"].contains(w)))
+        .collect()
+}
+
 #[test]
 fn jobs_2_trains_two_runs_at_once() {
     let s = Sweep::new("jobs", "seeds = [0, 1, 2, 3]", "epochs = 3", "");
@@ -54,10 +62,7 @@ fn jobs_2_trains_two_runs_at_once() {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // Plain lines (stdout is not a terminal): two starts before the first run ends.
-    let events: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next().filter(|w| ["start", "done"].contains(w)))
-        .collect();
+    let events = start_and_done_events(&stdout);
     assert_eq!(&events[..2], ["start", "start"], "{stdout}");
     assert_eq!(events.iter().filter(|e| **e == "done").count(), 4, "{stdout}");
     assert!(stdout.contains("on 2 slots"), "{stdout}");
@@ -71,10 +76,7 @@ fn per_device_packs_runs_on_each_device_of_devices() {
     let out = s.run(&["--devices", "cpu,cpu", "--per-device", "2"]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let events: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split_once("] ")?.1.split_whitespace().next().filter(|w| ["start", "done"].contains(w)))
-        .collect();
+    let events = start_and_done_events(&stdout);
     assert_eq!(&events[..4], ["start"; 4], "{stdout}");
     assert!(stdout.contains("on 4 slots"), "{stdout}");
     s.run_dirs().iter().for_each(|d| assert_complete(d));
