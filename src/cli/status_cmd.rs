@@ -111,10 +111,11 @@ impl SweepView {
         let statuses: Vec<Option<&RunStatus>> = runs.iter().map(|(_, s)| s.as_ref()).collect();
         let eta_seconds = sweep_eta(&statuses, runs.iter().map(|(v, _)| v.eta_seconds));
         let search = SearchView::of(&index, &statuses);
+        let finished = statuses.iter().flatten().filter(|s| trains_no_more(s.state)).count();
         let runs: Vec<RunView> = runs.into_iter().map(|(v, _)| v).collect();
         let unix_time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Ok(SweepView {
-            finished: runs.iter().filter(|r| ["done", "failed", "stopped"].contains(&r.state.as_str())).count(),
+            finished,
             total: runs.len(),
             sweep: index.sweep,
             folder: dir.to_path_buf(),
@@ -226,9 +227,18 @@ fn seconds_per_epoch<'a>(statuses: impl Iterator<Item = &'a RunStatus>) -> Optio
     (epochs > 0).then(|| seconds / epochs as f64)
 }
 
+/// Whether a run in `state` is finished for the view: it trains no more unless a new `sweep run`
+/// retries it (failed) or a later decision promotes it (stopped).
+fn trains_no_more(state: State) -> bool {
+    match state {
+        State::Done | State::Failed | State::Stopped => true,
+        State::Pending | State::Running | State::Interrupted => false,
+    }
+}
+
 /// Seconds run `s` still needs: its own pace once it has an epoch, else the sweep's.
 fn run_eta(s: &RunStatus, sweep_per_epoch: Option<f64>) -> Option<f64> {
-    if matches!(s.state, State::Done | State::Failed | State::Stopped) {
+    if trains_no_more(s.state) {
         return None;
     }
     let per_epoch = if s.epochs_done > 0 { Some(s.seconds / s.epochs_done as f64) } else { sweep_per_epoch }?;
@@ -241,7 +251,7 @@ fn sweep_eta(statuses: &[Option<&RunStatus>], etas: impl Iterator<Item = Option<
     let unfinished: Vec<Option<f64>> = statuses
         .iter()
         .zip(etas)
-        .filter(|(s, _)| !s.is_some_and(|s| matches!(s.state, State::Done | State::Failed | State::Stopped)))
+        .filter(|(s, _)| !s.is_some_and(|s| trains_no_more(s.state)))
         .map(|(_, eta)| eta)
         .collect();
     if unfinished.is_empty() {
@@ -276,9 +286,9 @@ pub fn status(args: StatusArgs) -> CmdResult {
     let mut last = String::new();
     loop {
         let view = SweepView::read(&dir)?;
-        let frame = if args.json { json(&view, false)? } else { heading(&view) + &view.table() };
         // Piped, a frame is printed only when a run moved (not for the clock alone).
         let progress = view.table();
+        let frame = if args.json { json(&view, false)? } else { heading(&view) + &progress };
         if tty {
             println!("\x1b[H\x1b[2J{frame}refreshing every {} s; Ctrl-C to stop", args.interval);
         } else if progress != last {
