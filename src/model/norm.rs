@@ -260,18 +260,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
-
-    fn values(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
-
-    fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs burn {y} (scale {scale})");
-        }
-    }
+    use crate::model::test_support::{assert_close, values};
 
     /// A batch norm with non-trivial gamma and beta (so the ReLU cuts part of every channel).
     fn bn(c: usize, gamma: &[f32], beta: &[f32], device: &Device) -> BatchNorm {

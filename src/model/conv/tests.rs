@@ -11,6 +11,7 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution};
 
 use super::*;
+use crate::model::test_support::{assert_close, values};
 use crate::model::{Backbone, BackboneInput, ColorizationNet, FeatureMode, ModelConfig, Output};
 
 /// Runs `f` with the GEMM path off on this thread: burn's layers all the way.
@@ -19,18 +20,6 @@ fn burn_only<T>(f: impl FnOnce() -> T) -> T {
     let out = f();
     BURN_ONLY.with(|b| b.set(false));
     out
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn assert_close(what: &str, a: &[f32], b: &[f32], tol: f32) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol * scale, "{what}[{i}]: gemm {x} vs burn {y} (scale {scale})");
-    }
 }
 
 /// One conv case: input `[n, c, h, w]`, `o` filters of `k x k`.
