@@ -22,6 +22,23 @@ fn burn_only<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Runs `f` with the direct kernels off on this thread: the im2col + GEMM path where the GEMM
+/// path applies.
+fn gemm_only<T>(f: impl FnOnce() -> T) -> T {
+    GEMM_ONLY.with(|b| b.set(true));
+    let out = f();
+    GEMM_ONLY.with(|b| b.set(false));
+    out
+}
+
+/// Whether this CPU runs the direct kernels.
+fn direct_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return direct::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// One conv case: input `[n, c, h, w]`, `o` filters of `k x k`.
 struct Case {
     input: [usize; 4],
@@ -89,7 +106,10 @@ fn gemm_conv_and_its_gradients_match_burns_on_odd_shapes() {
             bias: false,
             epilogue: id,
         },
-        Case { input: [2, 2, 41, 40], o: 3, k: 3, stride: 1, padding: same, bias: true, epilogue: relu },
+        Case { input: [2, 2, 41, 40], o: 3, k: 3, stride: 1, padding: same.clone(), bias: true, epilogue: relu },
+        // 70 rows of 67 padded columns: three bands of the direct kernels; a 5x5 kernel.
+        Case { input: [1, 3, 70, 65], o: 4, k: 3, stride: 1, padding: same.clone(), bias: true, epilogue: relu },
+        Case { input: [2, 3, 9, 10], o: 18, k: 5, stride: 1, padding: same, bias: false, epilogue: id },
     ];
     for (i, case) in cases.iter().enumerate() {
         let [_, c, ..] = case.input;
@@ -102,13 +122,24 @@ fn gemm_conv_and_its_gradients_match_burns_on_odd_shapes() {
         let out_dims = conv.forward(x.clone()).dims();
         let upstream = Tensor::<4>::random(out_dims, Distribution::Normal(0.0, 1.0), &device);
         assert!(train_flex(&conv, &x, case.epilogue).is_some(), "case {i}: the GEMM path runs");
-        let fast = run(&conv, &x, &upstream, case.epilogue);
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            direct_applies(&Geometry::of(&conv, case.input).unwrap()),
+            case.stride == 1 && direct_available(),
+            "case {i}: the direct kernels take every stride-1 conv where the CPU has them"
+        );
+        let direct = run(&conv, &x, &upstream, case.epilogue);
+        let gemm = gemm_only(|| run(&conv, &x, &upstream, case.epilogue));
         let burn = burn_only(|| run(&conv, &x, &upstream, case.epilogue));
         if case.epilogue == Epilogue::Relu {
             assert!(burn[0].contains(&0.0) && burn[0].iter().any(|&v| v > 0.0), "case {i}: the ReLU must cut");
         }
-        for (what, (f, b)) in ["output", "input grad", "weight grad", "bias grad"].iter().zip(fast.iter().zip(&burn)) {
-            assert_close(&format!("case {i} {what}"), f, b, 1e-4);
+        for (path, fast) in [("direct", direct), ("gemm", gemm)] {
+            for (what, (f, b)) in
+                ["output", "input grad", "weight grad", "bias grad"].iter().zip(fast.iter().zip(&burn))
+            {
+                assert_close(&format!("case {i} {path} {what}"), f, b, 1e-4);
+            }
         }
     }
 }
@@ -199,27 +230,30 @@ fn a_training_step_matches_burns_layers() {
     let net = config.init(&device);
     let gray = Tensor::<4>::random([3, 1, 12, 12], Distribution::Uniform(0.0, 1.0), &device);
     let target = Tensor::<4>::random([3, 2, 12, 12], Distribution::Uniform(-1.0, 1.0), &device);
-    let fast = two_steps(net.clone(), &gray, &target);
+    let direct = two_steps(net.clone(), &gray, &target);
+    let gemm = gemm_only(|| two_steps(net.clone(), &gray, &target));
     let burn = burn_only(|| two_steps(net, &gray, &target));
-    assert_close("losses", &fast.0, &burn.0, 1e-5);
     assert_ne!(burn.0[0], burn.0[1], "the first step changes the net");
-    for (i, (f, b)) in fast.1.iter().zip(&burn.1).enumerate() {
-        assert_close(&format!("gradient {i}"), f, b, 1e-3);
-    }
-    // The batch norms' running statistics (no gradient) are shared by the two clones of the net.
+    // The batch norms' running statistics (no gradient) are shared by the clones of the net.
     let trained = |i: &usize| !burn.1[*i].is_empty();
     assert_eq!(
         (0..burn.1.len()).filter(trained).count(),
         12,
         "weights and biases of 4 convs, gamma and beta of 2 batch norms"
     );
-    for i in (0..burn.2.len()).filter(trained) {
-        assert_close(&format!("parameter {i} after two steps"), &fast.2[i], &burn.2[i], 1e-4);
+    for (path, fast) in [("direct", direct), ("gemm", gemm)] {
+        assert_close(&format!("{path} losses"), &fast.0, &burn.0, 1e-5);
+        for (i, (f, b)) in fast.1.iter().zip(&burn.1).enumerate() {
+            assert_close(&format!("{path} gradient {i}"), f, b, 1e-3);
+        }
+        for i in (0..burn.2.len()).filter(trained) {
+            assert_close(&format!("{path} parameter {i} after two steps"), &fast.2[i], &burn.2[i], 1e-4);
+        }
     }
 }
 
-/// Says which GEMM kernels this CPU runs (on the test's stderr, past the harness's capture), and
-/// checks the choice against the CPU's flags.
+/// Says which GEMM kernels this CPU runs and whether it runs the direct kernels (on the test's
+/// stderr, past the harness's capture), and checks both against the CPU's flags.
 #[test]
 fn gemm_kernels_follow_the_cpu() {
     let kernels = gemm_kernels();
@@ -232,6 +266,8 @@ fn gemm_kernels_follow_the_cpu() {
             (false, false) => GemmKernels::Other,
         };
         assert_eq!(kernels, expected, "/proc/cpuinfo's flags");
+        assert_eq!(direct_available(), has("avx512f"), "direct kernels: /proc/cpuinfo's flags");
     }
-    let _ = writeln!(std::io::stderr(), "gemm kernels on this CPU: {kernels:?}");
+    let direct = if direct_available() { "AVX-512F direct kernels for stride-1 convs" } else { "no direct kernels" };
+    let _ = writeln!(std::io::stderr(), "gemm kernels on this CPU: {kernels:?}; {direct}");
 }
