@@ -568,6 +568,7 @@ mod tests {
             time: Some("04:00:00".into()),
             max_concurrent: Some(2),
             extra: vec!["--account=lab".into()],
+            runs_per_task: 1,
         };
         let s = job_script(Path::new("/opt/sweep"), Path::new("/data/results/demo"), &index(), &spec, "cuda:0", 8);
         for line in [
