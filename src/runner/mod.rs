@@ -13,7 +13,9 @@
 //! - `progress`: the display of a sweep in progress (a line per active run and an overall bar on a
 //!   terminal, plain lines otherwise);
 //! - `early_stop`: which trials of a search stop early, decided from the runs' metrics files (ASHA,
-//!   the median rule), and each variant's best trial for `[search] then = "seeds"`.
+//!   the median rule), and each variant's best trial for `[search] then = "seeds"`;
+//! - `memory`: the estimated memory of the runs about to start, printed, and checked against the
+//!   memory the runs at once on a CPU have.
 //!
 //! **Adding an executor** is one file here implementing [`Executor`] (starting attempts, reporting
 //! what became of them as [`Event`]s) and one arm of [`ExecutorKind`] (its `--executor` name, and
@@ -27,6 +29,7 @@
 
 pub mod early_stop;
 pub mod local;
+pub mod memory;
 pub mod progress;
 pub mod queue;
 pub mod slurm;
