@@ -73,7 +73,7 @@ fn jobs_2_trains_two_runs_at_once() {
 }
 
 #[test]
-fn per_device_packs_runs_on_each_device_of_devices() {
+fn per_device_packs_runs_on_each_device_of_devices_and_prints_their_memory() {
     // Two CPU "devices" with two slots each: four runs at once, as --per-device 4 would on one GPU.
     let s = Sweep::new("packed", "seeds = [0, 1, 2, 3]", "epochs = 2", "");
     let out = s.run(&["--devices", "cpu,cpu", "--per-device", "2"]);
@@ -83,6 +83,16 @@ fn per_device_packs_runs_on_each_device_of_devices() {
     assert_eq!(&events[..4], ["start"; 4], "{stdout}");
     assert!(stdout.contains("on 4 slots"), "{stdout}");
     s.run_dirs().iter().for_each(|d| assert_complete(d));
+
+    // Before the first start, once: the memory of a run (the library's estimate of its config, as
+    // printed) and of the runs at once on the machine (the two CPU "devices" are one: four runs).
+    let per_run = sweep::train::memory::run_memory(&s.run_dirs()[0]).unwrap().bytes.total();
+    let each = human(per_run);
+    let line = format!("memory per run: ~{each} (a batch of 8 at 32x32: parameters, gradients and optimizer state");
+    assert_eq!(stdout.matches(&line).count(), 1, "{stdout}");
+    assert!(stdout.contains(&format!("cpu: 4 runs x ~{each} = ~{}", human(4 * per_run))), "{stdout}");
+    let first_start = stdout.lines().position(|l| l.contains("] start")).expect("a start line");
+    assert!(stdout.lines().position(|l| l.contains("memory per run")).unwrap() < first_start, "{stdout}");
 }
 
 #[test]
@@ -97,28 +107,6 @@ fn a_device_this_build_lacks_fails_up_front_with_one_error() {
     assert_eq!(stderr.matches("no cuda support").count(), 1, "{stderr}");
     assert!(stderr.contains("--devices: device `cuda:0`") && stderr.contains("--features cuda"), "{stderr}");
     assert!(!s.dir.exists(), "nothing may be created before the devices are checked");
-}
-
-#[test]
-fn the_memory_of_a_run_and_of_each_packed_device_is_printed_before_the_runs_start() {
-    let s = Sweep::new("memline", "seeds = [0, 1, 2, 3]", "epochs = 1", "");
-    let out = s.run(&["--devices", "cpu,cpu", "--per-device", "2"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    // The figure is the library's estimate of the run's config, as printed.
-    let per_run = sweep::train::memory::run_memory(&s.run_dirs()[0]).unwrap().bytes.total();
-    let each = human(per_run);
-    let line = format!("memory per run: ~{each} (a batch of 8 at 32x32: parameters, gradients and optimizer state");
-    assert_eq!(stdout.matches(&line).count(), 1, "once per sweep:\n{stdout}");
-    // The two CPU "devices" are one machine: four runs at once on it.
-    assert!(stdout.contains(&format!("cpu: 4 runs x ~{each} = ~{}", human(4 * per_run))), "{stdout}");
-    let first_start = stdout.lines().position(|l| l.contains("] start")).expect("a start line");
-    let memory = stdout.lines().position(|l| l.contains("memory per run")).unwrap();
-    assert!(memory < first_start, "{stdout}");
-    // One run at a time: no device total.
-    let one = Sweep::new("memone", "seeds = [0]", "epochs = 1", "");
-    let out = one.run(&[]);
-    assert!(out.status.success() && !text(&out).contains(" runs x ~"), "{}", text(&out));
 }
 
 #[test]
