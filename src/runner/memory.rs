@@ -125,7 +125,7 @@ pub fn machine_memory() -> Option<Limit> {
 
 /// `310 MB`, `1.2 GB`: two or three significant digits, in decimal units.
 pub fn human(bytes: u64) -> String {
-    let units = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+    let units = [("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
     let b = bytes as f64;
     for (unit, size) in units {
         if b >= size {
@@ -152,6 +152,7 @@ mod tests {
         assert_eq!(human(310_400_000), "310 MB");
         assert_eq!(human(1_240_000_000), "1.2 GB");
         assert_eq!(human(12_600_000_000), "13 GB");
+        assert_eq!(human(51_583_000_000_000), "52 TB");
         assert_eq!(human(4_500), "4.5 kB");
         assert_eq!(human(12), "12 B");
     }
