@@ -6,7 +6,9 @@
 //! Ctrl-C records runs as interrupted and the next run resumes them, and after `kill -9` of the
 //! orchestrator the next run finishes the sweep with complete metrics files and no duplicate rows.
 //! `sweep exec` of a run another process trains exits busy (75) and leaves it alone. `sweep status
-//! --watch --json` and `sweep report --watch` follow a sweep that another process trains.
+//! --watch --json` and `sweep report --watch` follow a sweep that another process trains. The memory
+//! of a run and of each packed device is printed before the runs start, and CPU runs beyond the
+//! machine's memory are refused up front.
 
 mod common;
 
@@ -14,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{DIVERGES, Sweep, assert_complete, resumed, text, wait_exit};
+use sweep::runner::memory::human;
 use sweep::spec::{Spec, plan};
 use sweep::store::lock::RunLock;
 use sweep::store::plan::materialise;
@@ -70,7 +73,7 @@ fn jobs_2_trains_two_runs_at_once() {
 }
 
 #[test]
-fn per_device_packs_runs_on_each_device_of_devices() {
+fn per_device_packs_runs_on_each_device_of_devices_and_prints_their_memory() {
     // Two CPU "devices" with two slots each: four runs at once, as --per-device 4 would on one GPU.
     let s = Sweep::new("packed", "seeds = [0, 1, 2, 3]", "epochs = 2", "");
     let out = s.run(&["--devices", "cpu,cpu", "--per-device", "2"]);
@@ -80,6 +83,16 @@ fn per_device_packs_runs_on_each_device_of_devices() {
     assert_eq!(&events[..4], ["start"; 4], "{stdout}");
     assert!(stdout.contains("on 4 slots"), "{stdout}");
     s.run_dirs().iter().for_each(|d| assert_complete(d));
+
+    // Before the first start, once: the memory of a run (the library's estimate of its config, as
+    // printed) and of the runs at once on the machine (the two CPU "devices" are one: four runs).
+    let per_run = sweep::train::memory::run_memory(&s.run_dirs()[0]).unwrap().bytes.total();
+    let each = human(per_run);
+    let line = format!("memory per run: ~{each} (a batch of 8 at 32x32: parameters, gradients and optimizer state");
+    assert_eq!(stdout.matches(&line).count(), 1, "{stdout}");
+    assert!(stdout.contains(&format!("cpu: 4 runs x ~{each} = ~{}", human(4 * per_run))), "{stdout}");
+    let first_start = stdout.lines().position(|l| l.contains("] start")).expect("a start line");
+    assert!(stdout.lines().position(|l| l.contains("memory per run")).unwrap() < first_start, "{stdout}");
 }
 
 #[test]
@@ -94,6 +107,21 @@ fn a_device_this_build_lacks_fails_up_front_with_one_error() {
     assert_eq!(stderr.matches("no cuda support").count(), 1, "{stderr}");
     assert!(stderr.contains("--devices: device `cuda:0`") && stderr.contains("--features cuda"), "{stderr}");
     assert!(!s.dir.exists(), "nothing may be created before the devices are checked");
+}
+
+#[test]
+fn cpu_runs_beyond_the_machine_memory_are_refused_before_any_starts() {
+    let s = Sweep::new("memrefuse", "seeds = [0, 1]", "epochs = 1", "");
+    let out = s.run(&["--jobs", "2", "--set", "image_size=4096", "--set", "batch_size=256"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        stderr.contains("2 run(s) at once would need about") && stderr.contains("a batch of 256 at 4096x4096"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("this machine's memory, MemTotal in /proc/meminfo"), "{stderr}");
+    assert!(stderr.contains("not even one run fits: lower batch_size or image_size"), "{stderr}");
+    assert!(s.statuses().iter().all(|st| st.state == State::Pending && st.attempts == 0), "{:?}", s.statuses());
 }
 
 #[test]

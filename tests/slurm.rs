@@ -1,6 +1,8 @@
 //! The Slurm executor against a real cluster: a small sweep goes through `sbatch` as a job array,
 //! every run finishes, a task killed with `scancel` is resubmitted and resumes from its checkpoint,
-//! and a finished sweep submits nothing. CI brings up a single-node cluster first
+//! and a finished sweep submits nothing; with `runs_per_task = 2` fewer tasks than runs train every
+//! run, two at once in a task, and a run killed inside its task is resubmitted alone and resumes
+//! while its pack-mate trains on. CI brings up a single-node cluster first
 //! (`.ci/slurm/start-local-slurm.sh`, with fake GPUs) and sets `SWEEP_REQUIRE_SLURM=1`, which turns a
 //! missing cluster into a failure; elsewhere the cluster test skips with a message when `sinfo`
 //! cannot reach a controller. `--dry-run` needs no cluster.
@@ -42,6 +44,18 @@ fn sinfo(field: &str) -> String {
     line.trim().trim_end_matches('*').to_string()
 }
 
+/// A sweep for the local cluster (`Sweep::new` with `sweep`, `base` and `rest`), then a `[slurm]` table
+/// with its default partition, one CPU, a GPU where the node has them, a time limit and `slurm`;
+/// and the GPUs per task.
+fn on_cluster(name: &str, sweep: &str, base: &str, rest: &str, slurm: &str) -> (Sweep, u32) {
+    let partition = sinfo("%P");
+    let gpus = if sinfo("%G").contains("gpu") { 1 } else { 0 };
+    let table = format!(
+        "[slurm]\npartition = \"{partition}\"\ncpus_per_task = 1\ngpus_per_task = {gpus}\ntime = \"00:10:00\"\n{slurm}\n"
+    );
+    (Sweep::new(name, sweep, base, &format!("{rest}{table}")), gpus)
+}
+
 #[test]
 fn dry_run_prints_the_job_script_and_submits_nothing() {
     let s = Sweep::new(
@@ -78,16 +92,8 @@ fn a_sweep_runs_through_slurm_and_a_cancelled_task_is_resubmitted() {
     if !slurm_reachable() {
         return;
     }
-    let partition = sinfo("%P");
-    let gpus = if sinfo("%G").contains("gpu") { 1 } else { 0 };
-    let s = Sweep::new(
-        "slurmci",
-        "seeds = [0, 1, 2]\nmax_retries = 1",
-        "epochs = 20",
-        &format!(
-            "[slurm]\npartition = \"{partition}\"\ncpus_per_task = 1\ngpus_per_task = {gpus}\nmem = 512\ntime = \"00:10:00\"\nmax_concurrent = 2\n"
-        ),
-    );
+    let (s, gpus) =
+        on_cluster("slurmci", "seeds = [0, 1, 2]\nmax_retries = 1", "epochs = 20", "", "mem = 512\nmax_concurrent = 2");
     let mut follower = s.start(&["--executor", "slurm"], "slurm");
     s.wait_for("a Slurm task past epoch 2", |st| st.iter().any(|s| s.state == State::Running && s.epochs_done >= 2));
 
@@ -134,18 +140,9 @@ fn a_search_with_asha_runs_through_slurm_with_stopped_tasks_and_promotions_resub
     if !slurm_reachable() {
         return;
     }
-    let partition = sinfo("%P");
-    let gpus = if sinfo("%G").contains("gpu") { 1 } else { 0 };
-    let s = Sweep::new(
-        "slurmasha",
-        "seeds = [0, 1]",
-        "epochs = 4",
-        &format!(
-            "[search]\nmethod = \"quasi\"\ntrials = 6\nthen = \"seeds\"\n[search.space]\nlr = {{ log_uniform = [1e-4, 3e-2] }}\n\
-             [early_stop]\nmethod = \"asha\"\nreduction = 2\n\
-             [slurm]\npartition = \"{partition}\"\ncpus_per_task = 1\ngpus_per_task = {gpus}\nmem = 512\ntime = \"00:10:00\"\nmax_concurrent = 2\n"
-        ),
-    );
+    let search = "[search]\nmethod = \"quasi\"\ntrials = 6\nthen = \"seeds\"\n[search.space]\nlr = { log_uniform = [1e-4, 3e-2] }\n\
+                  [early_stop]\nmethod = \"asha\"\nreduction = 2\n";
+    let (s, _) = on_cluster("slurmasha", "seeds = [0, 1]", "epochs = 4", search, "mem = 512\nmax_concurrent = 2");
     let out = s.run(&["--executor", "slurm"]);
     assert!(out.status.success(), "{}", text(&out));
     let index = sweep::store::plan::SweepIndex::read(&s.dir).unwrap();
@@ -159,4 +156,73 @@ fn a_search_with_asha_runs_through_slurm_with_stopped_tasks_and_promotions_resub
     // The best trial trained again with seed 1.
     let tuned = index.runs.iter().find(|r| r.tuned).expect("a tuned run");
     assert_complete(&s.dir.join(&tuned.id));
+}
+
+#[test]
+fn packed_tasks_train_every_run_and_a_run_killed_in_its_task_is_resubmitted_alone() {
+    if !slurm_reachable() {
+        return;
+    }
+    let (s, gpus) = on_cluster(
+        "slurmpack",
+        "seeds = [0, 1, 2]\nmax_retries = 1",
+        "epochs = 20",
+        "",
+        "mem = 1024\nruns_per_task = 2",
+    );
+    let mut follower = s.start(&["--executor", "slurm"], "slurm");
+    let slurm_dir = s.dir.join("slurm");
+    // Task 0 packs the first two runs of the plan; kill one of them once both train, past epoch 2.
+    s.wait_for("both runs of task 0 training", |st| {
+        st[0].state == State::Running && st[1].state == State::Running && st[0].epochs_done >= 2
+    });
+    let runs_txt = std::fs::read_to_string(slurm_dir.join("runs.txt")).unwrap();
+    let first: Vec<&str> = runs_txt.lines().next().unwrap().split(' ').collect();
+    let dirs = s.run_dirs();
+    assert_eq!(first, [dirs[0].to_str().unwrap(), dirs[1].to_str().unwrap()], "{runs_txt}");
+    assert_eq!(runs_txt.lines().count(), 2, "3 runs, 2 per task: 2 tasks\n{runs_txt}");
+    let (victim, mate) = (s.statuses()[0].clone(), s.statuses()[1].clone());
+    let pid = victim.pid.expect("a running run records its process") as i32;
+    assert_ne!(Some(pid as u32), mate.pid, "each run of a task is its own process");
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "kill -9 of the victim's sweep exec");
+
+    let exit = wait_exit(&mut follower, Duration::from_secs(300));
+    let output = s.output_of("slurm");
+    assert!(exit.success(), "{output}");
+    assert!(!slurm_dir.join("jobs.json").exists(), "nothing left to follow");
+    let job = output
+        .split("submitted Slurm job ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .expect("a submission")
+        .to_string();
+    assert!(output.contains(&format!("submitted Slurm job {job}: 2 task(s) for 3 runs, up to 2 in each")), "{output}");
+    assert!(output.contains("each task's cpu: 2 runs x ~"), "{output}");
+    assert!(
+        output.contains(&format!("was killed by SIGKILL (out of memory, or kill -9) in Slurm task {job}_0")),
+        "{output}"
+    );
+    assert!(output.contains("resubmitted 1 run(s) in 1 task(s) as Slurm job"), "{output}");
+    s.run_dirs().iter().for_each(|d| assert_complete(d));
+
+    // The victim alone in a new task, resumed from its checkpoint; its pack-mate never stopped.
+    let runs_txt = std::fs::read_to_string(slurm_dir.join("runs.txt")).unwrap();
+    assert_eq!(runs_txt.lines().nth(2), Some(dirs[0].to_str().unwrap()), "{runs_txt}");
+    let statuses = s.statuses();
+    assert_eq!((statuses[0].attempts, statuses[1].attempts, statuses[2].attempts), (2, 1, 1), "{statuses:#?}");
+    assert!(resumed(&dirs[0]), "the resubmitted run resumes from the last checkpoint");
+    assert!(!resumed(&dirs[1]), "its pack-mate trained on");
+    let end = std::fs::read_to_string(slurm_dir.join(format!("ends/{job}_0/{}.json", victim.id))).unwrap();
+    assert!(end.contains(&format!("\"signal\":{}", libc::SIGKILL)), "{end}");
+    // Three task logs; a packed task's log says what its runs need.
+    let logs: Vec<String> = std::fs::read_dir(slurm_dir.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(logs.len(), 3, "{logs:#?}");
+    let task0 = std::fs::read_to_string(slurm_dir.join(format!("logs/{job}_0.out"))).unwrap();
+    assert!(task0.contains("sweep: memory per run: ~") && task0.contains("cpu: 2 runs x ~"), "{task0}");
+    if gpus > 0 {
+        assert!(logs.iter().all(|l| !l.contains("CUDA_VISIBLE_DEVICES=none")), "each task gets a GPU:\n{logs:#?}");
+    }
 }

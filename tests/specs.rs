@@ -211,12 +211,21 @@ fn the_slurm_table_is_typed_overridable_and_not_part_of_run_identity() {
     assert_eq!((slurm.slurm.gpus_per_task, slurm.slurm.cpus_per_task), (1, Some(4)));
     assert_eq!((slurm.slurm.mem.as_deref(), slurm.slurm.time.as_deref()), (Some("16G"), Some("1-00:00:00")));
     assert_eq!((slurm.slurm.max_concurrent, slurm.slurm.extra.clone()), (Some(8), vec!["--account=lab".to_string()]));
+    assert_eq!((plain.slurm.runs_per_task, slurm.slurm.runs_per_task), (1, 1), "one run per task unless packed");
+    assert_eq!((plain.slurm.mem_bytes(), slurm.slurm.mem_bytes()), (None, Some(16 << 30)));
 
     let set = ["slurm.partition=short".to_string(), "slurm.time=04:00:00".to_string(), "slurm.mem=512".to_string()];
     let over = plan(&spec(&with), &set).unwrap();
     assert_eq!(over.slurm.partition.as_deref(), Some("short"));
     assert_eq!(over.slurm.time.as_deref(), Some("04:00:00"));
     assert_eq!(over.slurm.mem.as_deref(), Some("512"));
+    assert_eq!(over.slurm.mem_bytes(), Some(512 << 20), "a bare number is megabytes");
+    let packed = plan(&spec(&with), &["slurm.runs_per_task=4".to_string()]).unwrap();
+    assert_eq!((packed.slurm.runs_per_task, packed.runs[0].id.as_str()), (4, plain.runs[0].id.as_str()));
+    for bad in ["0", "65", "2.5", "\"4\""] {
+        let err = plan(&spec(&with), &[format!("slurm.runs_per_task={bad}")]).unwrap_err().to_string();
+        assert!(err.contains("runs_per_task") && err.contains("give an integer from 1 to 64"), "{bad}: {err}");
+    }
     assert_eq!(over.runs[0].id, plain.runs[0].id);
     let err = plan(&spec(&with), &["slurm.gpu_per_task=2".to_string()]).unwrap_err().to_string();
     assert!(

@@ -41,7 +41,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Turn a sweep's results into comparison tables and plots.
     Report(ReportArgs),
-    /// Train one run from its folder (what the executors start for each run).
+    /// Train one run from its folder (what the executors start for each run), or several at once.
     Exec(ExecArgs),
     /// Colorize photos with a trained run.
     Colorize(ColorizeArgs),
@@ -175,14 +175,20 @@ pub enum EpochChoice {
 
 #[derive(Args, Debug)]
 pub struct ExecArgs {
-    /// The run's folder, holding its config.toml.
-    pub run_dir: PathBuf,
+    /// The run's folder, holding its config.toml. Several: trained at once on DEVICE, each in its own
+    /// process (its output in its log.txt), the CPU threads split between them (a Slurm task's pack).
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
     /// cpu, cuda:N or wgpu:N.
     #[arg(long, default_value = "cpu")]
     pub device: Device,
     /// No progress bar or log lines on stdout (log.txt still gets them); what the executors use.
     #[arg(long)]
     pub quiet: bool,
+    /// Train the runs as a pack (also one), recording how each one's process ended in
+    /// DIR/<run-id>.json as it ends: what the Slurm executor's packed tasks run.
+    #[arg(long, value_name = "DIR")]
+    pub ends: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

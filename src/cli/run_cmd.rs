@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::{CmdResult, ExecArgs, Failure, RunArgs};
+use crate::runner::pack::exec_pack;
 use crate::runner::queue::{SweepOutcome, select};
 use crate::runner::sweep::run_sweep;
 use crate::runner::tuned::best_trials;
@@ -134,16 +135,29 @@ fn finished(dir: &Path, outcome: &SweepOutcome) -> CmdResult {
 }
 
 pub fn exec(args: ExecArgs) -> CmdResult {
-    use_kernel_caches(&kernel_cache_dir(results_root(&args.run_dir)));
+    let run_dir = match (&args.run_dirs[..], &args.ends) {
+        ([run_dir], None) => run_dir,
+        (run_dirs, ends) => {
+            args.device.built_in().context("--device")?;
+            return match exec_pack(run_dirs, args.device, ends.as_deref())? {
+                ExecExit::Done => Ok(()),
+                end => Err(Failure {
+                    code: end.code(),
+                    error: anyhow::anyhow!("not every run of the pack is done (see each run's log.txt)"),
+                }),
+            };
+        }
+    };
+    use_kernel_caches(&kernel_cache_dir(results_root(run_dir)));
     let device = open_device(args.device)?;
     install_stop_handler();
-    match train_run(&args.run_dir, &device, args.quiet) {
+    match train_run(run_dir, &device, args.quiet) {
         // Exit 0: the run's status says done or stopped.
         Ok(Outcome::Done | Outcome::Stopped(_)) => Ok(()),
         Ok(Outcome::AlreadyDone) => {
             println!(
                 "run {} is done already: nothing to train (remove its folder to train it again)",
-                args.run_dir.display()
+                run_dir.display()
             );
             Ok(())
         }

@@ -44,6 +44,7 @@ pub mod fusion;
 pub mod head;
 pub mod hypercolumn;
 pub mod local;
+pub mod memory;
 pub mod norm;
 pub mod weights;
 
@@ -63,6 +64,7 @@ pub use fusion::Fusion;
 pub use head::Head;
 pub use hypercolumn::Hypercolumn;
 pub use local::LocalFeatures;
+pub use memory::TrainingBytes;
 pub use weights::{LoadOptions, LoadReport, WeightError};
 
 use crate::named::named_enum;
@@ -368,28 +370,6 @@ impl ColorizationNet {
             interpolate(mixed, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]))
         };
         self.head.forward(full)
-    }
-
-    /// An upper estimate of the bytes a forward pass of one `side` x `side` image holds at once:
-    /// the widest layer's maps (a conv's input, its output and the normalised or activated output)
-    /// as if every layer ran at full resolution (the backbone's by its first conv, whose maps are its
-    /// largest), the output twice more (its copy on the host and the decoded chroma), all f32, and a
-    /// quarter more for the allocator. The peak memory of `sweep colorize` on the CPU was 45-85% of
-    /// it at sides 1024-4096 for the quickstart's classification and regression nets and a VGG-16
-    /// fusion net (at small sides the program's own ~60 MB dominate); `--size` is checked against it.
-    pub fn forward_bytes(&self, side: usize) -> u64 {
-        let pairs = |shapes: Vec<(String, Vec<usize>)>| {
-            shapes.iter().filter(|(_, s)| s.len() == 4).map(|(_, s)| 2 * s[0] + s[1]).max().unwrap_or(0)
-        };
-        let mut widest = pairs(param_shapes(&self.local)).max(pairs(param_shapes(&self.head)));
-        widest = widest.max(self.fusion.as_ref().map_or(0, |f| pairs(param_shapes(f))));
-        widest = widest.max(self.hypercolumn.as_ref().map_or(0, |h| pairs(param_shapes(h))));
-        if let Some(bb) = &self.backbone {
-            let first = param_shapes(bb).into_iter().find(|(_, s)| s.len() == 4).map_or(0, |(_, s)| s[0]);
-            widest = widest.max(3 * first);
-        }
-        let channels = (widest + 2 * self.head.output.channels() + 2) as u64;
-        5 * (side * side) as u64 * channels
     }
 
     /// Freezes the backbone with [`Module::freeze`]: no gradients, batch norm on running

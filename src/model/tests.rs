@@ -455,3 +455,57 @@ fn the_forward_estimate_grows_with_the_area_and_counts_the_widest_maps() {
     let vgg = small(Backbone::Vgg16, FeatureMode::Fusion, Output::Regression(Activation::Tanh), 32).init(&device);
     assert!(vgg.forward_bytes(1) >= reg.forward_bytes(1));
 }
+
+/// The training estimate of a net small enough to work out by hand (`training_bytes`' doc says what
+/// it counts): image 4x4, one local conv 1 -> 2 with a pool, a head conv 2 -> 2, tanh output.
+#[test]
+fn the_training_estimate_counts_parameters_optimizer_state_and_every_kept_map() {
+    let config = ModelConfig {
+        image_size: 4,
+        local_widths: vec![2],
+        local_pool_after: vec![1],
+        head_widths: vec![2],
+        ..ModelConfig::default()
+    };
+    let net = config.init(&Device::flex());
+    // Floats: local conv 2*1*9 + 2, batch norm gamma, beta, mean, var 4*2, head conv 2*2*9 + 2, output
+    // conv 2*2 + 2: 72, of which 68 trainable (not the running statistics).
+    // Kept per image (4x4 = 16 px, 2x2 = 4 after the pool): input 1*16; conv and batch norm outputs
+    // 2*2*16; pool output and indices 3*2*4; upsampled mix 2*16; head conv 2*16, output 2*16, tanh
+    // 2*16; the loss 3*2*16: 16 + 64 + 24 + 32 + 96 + 96 = 328. Working set: the widest conv (head,
+    // 2 in + 2*2 out) + 2*2 output + 2 decoded = 12 channels of 16 px = 192.
+    let step = net.training_bytes(3, 4, 2, false);
+    assert_eq!(
+        step,
+        TrainingBytes {
+            parameters: 4 * 72,
+            gradients: 4 * 68,
+            optimizer: 4 * 2 * 68,
+            activations: 4 * 3 * (328 + 192)
+        },
+    );
+    assert_eq!(step.total(), (288 + 272 + 544 + 6240) * 5 / 4);
+    // The working set is the forward estimate's maps, without its margin.
+    assert_eq!(net.forward_bytes(4), 192 * 4 * 5 / 4);
+    // Activations grow with the batch and the area; SGD keeps one float per parameter, not two.
+    assert_eq!(net.training_bytes(6, 8, 1, false).activations, 4 * 6 * 4 * (328 + 192));
+    assert_eq!(net.training_bytes(3, 4, 1, false).optimizer, 4 * 68);
+}
+
+#[test]
+fn a_frozen_backbone_keeps_no_maps_and_has_no_gradients() {
+    let device = Device::flex();
+    for backbone in [Backbone::Vgg16, Backbone::Resnet18] {
+        for features in [FeatureMode::Fusion, FeatureMode::Hypercolumn] {
+            let net = small(backbone, features, Output::Regression(Activation::Tanh), 32).init(&device);
+            let local =
+                small(Backbone::None, FeatureMode::Local, Output::Regression(Activation::Tanh), 32).init(&device);
+            let (trained, frozen) = (net.training_bytes(4, 32, 2, false), net.training_bytes(4, 32, 2, true));
+            let backbone_params = 4 * parameter_count(net.backbone.as_ref().unwrap()) as u64;
+            assert_eq!(trained.gradients - frozen.gradients, backbone_params, "{backbone:?} {features:?}");
+            assert_eq!(trained.parameters, frozen.parameters);
+            assert!(trained.activations > frozen.activations, "{backbone:?} {features:?}");
+            assert!(frozen.activations > local.training_bytes(4, 32, 2, false).activations);
+        }
+    }
+}

@@ -8,14 +8,20 @@
 //! SIGTERM when the orchestrator dies, even by `kill -9`, so no attempt outlives its orchestrator
 //! (nothing to adopt). Each child's stdout and stderr go to its run's `log.txt`, so a panic's message
 //! becomes the failure's reason.
+//!
+//! Before the first run starts it prints the estimated memory of a run's training step and, for a
+//! device that trains several at once, their total; runs at once on the CPU that would need more
+//! than the machine's memory are refused up front ([`super::memory`]). A Slurm task that packs runs
+//! (`super::pack`) starts them with this executor's slots and children.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use super::queue::Selection;
+use super::memory::{Footprint, machine_memory};
+use super::queue::{Selection, busy_note};
 use super::{Attempt, AttemptEnd, BadOptions, Event, Executor, Exit, Halt, RunOptions, Sweep};
 use crate::device::Device;
 use crate::store::log;
@@ -33,7 +39,7 @@ pub struct LocalOptions {
 }
 
 /// Where a child trains: its `--device` and environment.
-struct Slot {
+pub(super) struct Slot {
     device: Device,
     env: Vec<(String, String)>,
 }
@@ -55,6 +61,8 @@ pub struct LocalExecutor {
     active: Vec<Active>,
     /// Children started since the last poll, reported by it.
     started: Vec<Event>,
+    /// The memory of a run was printed (once per sweep).
+    told_memory: bool,
 }
 
 impl LocalExecutor {
@@ -77,10 +85,28 @@ impl LocalExecutor {
             per_device: opts.per_device.unwrap_or(1),
             device: opts.device,
         };
-        let slots = slots(&opts, std::env::var("CUDA_VISIBLE_DEVICES").ok())?;
+        let slots = slots(&opts, std::env::var("CUDA_VISIBLE_DEVICES").ok(), cores())?;
         let exe = std::env::current_exe().context("cannot find the sweep executable")?;
         let free = (0..slots.len()).rev().collect();
-        Ok(LocalExecutor { opts, exe, slots, free, active: Vec::new(), started: Vec::new() })
+        Ok(LocalExecutor { opts, exe, slots, free, active: Vec::new(), started: Vec::new(), told_memory: false })
+    }
+
+    /// The devices as the user named them, with the runs each trains at once (the same device named
+    /// twice counts once, with both its shares).
+    fn device_shares(&self) -> Vec<(String, usize)> {
+        let named: Vec<(Device, usize)> = if self.opts.devices.is_empty() {
+            vec![(self.opts.device, self.opts.jobs)]
+        } else {
+            self.opts.devices.iter().map(|&d| (d, self.opts.per_device)).collect()
+        };
+        let mut shares: Vec<(String, usize)> = Vec::new();
+        for (device, runs) in named {
+            match shares.iter_mut().find(|(name, _)| *name == device.to_string()) {
+                Some((_, n)) => *n += runs,
+                None => shares.push((device.to_string(), runs)),
+            }
+        }
+        shares
     }
 }
 
@@ -114,7 +140,26 @@ impl Executor for LocalExecutor {
         Ok(Vec::new())
     }
 
-    fn prepare(&mut self, _sweep: &Sweep, _queue: &[usize]) -> Result<()> {
+    /// Prints the memory of a run and of each device's runs at once (once per sweep), and refuses
+    /// CPU runs at once that would not fit in the machine's memory.
+    fn prepare(&mut self, sweep: &Sweep, queue: &[usize]) -> Result<()> {
+        let runs = queue.iter().map(|&r| (sweep.run_dir(r), sweep.index.runs[r].variant.clone()));
+        let Some(footprint) = Footprint::of(runs) else { return Ok(()) };
+        let shares: Vec<(String, usize)> =
+            self.device_shares().into_iter().map(|(device, n)| (device, n.min(queue.len()))).collect();
+        if !std::mem::replace(&mut self.told_memory, true) {
+            sweep.say.line(&footprint.line());
+            for (device, n) in shares.iter().filter(|(_, n)| *n > 1) {
+                sweep.say.line(&footprint.device_line(device, *n));
+            }
+        }
+        let on_cpu: usize =
+            shares.iter().filter(|(device, _)| *device == Device::Cpu.to_string()).map(|(_, n)| n).sum();
+        if on_cpu > 0
+            && let Some(limit) = machine_memory()
+        {
+            footprint.check(on_cpu, &limit)?;
+        }
         Ok(())
     }
 
@@ -145,15 +190,7 @@ impl Executor for LocalExecutor {
             let a = self.active.swap_remove(i);
             self.free.push(a.slot);
             let output = log::since(&sweep.run_dir(a.run), a.log_offset);
-            let end = if status.code().and_then(ExecExit::from_code) == Some(ExecExit::Busy) {
-                AttemptEnd::Busy(output.lines().last().unwrap_or("busy").trim().to_string())
-            } else {
-                // Killed by a stop signal before it could record its state (before its handler was
-                // installed): interrupted, not failed.
-                let signalled = status.signal().is_some_and(is_stop_signal);
-                AttemptEnd::Exited(Exit { how: describe(status), output, signalled })
-            };
-            events.push(Event::Ended { run: a.run, end });
+            events.push(Event::Ended { run: a.run, end: attempt_end(status.code(), status.signal(), output) });
         }
         Ok(events)
     }
@@ -173,22 +210,39 @@ impl Executor for LocalExecutor {
     }
 }
 
+/// How a `sweep exec` child that exited with `code` or was killed by `signal` ended, with its
+/// `output`: busy ([`ExecExit::Busy`]: another process trains the run), or exited.
+pub(super) fn attempt_end(code: Option<i32>, signal: Option<i32>, output: String) -> AttemptEnd {
+    if code.and_then(ExecExit::from_code) == Some(ExecExit::Busy) {
+        return AttemptEnd::Busy(busy_note(&output));
+    }
+    // Killed by a stop signal before it could record its state (before its handler was installed):
+    // interrupted, not failed (unless the executor counts stops as failures).
+    let signalled = signal.is_some_and(is_stop_signal);
+    AttemptEnd::Exited(Exit { how: describe(code, signal), output, signalled })
+}
+
 /// How a child ended, for a failure's reason.
-fn describe(exit: ExitStatus) -> String {
-    match (exit.code(), exit.signal()) {
+pub(super) fn describe(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
         (Some(code), _) => format!("exited with code {code}"),
         (None, Some(libc::SIGKILL)) => "was killed by SIGKILL (out of memory, or kill -9)".into(),
         (None, Some(libc::SIGSEGV)) => "crashed (SIGSEGV)".into(),
         (None, Some(libc::SIGABRT)) => "aborted (SIGABRT)".into(),
         (None, Some(signal)) => format!("was killed by signal {signal}"),
-        (None, None) => format!("ended ({exit})"),
+        (None, None) => "ended without an exit code or signal".into(),
     }
 }
 
+/// The cores the runs share: what this process may use (its CPU affinity and cgroup quota).
+pub(super) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The execution slots: `per_device` per device of `devices`, or `jobs` on `device`; all share the
-/// cores. `cuda_visible` is this process's `CUDA_VISIBLE_DEVICES`: `cuda:N` is the N-th GPU this
+/// `cores`. `cuda_visible` is this process's `CUDA_VISIBLE_DEVICES`: `cuda:N` is the N-th GPU this
 /// process may use.
-fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>> {
+pub(super) fn slots(opts: &LocalOptions, cuda_visible: Option<String>, cores: usize) -> Result<Vec<Slot>> {
     if opts.jobs == 0 || opts.per_device == 0 {
         bail!("--jobs and --per-device must be at least 1");
     }
@@ -220,7 +274,6 @@ fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>>
     };
     // Each run gets its share of the cores (the data thread of each run is mostly idle); a thread
     // count the user set for rayon is left alone.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / places.len()).max(1).to_string();
     let rayon = std::env::var_os("RAYON_NUM_THREADS").is_none().then_some(("RAYON_NUM_THREADS".to_string(), threads));
     Ok(places
@@ -232,7 +285,9 @@ fn slots(opts: &LocalOptions, cuda_visible: Option<String>) -> Result<Vec<Slot>>
         .collect())
 }
 
-fn spawn(exe: &Path, run_dir: &Path, slot: &Slot) -> Result<Child> {
+/// Starts `sweep exec RUN_DIR` in `slot`, its output appended to the run's `log.txt`; it gets SIGTERM
+/// when this process dies.
+pub(super) fn spawn(exe: &Path, run_dir: &Path, slot: &Slot) -> Result<Child> {
     use std::os::unix::process::CommandExt;
     let log = log::append(run_dir)?;
     let mut cmd = Command::new(exe);
@@ -276,7 +331,7 @@ mod tests {
 
     #[test]
     fn gpu_slots_pin_one_gpu_each() {
-        let s = slots(&opts(1, &["cuda:1", "cuda:0", "wgpu:0"]), None).unwrap();
+        let s = slots(&opts(1, &["cuda:1", "cuda:0", "wgpu:0"]), None, 4).unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(
             (s[0].device.to_string().as_str(), env(&s[0], "CUDA_VISIBLE_DEVICES").as_deref()),
@@ -285,11 +340,11 @@ mod tests {
         assert_eq!(env(&s[1], "CUDA_VISIBLE_DEVICES").as_deref(), Some("0"));
         assert_eq!((s[2].device.to_string().as_str(), env(&s[2], "CUDA_VISIBLE_DEVICES")), ("wgpu:0", None));
         // Indices count within the GPUs this process was given.
-        let s = slots(&opts(1, &["cuda:0", "cuda:1"]), Some("4,6".into())).unwrap();
+        let s = slots(&opts(1, &["cuda:0", "cuda:1"]), Some("4,6".into()), 4).unwrap();
         assert_eq!(env(&s[1], "CUDA_VISIBLE_DEVICES").as_deref(), Some("6"));
-        assert!(slots(&opts(1, &["cuda:2"]), Some("4,6".into())).is_err());
+        assert!(slots(&opts(1, &["cuda:2"]), Some("4,6".into()), 4).is_err());
         // A name that is no device ("gpu0") is refused when the command line is parsed (crate::device).
-        let err = format!("{:#}", slots(&opts(1, &["wgpu"]), None).err().unwrap());
+        let err = format!("{:#}", slots(&opts(1, &["wgpu"]), None, 4).err().unwrap());
         assert!(err.contains("give cuda:N, wgpu:N or cpu"), "{err}");
     }
 
@@ -297,15 +352,16 @@ mod tests {
     fn per_device_packs_k_slots_on_each_device_and_splits_the_cores_between_all() {
         let mut o = opts(1, &["cpu", "cpu"]);
         o.per_device = 3;
-        let s = slots(&o, None).unwrap();
+        let s = slots(&o, None, 12).unwrap();
         assert_eq!(s.len(), 6);
         assert!(s.iter().all(|s| s.device == Device::Cpu && env(s, "CUDA_VISIBLE_DEVICES").is_none()));
         if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            assert!(s.iter().all(|s| env(s, "RAYON_NUM_THREADS") == Some((cores / 6).max(1).to_string())));
+            assert!(s.iter().all(|s| env(s, "RAYON_NUM_THREADS").as_deref() == Some("2")));
+            // Fewer cores than slots: one thread each.
+            assert!(slots(&o, None, 4).unwrap().iter().all(|s| env(s, "RAYON_NUM_THREADS").as_deref() == Some("1")));
         }
         o.per_device = 0;
-        assert!(slots(&o, None).is_err());
+        assert!(slots(&o, None, 12).is_err());
     }
 
     #[test]
@@ -331,13 +387,12 @@ mod tests {
 
     #[test]
     fn cpu_slots_split_the_cores() {
-        assert!(slots(&opts(0, &[]), None).is_err());
-        let s = slots(&opts(2, &[]), None).unwrap();
+        assert!(slots(&opts(0, &[]), None, 4).is_err());
+        let s = slots(&opts(2, &[]), None, 5).unwrap();
         assert_eq!(s.len(), 2);
         assert!(s.iter().all(|s| s.device == Device::Cpu));
         if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            assert_eq!(env(&s[0], "RAYON_NUM_THREADS"), Some((cores / 2).max(1).to_string()));
+            assert_eq!(env(&s[0], "RAYON_NUM_THREADS").as_deref(), Some("2"));
         }
     }
 }

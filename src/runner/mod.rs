@@ -13,20 +13,26 @@
 //! - `progress`: the display of a sweep in progress (a line per active run and an overall bar on a
 //!   terminal, plain lines otherwise);
 //! - `early_stop`: which trials of a search stop early, decided from the runs' metrics files (ASHA,
-//!   the median rule), and each variant's best trial for `[search] then = "seeds"`.
+//!   the median rule), and each variant's best trial for `[search] then = "seeds"`;
+//! - `memory`: the estimated memory of the runs about to start, printed, and checked against the
+//!   memory the runs at once on a CPU have;
+//! - `pack`: several runs trained at once by one `sweep exec` (a Slurm task's `runs_per_task`), each
+//!   in its own child, each child's end recorded for the Slurm executor.
 //!
 //! **Adding an executor** is one file here implementing [`Executor`] (starting attempts, reporting
 //! what became of them as [`Event`]s) and one arm of [`ExecutorKind`] (its `--executor` name, and
 //! [`ExecutorKind::build`] constructing it from the [`RunOptions`], refusing options it does not
 //! take with [`BadOptions`]). The loop, the retries, the status files, the stop request and the
-//! display come with it. What the interface leaves room for: several runs per device or per Slurm
-//! task (issue 12) are an executor's business (its slots, or runs packed into one task, each still
-//! reported as its own [`Event`]). Early stopping is the loop's: it writes each trial's decision
+//! display come with it. Several runs per device or per Slurm task are an executor's business (the
+//! local executor's slots, the Slurm executor's packed tasks), each run still reported as its own
+//! [`Event`]. Early stopping is the loop's: it writes each trial's decision
 //! file, the trainer stops itself there (an ordinary end of its attempt, settled as stopped, its slot
 //! free at once), and the loop starts the stopped runs a later decision promotes like any other.
 
 pub mod early_stop;
 pub mod local;
+pub mod memory;
+pub mod pack;
 pub mod progress;
 pub mod queue;
 pub mod slurm;

@@ -1,15 +1,31 @@
 //! The Slurm executor: one job array per sweep, each task running `sweep exec` for one run folder,
-//! for users who outgrow one machine. The Slurm nodes share the file system with this machine and
-//! run the same `sweep` binary, found by its absolute path.
+//! or for several at once (`[slurm] runs_per_task`), for users who outgrow one machine. The Slurm
+//! nodes share the file system with this machine and run the same `sweep` binary, found by its
+//! absolute path.
 //!
 //! In its own folder of the sweep, `results/<sweep>/slurm/`, it writes `job.sh` (resources from the spec's `[slurm]` table),
-//! `runs.txt` (line i+1 is the absolute run folder of array index i), `logs/<job>_<index>.out` (each
-//! task's output) and `jobs.json` (the jobs submitted, so that a later `sweep run` follows them instead
-//! of submitting twice). It submits with `sbatch --parsable`, follows the tasks with `squeue` (and
-//! `scontrol` for how a task ended; `sacct` needs an accounting database many clusters lack) and the
-//! runs' own `status.json`, and resubmits only the failed indices (`sbatch --array=LIST`, the same
-//! script) as they end, while they have retries left. A task that Slurm stopped (cancelled, out of
-//! time, preempted) counts as a failed attempt and resumes from its last checkpoint when resubmitted.
+//! `runs.txt` (line i+1 holds the absolute run folders of array index i, separated by spaces: one
+//! per task, or up to `runs_per_task`), `logs/<job>_<index>.out` (each task's output) and `jobs.json`
+//! (the jobs submitted, so that a later `sweep run` follows them instead of submitting twice). It
+//! submits with `sbatch --parsable`, follows the tasks with `squeue` (and `scontrol` for how a task
+//! ended; `sacct` needs an accounting database many clusters lack) and the runs' own `status.json`,
+//! and resubmits only the failed runs (`sbatch --array=LIST`, the same script) as they end, while
+//! they have retries left. A task that Slurm stopped (cancelled, out of time, preempted) counts as a
+//! failed attempt of its runs, which resume from their last checkpoint when resubmitted.
+//!
+//! **Packed tasks.** With `runs_per_task = N` (default 1), the runs are packed N to a task in plan
+//! order, and each task trains its runs at once on its one GPU (or its CPUs): the task runs `sweep
+//! exec --ends DIR RUN_DIR...` ([`super::pack`]), which starts one `sweep exec` child per run, as the
+//! local executor's `--per-device` slots do, with the task's CPU threads (`SLURM_CPUS_PER_TASK`)
+//! split between them, and records how each child ended in `slurm/ends/<job>_<index>/<run-id>.json`
+//! as it ends. So each run is followed on its own: a run that fails or is stopped inside a task is
+//! settled and resubmitted alone while the other runs of its task train on; the resubmitted runs
+//! are packed again, N to a new task (a line appended to `runs.txt`; the lines of tasks already
+//! submitted never change), unless all the runs of one task are resubmitted together, which reuse
+//! its index. With N = 1 the script, `runs.txt` and the array indices are those of one run per task.
+//! Before submitting, the estimated memory of a run and of a task's runs is printed, and CPU runs
+//! whose task would need more than `[slurm] mem` are refused ([`super::memory`]); each packed task
+//! prints its runs' memory in its log.
 //!
 //! Ctrl-C stops following, not training: the job keeps running in Slurm, and the next `sweep run`
 //! follows it again (`scancel JOB` stops it).
@@ -22,14 +38,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use super::local::attempt_end;
+use super::memory::{Footprint, Limit};
 use super::queue::{Selection, busy_note};
 use super::{Attempt, AttemptEnd, BadOptions, Event, Executor, Exit, Halt, RunOptions, Sweep};
 use crate::atomic::write_atomic;
 use crate::device::Device;
 use crate::spec::parse::SlurmSpec;
 use crate::store::layout::executor_dir;
+use crate::store::log;
 use crate::store::plan::SweepIndex;
-use crate::store::protocol::{ExecExit, is_stop_signal};
+use crate::store::protocol::{ExecEnd, ExecExit, is_stop_signal};
 use crate::store::status::{RunStatus, State};
 
 /// The executor's folder inside the sweep's.
@@ -38,6 +57,8 @@ const SCRIPT: &str = "job.sh";
 const RUNS: &str = "runs.txt";
 const JOBS: &str = "jobs.json";
 const LOGS: &str = "logs";
+/// Where packed tasks record how each run's process ended: `ends/<job>_<index>/<run-id>.json`.
+const ENDS: &str = "ends";
 /// How often squeue is asked: often enough for short test runs, rarely enough for a shared controller.
 const POLL: Duration = Duration::from_secs(2);
 
@@ -59,9 +80,14 @@ pub fn job_script(
     let dir = sweep_dir.join(SLURM_DIR);
     let runs = dir.join(RUNS);
     let mut s = String::from("#!/bin/bash\n");
+    let task = match spec.runs_per_task {
+        1 => format!("# Task i trains the run folder on line i+1 of {RUNS}; failed tasks are resubmitted with\n"),
+        n => format!(
+            "# Task i trains the run folders on line i+1 of {RUNS} at once (up to {n}); failed runs are resubmitted with\n"
+        ),
+    };
     s += &format!(
-        "# Job array of sweep \"{}\" ({}), written by `sweep run --executor slurm`.\n\
-         # Task i trains the run folder on line i+1 of {RUNS}; failed tasks are resubmitted with\n\
+        "# Job array of sweep \"{}\" ({}), written by `sweep run --executor slurm`.\n{task}\
          # `sbatch --array=LIST` and this same script.\n",
         index.sweep,
         // A comment line: a newline in the spec's path must not end it.
@@ -91,22 +117,81 @@ pub fn job_script(
         option(extra.clone());
     }
     let runs_q = shell_quote(&runs.display().to_string());
-    s += &format!(
+    let exe = shell_quote(&exe.display().to_string());
+    let device = shell_quote(device);
+    s += &match spec.runs_per_task {
+        1 => one_run_body(&runs_q, &exe, &device),
+        _ => packed_body(&runs_q, &exe, &device, &shell_quote(&dir.join(ENDS).display().to_string())),
+    };
+    s
+}
+
+/// The script's first commands: `var` is the task's line of `runs.txt` (`what` it holds), or the
+/// task ends with exit code 2.
+fn task_line(var: &str, what: &str, runs_q: &str) -> String {
+    format!(
         r#"set -euo pipefail
-run_dir=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {runs_q})
-if [ -z "$run_dir" ]; then
-  echo "error: no run at index $SLURM_ARRAY_TASK_ID in "{runs_q} >&2
+{var}=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {runs_q})
+if [ -z "${var}" ]; then
+  echo "error: no {what} at index $SLURM_ARRAY_TASK_ID in "{runs_q} >&2
   exit 2
 fi
-# The run's threads use the CPUs Slurm gave the task.
+"#
+    )
+}
+
+/// The script's commands for one run per task: `sweep exec` in the task's place.
+fn one_run_body(runs_q: &str, exe: &str, device: &str) -> String {
+    task_line("run_dir", "run", runs_q)
+        + &format!(
+            r#"# The run's threads use the CPUs Slurm gave the task.
 if [ -n "${{SLURM_CPUS_PER_TASK:-}}" ]; then export RAYON_NUM_THREADS=$SLURM_CPUS_PER_TASK; fi
 echo "sweep: task ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname): $run_dir (CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-none}})"
 exec {exe} exec "$run_dir" --device {device}
-"#,
-        exe = shell_quote(&exe.display().to_string()),
-        device = shell_quote(device),
-    );
-    s
+"#
+        )
+}
+
+/// The script's commands for a packed task: one `sweep exec` training the line's runs at once,
+/// recording each one's end under `ends_q/<job>_<index>/`.
+fn packed_body(runs_q: &str, exe: &str, device: &str, ends_q: &str) -> String {
+    task_line("line", "runs", runs_q)
+        + &format!(
+            r#"read -r -a runs <<< "$line"
+# The runs share the task's GPU and CPUs: sweep exec splits SLURM_CPUS_PER_TASK between them.
+echo "sweep: task ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname): ${{#runs[@]}} run(s): $line (CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-none}})"
+exec {exe} exec --device {device} --ends {ends_q}/"${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}" "${{runs[@]}}"
+"#
+        )
+}
+
+/// Packs `runs` (plan order), `per_task` to an array task: the lines of `runs.txt`.
+fn pack(runs: &[usize], per_task: usize) -> Vec<Vec<usize>> {
+    runs.chunks(per_task.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// The array indices that train `runs`: a line of `lines` all of whose runs are among `runs` is
+/// submitted as it is when it was never `submitted` (the first submission) or is full (`per_task`
+/// runs: with one run per task, every run's own line); the others are packed, `per_task` to a line,
+/// into lines appended to `lines` (those of tasks submitted before never change). Returns the
+/// indices in ascending order.
+fn assign(lines: &mut Vec<Vec<usize>>, runs: &[usize], per_task: usize, submitted: &HashSet<usize>) -> Vec<usize> {
+    let wanted: HashSet<usize> = runs.iter().copied().collect();
+    let mut indices = Vec::new();
+    let mut covered = HashSet::new();
+    for (i, line) in lines.iter().enumerate() {
+        let reusable = line.len() == per_task.max(1) || !submitted.contains(&i);
+        if reusable && !line.is_empty() && line.iter().all(|r| wanted.contains(r) && !covered.contains(r)) {
+            indices.push(i);
+            covered.extend(line.iter().copied());
+        }
+    }
+    let rest: Vec<usize> = runs.iter().copied().filter(|r| !covered.contains(r)).collect();
+    for line in pack(&rest, per_task) {
+        indices.push(lines.len());
+        lines.push(line);
+    }
+    indices
 }
 
 /// An array task under way.
@@ -125,14 +210,20 @@ pub struct SlurmExecutor {
     exe: PathBuf,
     /// `jobs.json`.
     jobs: Jobs,
-    /// Each run's array index in the current `runs.txt`.
+    /// The runs of each array index: the lines of the current `runs.txt`.
+    lines: Vec<Vec<usize>>,
+    /// Each run's array index in the current `runs.txt` (its latest line).
     index_of: HashMap<usize, usize>,
+    /// The array indices submitted since `runs.txt` was written.
+    submitted: HashSet<usize>,
     /// Tasks under way, by run.
     tasks: BTreeMap<usize, Task>,
     /// The next submission is the first of the current `runs.txt`.
     first: bool,
     last_poll: Instant,
     last_warning: Option<Instant>,
+    /// The memory of a run was printed (once per sweep).
+    told_memory: bool,
 }
 
 impl SlurmExecutor {
@@ -142,7 +233,7 @@ impl SlurmExecutor {
         if opts.jobs.is_some() || !opts.devices.is_empty() || opts.per_device.is_some() || opts.fail_fast {
             return Err(BadOptions(
                 "--jobs, --devices, --per-device and --fail-fast apply to the local executor; on Slurm, set \
-                 max_concurrent and gpus_per_task in the spec's [slurm] table"
+                 max_concurrent, gpus_per_task and runs_per_task (runs at once in each task) in the spec's [slurm] table"
                     .into(),
             )
             .into());
@@ -158,40 +249,55 @@ impl SlurmExecutor {
             spec: spec.clone(),
             exe: current_exe()?,
             jobs: Jobs::default(),
+            lines: Vec::new(),
             index_of: HashMap::new(),
+            submitted: HashSet::new(),
             tasks: BTreeMap::new(),
             first: false,
             last_poll: Instant::now(),
             last_warning: None,
+            told_memory: false,
         })
     }
 
     /// The tasks of an earlier `sweep run` still in Slurm, as (job, array index), mapped to runs
-    /// through the `runs.txt` they were submitted with.
+    /// through the `runs.txt` they were submitted with; a run in two of them (resubmitted from a pack
+    /// that still trains its other runs) is followed in the newer.
     fn adopt_tasks(&mut self, sweep: &Sweep, alive: &HashMap<(String, usize), String>) -> Result<Vec<Attempt>> {
         let runs_path = executor_dir(sweep.dir, SLURM_DIR).join(RUNS);
-        let runs =
+        let text =
             std::fs::read_to_string(&runs_path).with_context(|| format!("cannot read {}", runs_path.display()))?;
-        let lines: Vec<&str> = runs.lines().collect();
-        let mut attempts = Vec::new();
-        for (job, i) in alive.keys() {
-            let id = lines.get(*i).and_then(|l| Path::new(l).file_name()).and_then(|n| n.to_str());
-            let Some(run) = id.and_then(|id| sweep.index.runs.iter().position(|r| r.id == id)) else {
+        let (lines, unknown) = parse_runs_txt(&text, sweep.index);
+        let ends = executor_dir(sweep.dir, SLURM_DIR).join(ENDS);
+        let mut adopted: HashMap<usize, u32> = HashMap::new();
+        let mut tasks: Vec<&(String, usize)> = alive.keys().collect();
+        tasks.sort_by_key(|(job, i)| (job.parse::<u64>().unwrap_or(u64::MAX), *i));
+        for (job, i) in tasks {
+            if unknown.contains(i) || lines.get(*i).is_none_or(Vec::is_empty) {
                 bail!(
                     "Slurm task {job}_{i} trains a run that is not in this sweep's plan (line {} of {}): \
                      let it finish or `scancel {job}`, then run again",
                     i + 1,
                     runs_path.display()
                 );
-            };
-            // A running task's attempt has started already; a pending one's has not. A status that
-            // does not read is the task's trainer's to rebuild.
-            let status = RunStatus::read(&sweep.run_dir(run)).ok().flatten();
-            let attempts_before = status.map_or(0, |s| s.attempts - u32::from(s.state == State::Running));
-            self.index_of.insert(run, *i);
-            self.tasks.insert(run, Task { index: *i, job: job.clone(), running: false });
-            attempts.push(Attempt { run, attempts_before });
+            }
+            for &run in &lines[*i] {
+                // A running task's attempt has started already, and so has one whose process ended
+                // (its end recorded); a pending one's has not. A status that does not read is the
+                // task's trainer's to rebuild.
+                let ended = ExecEnd::read(&task_ends(&ends, job, *i), &sweep.index.runs[run].id).ok().flatten();
+                let status = RunStatus::read(&sweep.run_dir(run)).ok().flatten();
+                let begun = |s: &RunStatus| u32::from((s.state == State::Running || ended.is_some()) && s.attempts > 0);
+                let attempts_before = status.map_or(0, |s| s.attempts - begun(&s));
+                self.index_of.insert(run, *i);
+                self.tasks.insert(run, Task { index: *i, job: job.clone(), running: false });
+                adopted.insert(run, attempts_before);
+            }
+            self.submitted.insert(*i);
         }
+        self.lines = lines;
+        let mut attempts: Vec<Attempt> =
+            adopted.into_iter().map(|(run, attempts_before)| Attempt { run, attempts_before }).collect();
         attempts.sort_by_key(|a| self.index_of[&a.run]);
         Ok(attempts)
     }
@@ -238,6 +344,34 @@ impl SlurmExecutor {
         self.last_poll = Instant::now();
         Ok(job)
     }
+
+    /// `runs.txt` from the lines, atomically (a task reads its line when it starts).
+    fn write_runs(&self, sweep: &Sweep) -> Result<()> {
+        let path = executor_dir(sweep.dir, SLURM_DIR).join(RUNS);
+        write_atomic(&path, runs_txt(&self.lines, |run| sweep.run_dir(run)).as_bytes())
+    }
+
+    /// Prints the memory of a run and of a task's runs (once per sweep); CPU runs whose task would
+    /// need more than `[slurm] mem` are refused. A GPU's memory is not known here.
+    fn memory(&mut self, sweep: &Sweep, queue: &[usize]) -> Result<()> {
+        let runs = queue.iter().map(|&r| (sweep.run_dir(r), sweep.index.runs[r].variant.clone()));
+        let Some(footprint) = Footprint::of(runs) else { return Ok(()) };
+        let per_task = (self.spec.runs_per_task as usize).min(queue.len());
+        if !std::mem::replace(&mut self.told_memory, true) {
+            sweep.say.line(&footprint.line());
+            if per_task > 1 {
+                sweep.say.line(&footprint.device_line(&format!("each task's {}", self.device), per_task));
+            }
+        }
+        if self.device == Device::Cpu
+            && let Some(bytes) = self.spec.mem_bytes()
+        {
+            let what = format!("the task's [slurm] mem = {}", self.spec.mem.as_deref().unwrap_or_default());
+            let limit = Limit { bytes, what, fix: "lower [slurm] runs_per_task or raise mem" };
+            footprint.check(per_task, &limit)?;
+        }
+        Ok(())
+    }
 }
 
 impl Executor for SlurmExecutor {
@@ -249,25 +383,28 @@ impl Executor for SlurmExecutor {
         Vec::new()
     }
 
-    /// The script, the index -> run mapping and the sbatch command, for the runs a real submission
+    /// The script, the index -> runs mapping and the sbatch command, for the runs a real submission
     /// would include.
     fn dry_run(&self, sweep_dir: &Path, index: &SweepIndex, selection: &Selection) -> Result<String> {
         check_path(sweep_dir)?;
         let dir = executor_dir(sweep_dir, SLURM_DIR);
+        let lines = pack(&selection.queue, self.spec.runs_per_task as usize);
         let mut out = format!("# {}\n", dir.join(SCRIPT).display());
-        out += &job_script(&self.exe, sweep_dir, index, &self.spec, &self.device.to_string(), selection.queue.len());
+        out += &job_script(&self.exe, sweep_dir, index, &self.spec, &self.device.to_string(), lines.len());
         out += &format!("\n# {} (array index i is line i+1)\n", dir.join(RUNS).display());
-        for &run in &selection.queue {
-            out += &format!("{}\n", sweep_dir.join(&index.runs[run].id).display());
-        }
+        out += &runs_txt(&lines, |run| sweep_dir.join(&index.runs[run].id));
         let skipped =
             format!("{} done already, {} failed without retries left", selection.skipped, selection.failed.len());
+        let tasks = match self.spec.runs_per_task {
+            1 => String::new(),
+            _ => format!(" in {} tasks", lines.len()),
+        };
         if selection.queue.is_empty() {
             out += &format!("\n# nothing to submit ({skipped})\n");
         } else {
             out += &format!(
-                "\n# would run: sbatch --parsable --array={} {}   ({} runs; {skipped})\n",
-                array_range(&(0..selection.queue.len()).collect::<Vec<_>>(), self.spec.max_concurrent),
+                "\n# would run: sbatch --parsable --array={} {}   ({} runs{tasks}; {skipped})\n",
+                array_range(&(0..lines.len()).collect::<Vec<_>>(), self.spec.max_concurrent),
                 dir.join(SCRIPT).display(),
                 selection.queue.len()
             );
@@ -293,17 +430,29 @@ impl Executor for SlurmExecutor {
         self.adopt_tasks(sweep, &alive)
     }
 
-    /// Writes `runs.txt` (line i+1: the run folder of array index i) and the job script for `queue`.
+    /// Prints the memory of the runs (refusing CPU tasks beyond `[slurm] mem`), then writes
+    /// `runs.txt` (line i+1: the run folders of array index i, `queue` packed `runs_per_task` to a
+    /// line) and the job script, and clears the end records of earlier jobs (Slurm may reuse job ids).
     fn prepare(&mut self, sweep: &Sweep, queue: &[usize]) -> Result<()> {
+        self.memory(sweep, queue)?;
         let dir = executor_dir(sweep.dir, SLURM_DIR);
         std::fs::create_dir_all(dir.join(LOGS))
             .with_context(|| format!("cannot create {}", dir.join(LOGS).display()))?;
-        let runs: String = queue.iter().map(|&r| format!("{}\n", sweep.run_dir(r).display())).collect();
-        write_atomic(&dir.join(RUNS), runs.as_bytes())?;
-        let script = job_script(&self.exe, sweep.dir, sweep.index, &self.spec, &self.device.to_string(), queue.len());
+        match std::fs::remove_dir_all(dir.join(ENDS)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", dir.join(ENDS).display()));
+            }
+            _ => {}
+        }
+        self.lines = pack(queue, self.spec.runs_per_task as usize);
+        self.write_runs(sweep)?;
+        let script =
+            job_script(&self.exe, sweep.dir, sweep.index, &self.spec, &self.device.to_string(), self.lines.len());
         write_atomic(&dir.join(SCRIPT), script.as_bytes())?;
         self.jobs = Jobs::default();
-        self.index_of = queue.iter().enumerate().map(|(i, &run)| (run, i)).collect();
+        self.submitted.clear();
+        self.index_of =
+            self.lines.iter().enumerate().flat_map(|(i, line)| line.iter().map(move |&run| (run, i))).collect();
         self.first = true;
         Ok(())
     }
@@ -313,23 +462,39 @@ impl Executor for SlurmExecutor {
         usize::MAX
     }
 
-    /// Submits the runs' array indices as one job: the whole array first, then the failed indices
-    /// again, with the same script.
+    /// Submits the array indices of the runs as one job: the whole array first, then the failed runs
+    /// again, with the same script (packed runs in new lines of `runs.txt`, see [`assign`]).
     fn start(&mut self, sweep: &Sweep, runs: &[usize]) -> Result<()> {
         let dir = executor_dir(sweep.dir, SLURM_DIR);
-        let mut indices: Vec<usize> = runs.iter().map(|r| self.index_of[r]).collect();
-        indices.sort_unstable();
+        let before = self.lines.len();
+        let indices = assign(&mut self.lines, runs, self.spec.runs_per_task as usize, &self.submitted);
+        self.submitted.extend(indices.iter().copied());
+        if self.lines.len() > before {
+            self.write_runs(sweep)?;
+        }
+        for &i in &indices {
+            for &run in &self.lines[i] {
+                self.index_of.insert(run, i);
+            }
+        }
         let job = self.submit(&dir, &indices)?;
+        let packed = self.spec.runs_per_task > 1;
         if std::mem::take(&mut self.first) {
             sweep.say.stamped(&format!(
-                "submitted Slurm job {job}: {} task(s){}; logs in {}",
+                "submitted Slurm job {job}: {} task(s){}{}; logs in {}",
                 indices.len(),
+                if packed {
+                    format!(" for {} runs, up to {} in each", runs.len(), self.spec.runs_per_task)
+                } else {
+                    String::new()
+                },
                 self.spec.max_concurrent.map_or(String::new(), |k| format!(", at most {k} at once")),
                 dir.join(LOGS).display()
             ));
         } else {
+            let what = if packed { format!("{} run(s) in ", runs.len()) } else { String::new() };
             sweep.say.stamped(&format!(
-                "resubmitted {} task(s) as Slurm job {job}: array indices {}",
+                "resubmitted {what}{} task(s) as Slurm job {job}: array indices {}",
                 indices.len(),
                 array_range(&indices, None)
             ));
@@ -340,7 +505,8 @@ impl Executor for SlurmExecutor {
         Ok(())
     }
 
-    /// Every [`POLL`]: the tasks Slurm no longer holds have ended; the others may have started.
+    /// Every [`POLL`]: the runs whose process ended inside a packed task (its end recorded) and the
+    /// runs of the tasks Slurm no longer holds have ended; the others may have started.
     fn poll(&mut self, sweep: &Sweep) -> Result<Vec<Event>> {
         if self.tasks.is_empty() || self.last_poll.elapsed() < POLL {
             return Ok(Vec::new());
@@ -358,9 +524,15 @@ impl Executor for SlurmExecutor {
                 return Ok(Vec::new());
             }
         };
+        let ends = executor_dir(sweep.dir, SLURM_DIR).join(ENDS);
         let mut events = Vec::new();
-        let mut ended = Vec::new();
+        let (mut recorded, mut ended) = (Vec::new(), Vec::new());
         for (&run, task) in &mut self.tasks {
+            // Read after squeue: a task gone from it has written the ends of all its runs.
+            if let Ok(Some(end)) = ExecEnd::read(&task_ends(&ends, &task.job, task.index), &sweep.index.runs[run].id) {
+                recorded.push((run, end));
+                continue;
+            }
             match alive.get(&(task.job.clone(), task.index)) {
                 Some(state) if state == "RUNNING" && !task.running => {
                     task.running = true;
@@ -369,6 +541,10 @@ impl Executor for SlurmExecutor {
                 Some(_) => {}
                 None => ended.push(run),
             }
+        }
+        for (run, end) in recorded {
+            let task = self.tasks.remove(&run).expect("a recorded run was under way");
+            events.push(Event::Ended { run, end: recorded_end(sweep, run, &task, end) });
         }
         for run in ended {
             let task = self.tasks.remove(&run).expect("an ended task was under way");
@@ -398,6 +574,61 @@ impl Executor for SlurmExecutor {
         }
         remove_jobs(&executor_dir(sweep.dir, SLURM_DIR))
     }
+}
+
+/// How run `run`'s process in the packed `task` ended, from its recorded end and its `log.txt`.
+fn recorded_end(sweep: &Sweep, run: usize, task: &Task, end: ExecEnd) -> AttemptEnd {
+    let name = format!("{}_{}", task.job, task.index);
+    let stopped = end.code.and_then(ExecExit::from_code) == Some(ExecExit::Interrupted);
+    let output = log::since(&sweep.run_dir(run), end.log_offset);
+    match attempt_end(end.code, end.signal, output) {
+        // Slurm stopped the task (or someone the run): the trainer recorded the interruption.
+        AttemptEnd::Exited(exit) if stopped => AttemptEnd::Exited(Exit {
+            how: format!("was stopped in Slurm task {name} (cancelled, out of time, preempted or signalled)"),
+            ..exit
+        }),
+        AttemptEnd::Exited(exit) => {
+            AttemptEnd::Exited(Exit { how: format!("{} in Slurm task {name}", exit.how), ..exit })
+        }
+        busy @ AttemptEnd::Busy(_) => busy,
+    }
+}
+
+/// The lines of `runs.txt` as runs of the plan; the indices of lines naming a run the plan lacks.
+fn parse_runs_txt(text: &str, index: &SweepIndex) -> (Vec<Vec<usize>>, HashSet<usize>) {
+    let position: HashMap<&str, usize> = index.runs.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+    let mut unknown = HashSet::new();
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let id = |dir: &str| {
+                Path::new(dir).file_name().and_then(|n| n.to_str()).and_then(|id| position.get(id).copied())
+            };
+            let runs: Vec<usize> = line.split_whitespace().filter_map(id).collect();
+            if runs.len() != line.split_whitespace().count() {
+                unknown.insert(i);
+            }
+            runs
+        })
+        .collect();
+    (lines, unknown)
+}
+
+/// `runs.txt`: line i+1 holds the run folders of array index i, separated by spaces.
+fn runs_txt(lines: &[Vec<usize>], run_dir: impl Fn(usize) -> PathBuf) -> String {
+    lines
+        .iter()
+        .map(|line| {
+            let dirs: Vec<String> = line.iter().map(|&run| run_dir(run).display().to_string()).collect();
+            format!("{}\n", dirs.join(" "))
+        })
+        .collect()
+}
+
+/// Where the packed task `job`_`index` records how each of its runs' processes ended.
+fn task_ends(ends: &Path, job: &str, index: usize) -> PathBuf {
+    ends.join(format!("{job}_{index}"))
 }
 
 fn read_jobs(dir: &Path) -> Result<Jobs> {
@@ -558,6 +789,12 @@ mod tests {
         }
     }
 
+    fn assert_has(script: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(script.contains(line), "missing {line} in\n{script}");
+        }
+    }
+
     #[test]
     fn the_script_carries_the_resources_and_absolute_paths() {
         let spec = SlurmSpec {
@@ -568,25 +805,93 @@ mod tests {
             time: Some("04:00:00".into()),
             max_concurrent: Some(2),
             extra: vec!["--account=lab".into()],
+            runs_per_task: 1,
         };
         let s = job_script(Path::new("/opt/sweep"), Path::new("/data/results/demo"), &index(), &spec, "cuda:0", 8);
-        for line in [
-            "#SBATCH --array=0-7%2",
-            "#SBATCH --output=/data/results/demo/slurm/logs/%A_%a.out",
-            "#SBATCH --partition=gpu",
-            "#SBATCH --cpus-per-task=4",
-            "#SBATCH --gres=gpu:1",
-            "#SBATCH --mem=16G",
-            "#SBATCH --time=04:00:00",
-            "#SBATCH --account=lab",
-            "'/data/results/demo/slurm/runs.txt'",
-            "exec '/opt/sweep' exec \"$run_dir\" --device 'cuda:0'",
-        ] {
-            assert!(s.contains(line), "missing {line} in\n{s}");
-        }
+        assert_has(
+            &s,
+            &[
+                "#SBATCH --array=0-7%2",
+                "#SBATCH --output=/data/results/demo/slurm/logs/%A_%a.out",
+                "#SBATCH --partition=gpu",
+                "#SBATCH --cpus-per-task=4",
+                "#SBATCH --gres=gpu:1",
+                "#SBATCH --mem=16G",
+                "#SBATCH --time=04:00:00",
+                "#SBATCH --account=lab",
+                "'/data/results/demo/slurm/runs.txt'",
+                "exec '/opt/sweep' exec \"$run_dir\" --device 'cuda:0'",
+            ],
+        );
         let bare = job_script(Path::new("/opt/sweep"), Path::new("/r/demo"), &index(), &SlurmSpec::default(), "cpu", 3);
         assert!(bare.contains("#SBATCH --array=0-2\n"), "{bare}");
         assert!(!bare.contains("--partition") && !bare.contains("--gres"), "{bare}");
+    }
+
+    #[test]
+    fn a_packed_script_trains_its_line_at_once_and_records_each_end() {
+        let spec = SlurmSpec { gpus_per_task: 1, runs_per_task: 4, ..SlurmSpec::default() };
+        let s = job_script(Path::new("/opt/sweep"), Path::new("/data/results/demo"), &index(), &spec, "cuda:0", 3);
+        assert_has(
+            &s,
+            &[
+                "#SBATCH --array=0-2\n",
+                "#SBATCH --gres=gpu:1",
+                "# Task i trains the run folders on line i+1 of runs.txt at once (up to 4)",
+                "read -r -a runs <<< \"$line\"",
+                "exec '/opt/sweep' exec --device 'cuda:0' --ends '/data/results/demo/slurm/ends'/\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" \"${runs[@]}\"",
+            ],
+        );
+        // The task's CPUs are split by sweep exec, not given whole to each run.
+        assert!(!s.contains("RAYON_NUM_THREADS"), "{s}");
+        let one = job_script(Path::new("/opt/sweep"), Path::new("/r/demo"), &index(), &SlurmSpec::default(), "cpu", 3);
+        assert!(!one.contains("--ends") && one.contains("export RAYON_NUM_THREADS=$SLURM_CPUS_PER_TASK"), "{one}");
+    }
+
+    #[test]
+    fn runs_are_packed_in_plan_order_and_resubmitted_alone() {
+        assert_eq!(pack(&[0, 1, 2, 3, 4], 2), vec![vec![0, 1], vec![2, 3], vec![4]]);
+        assert_eq!(pack(&[5, 7], 1), vec![vec![5], vec![7]]);
+        let mut submitted = HashSet::new();
+        let mut assign = |lines: &mut Vec<Vec<usize>>, runs: &[usize], per_task: usize| {
+            let indices = assign(lines, runs, per_task, &submitted);
+            submitted.extend(indices.iter().copied());
+            indices
+        };
+        let mut lines = pack(&[0, 1, 2, 3, 4], 2);
+        // The first submission: every line as it is, the short last one too.
+        assert_eq!(assign(&mut lines, &[0, 1, 2, 3, 4], 2), vec![0, 1, 2]);
+        assert_eq!(lines.len(), 3);
+        // Run 1 fails while its pack-mate 0 trains on: a new task for it alone; lines never change.
+        assert_eq!(assign(&mut lines, &[1], 2), vec![3]);
+        assert_eq!(lines, vec![vec![0, 1], vec![2, 3], vec![4], vec![1]]);
+        // Failures of different tasks that end together are packed together again.
+        assert_eq!(assign(&mut lines, &[4, 2], 2), vec![4]);
+        assert_eq!(lines[4], vec![4, 2]);
+        // A whole task cancelled: its full line again; the others packed anew.
+        assert_eq!(assign(&mut lines, &[3, 2, 1], 2), vec![1, 5]);
+        assert_eq!(lines[5], vec![1]);
+        let mut lines = pack(&[0, 1], 2);
+        assert_eq!(assign(&mut lines, &[1, 0], 2), vec![0]);
+        // One run per task: each run's own index, as without packing.
+        let mut lines = pack(&[0, 1, 2], 1);
+        let none = HashSet::new();
+        assert_eq!(super::assign(&mut lines, &[0, 1, 2], 1, &none), vec![0, 1, 2]);
+        assert_eq!(super::assign(&mut lines, &[2], 1, &HashSet::from([0, 1, 2])), vec![2]);
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn runs_txt_reads_back_as_written() {
+        let mut idx = index();
+        let planned = idx.runs[0].clone();
+        idx.runs = ["a1", "b2", "c3"].iter().map(|id| PlannedRun { id: (*id).into(), ..planned.clone() }).collect();
+        let lines = vec![vec![0, 2], vec![1]];
+        let text = runs_txt(&lines, |run| Path::new("/r/demo").join(&idx.runs[run].id));
+        assert_eq!(text, "/r/demo/a1 /r/demo/c3\n/r/demo/b2\n");
+        assert_eq!(parse_runs_txt(&text, &idx), (lines, HashSet::new()));
+        let (read, unknown) = parse_runs_txt("/r/demo/a1 /r/demo/zz\n/r/demo/b2\n", &idx);
+        assert_eq!((read, unknown), (vec![vec![0], vec![1]], HashSet::from([0])));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct SweepMeta {
 
 /// The `[slurm]` table: resources of each task of the job array the Slurm executor submits. `None`
 /// leaves the choice to the cluster's defaults.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SlurmSpec {
     pub partition: Option<String>,
     /// GPUs per task (`--gpus-per-task`); 0 asks for none.
@@ -53,6 +53,43 @@ pub struct SlurmSpec {
     pub max_concurrent: Option<u32>,
     /// Further sbatch options, one per `#SBATCH` line, e.g. `--account=lab`.
     pub extra: Vec<String>,
+    /// Runs trained at once in each task, sharing its GPU and CPUs (1 to [`MAX_RUNS_PER_TASK`]).
+    pub runs_per_task: u32,
+}
+
+/// The most runs one Slurm task packs (as `sweep run --per-device` allows).
+pub const MAX_RUNS_PER_TASK: u32 = 64;
+
+impl SlurmSpec {
+    /// `mem` in bytes, in Slurm's binary units (a bare number is megabytes; `16G` is 16 GiB);
+    /// `None` when unset, or 0 (Slurm's "all of a node's memory").
+    pub fn mem_bytes(&self) -> Option<u64> {
+        let mem = self.mem.as_deref()?;
+        let (digits, shift) = match mem.as_bytes().last()?.to_ascii_uppercase() {
+            b'K' => (&mem[..mem.len() - 1], 10),
+            b'M' => (&mem[..mem.len() - 1], 20),
+            b'G' => (&mem[..mem.len() - 1], 30),
+            b'T' => (&mem[..mem.len() - 1], 40),
+            _ => (mem, 20),
+        };
+        digits.parse::<u64>().ok().filter(|&n| n > 0)?.checked_mul(1 << shift)
+    }
+}
+
+impl Default for SlurmSpec {
+    /// No resources asked for, one run per task.
+    fn default() -> Self {
+        SlurmSpec {
+            partition: None,
+            gpus_per_task: 0,
+            cpus_per_task: None,
+            mem: None,
+            time: None,
+            max_concurrent: None,
+            extra: Vec::new(),
+            runs_per_task: 1,
+        }
+    }
 }
 
 /// One `key = value` of a spec, checked against the schema.
@@ -150,7 +187,8 @@ const REFERENCE_KEYS: &[&str] = &["citation", "url", "variants", "claim"];
 const CLAIM_KEYS: &[&str] = &["says", "metric", "above", "below", "below_metric"];
 const SWEEP_KEYS: &[&str] =
     &["name", "description", "seeds", "metric", "higher_is_better", "dataset", "data_dir", "max_retries"];
-const SLURM_KEYS: &[&str] = &["partition", "gpus_per_task", "cpus_per_task", "mem", "time", "max_concurrent", "extra"];
+const SLURM_KEYS: &[&str] =
+    &["partition", "gpus_per_task", "cpus_per_task", "mem", "time", "max_concurrent", "runs_per_task", "extra"];
 
 /// The largest spec file read (a grid of 100,000 values is well under it).
 const MAX_SPEC_BYTES: u64 = 16 << 20;
@@ -524,6 +562,14 @@ pub fn apply_slurm_key(slurm: &mut SlurmSpec, key: &str, value: &Value) -> Resul
         "max_concurrent" => match count(1) {
             Some(n) => slurm.max_concurrent = Some(n),
             None => return invalid("give an integer >= 1: the tasks that may run at once, e.g. max_concurrent = 4"),
+        },
+        "runs_per_task" => match count(1).filter(|&n| n <= MAX_RUNS_PER_TASK) {
+            Some(n) => slurm.runs_per_task = n,
+            None => {
+                return invalid(&format!(
+                    "give an integer from 1 to {MAX_RUNS_PER_TASK}: the runs each task trains at once on its GPU, e.g. runs_per_task = 4"
+                ));
+            }
         },
         "mem" => match value {
             Value::Integer(i) if *i >= 0 => slurm.mem = Some(i.to_string()),

@@ -8,10 +8,18 @@
 //!   exit status (Slurm forgets finished tasks);
 //! - the stop request: SIGINT, SIGTERM or SIGHUP ([`request_stop`], [`is_stop_signal`]), on which
 //!   the trainer finishes its batch and records the run as interrupted ([`install_stop_handler`],
-//!   [`stop_requested`]). The orchestrators take the same signals to stop a sweep.
+//!   [`stop_requested`]). The orchestrators take the same signals to stop a sweep;
+//! - how each `sweep exec` of a pack ended ([`ExecEnd`], `<ends>/<run-id>.json`): a `sweep exec`
+//!   that trains several runs at once (a Slurm task's pack) starts one child per run and records
+//!   each child's end as it comes, for an orchestrator that sees only the pack's process (Slurm).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::write_atomic;
 
 /// How `sweep exec` ended, by its exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +81,42 @@ impl ExecExit {
 /// The prefix of [`ExecExit::notice`].
 const NOTICE: &str = "sweep-exec-exit:";
 
+/// How one `sweep exec` child of a pack ended, as the pack's process saw it: written atomically to
+/// `<ends>/<run-id>.json` when it ends, while the pack's other runs may train on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecEnd {
+    /// Its exit code ([`ExecExit::from_code`]), when it exited.
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// The length of the run's `log.txt` before it started: its output follows.
+    pub log_offset: u64,
+}
+
+impl ExecEnd {
+    fn path(ends: &Path, run_id: &str) -> PathBuf {
+        ends.join(format!("{run_id}.json"))
+    }
+
+    /// Records the end of run `run_id`'s child in the folder `ends`.
+    pub fn write(&self, ends: &Path, run_id: &str) -> Result<()> {
+        write_atomic(&Self::path(ends, run_id), &serde_json::to_vec(self).expect("an exec end serialises"))
+    }
+
+    /// The recorded end of run `run_id`'s child in `ends`; `None` while it has not ended (or was never
+    /// started there).
+    pub fn read(ends: &Path, run_id: &str) -> Result<Option<ExecEnd>> {
+        let path = Self::path(ends, run_id);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{} is damaged", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+}
+
 /// `sweep exec` found its run being trained by another live process ([`ExecExit::Busy`]).
 #[derive(Debug)]
 pub struct RunBusy {
@@ -132,5 +176,18 @@ mod tests {
         assert_eq!(ExecExit::noticed_in("error: run x is being trained by process 12 already\n"), None);
         let last = format!("{}\n{}\n", ExecExit::Busy.notice(), ExecExit::Done.notice());
         assert_eq!(ExecExit::noticed_in(&last), Some(ExecExit::Done));
+    }
+
+    #[test]
+    fn exec_ends_round_trip_and_are_absent_until_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let ends = dir.path().join("ends/12_3");
+        assert_eq!(ExecEnd::read(&ends, "abc").unwrap(), None);
+        let killed = ExecEnd { code: None, signal: Some(libc::SIGKILL), log_offset: 120 };
+        killed.write(&ends, "abc").unwrap();
+        assert_eq!(ExecEnd::read(&ends, "abc").unwrap(), Some(killed));
+        assert_eq!(ExecEnd::read(&ends, "abd").unwrap(), None);
+        std::fs::write(ends.join("abd.json"), "{").unwrap();
+        assert!(format!("{:#}", ExecEnd::read(&ends, "abd").unwrap_err()).contains("abd.json is damaged"));
     }
 }

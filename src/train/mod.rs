@@ -12,12 +12,14 @@
 //! - `prior`: the chroma priors a run starts from (rebalancing, the rebalanced AuC), measured once on a
 //!   sample spread over the training set and cached;
 //! - `pretrain`: classifiers trained before a run and shared between runs (pretrained backbones, judges);
-//! - `judge`: Zhang et al.'s semantic test, a true-colour classifier's top-1 on colorized images.
+//! - `judge`: Zhang et al.'s semantic test, a true-colour classifier's top-1 on colorized images;
+//! - `memory`: the memory of a run's training step, estimated from its config before it starts.
 
 pub mod checkpoint;
 pub mod device;
 pub mod judge;
 pub mod losses;
+pub mod memory;
 pub mod objective;
 pub mod pretrain;
 pub mod prior;

@@ -163,6 +163,11 @@ pub trait BackboneNetwork: std::fmt::Debug {
 
     /// The form it was built in.
     fn variant(&self) -> BackboneVariant;
+
+    /// Floats per image of `side` x `side` that a training step through it keeps for the backward:
+    /// every map its forward makes, each at the resolution it is made at (see
+    /// `ColorizationNet::training_bytes`, [`super::memory::maps`], [`super::memory::pool_kept`]).
+    fn kept_floats(&self, side: usize) -> u64;
 }
 
 /// Declares the backbones: the [`Backbone`] choice (with `None`), the [`BackboneNet`] module enum
@@ -265,5 +270,10 @@ impl BackboneNet {
     /// The variant this backbone was built as.
     pub fn variant(&self) -> BackboneVariant {
         self.network().variant()
+    }
+
+    /// Floats per image a training step through it keeps (see [`BackboneNetwork::kept_floats`]).
+    pub fn kept_floats(&self, side: usize) -> u64 {
+        self.network().kept_floats(side)
     }
 }

@@ -13,6 +13,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::super::memory::{maps, pool_kept};
 use super::{
     BackboneConfig, BackboneFeatures, BackboneInput, BackboneNetwork, BackboneVariant, global_avg_pool, scaled,
 };
@@ -66,6 +67,16 @@ impl BasicBlock {
             bn2: BatchNormConfig::new(cout).init(device),
             downsample,
         }
+    }
+
+    /// Floats per image a training step keeps for the block at input `side`, and its output side:
+    /// conv1's, bn1's, the ReLU's, conv2's and bn2's outputs, the shortcut's conv and batch norm when
+    /// it has them, the sum and the last ReLU.
+    fn kept_floats(&self, side: usize) -> (u64, usize) {
+        let side = side.div_ceil(self.conv1.stride[0]);
+        let channels = self.conv1.weight.lazy_shape()[0];
+        let shortcut = if self.downsample.is_some() { 2 } else { 0 };
+        ((7 + shortcut) * maps(channels, side), side)
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -154,6 +165,25 @@ impl BackboneNetwork for Resnet18 {
 
     fn variant(&self) -> BackboneVariant {
         self.variant
+    }
+
+    /// The prepared input; the stem conv's, batch norm's and ReLU's outputs and the max pool's; each
+    /// block's (see [`BasicBlock::kept_floats`]).
+    fn kept_floats(&self, side: usize) -> u64 {
+        let mut floats = maps(self.input.channels(), side);
+        let mut side = side.div_ceil(self.conv1.stride[0]);
+        let stem = self.conv1.weight.lazy_shape()[0];
+        floats += 3 * maps(stem, side);
+        if self.maxpool.is_some() {
+            side = side.div_ceil(2);
+            floats += pool_kept(stem, side);
+        }
+        for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3).chain(&self.layer4) {
+            let (kept, out_side) = block.kept_floats(side);
+            floats += kept;
+            side = out_side;
+        }
+        floats
     }
 
     fn new(config: &BackboneConfig, device: &Device) -> Self {

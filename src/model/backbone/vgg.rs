@@ -14,6 +14,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
+use super::super::memory::{maps, pool_kept};
 use super::{
     BackboneConfig, BackboneFeatures, BackboneInput, BackboneNetwork, BackboneVariant, global_avg_pool, scaled,
 };
@@ -153,6 +154,26 @@ impl BackboneNetwork for Vgg16 {
 
     fn variant(&self) -> BackboneVariant {
         self.variant
+    }
+
+    /// The prepared input, each conv's output and its ReLU's, each pool's output and indices.
+    fn kept_floats(&self, side: usize) -> u64 {
+        let (mut side, mut channels) = (side, self.input.channels());
+        let mut floats = maps(channels, side);
+        for layer in &self.features {
+            floats += match layer {
+                VggFeature::Conv(c) => {
+                    channels = c.weight.lazy_shape()[0];
+                    maps(channels, side)
+                }
+                VggFeature::Relu(_) => maps(channels, side),
+                VggFeature::Pool(_) => {
+                    side /= 2;
+                    pool_kept(channels, side)
+                }
+            };
+        }
+        floats
     }
 
     fn new(config: &BackboneConfig, device: &Device) -> Self {
