@@ -8,6 +8,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
 use super::conv::conv_bn_relu;
+use super::pool::max_pool2d;
 
 /// One local block: conv 3x3 (stride 1, same padding), batch norm, ReLU, optional 2x2 max pool.
 #[derive(Module, Debug)]
@@ -24,7 +25,7 @@ impl LocalBlock {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = conv_bn_relu(&self.conv, &self.bn, x);
         match &self.pool {
-            Some(pool) => pool.forward(x),
+            Some(pool) => max_pool2d(pool, x),
             None => x,
         }
     }

@@ -46,6 +46,7 @@ pub mod hypercolumn;
 pub mod local;
 pub mod memory;
 pub mod norm;
+pub mod pool;
 pub mod weights;
 
 use std::fmt;
