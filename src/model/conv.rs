@@ -39,6 +39,8 @@ use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{DType, Tensor, TensorData};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -59,19 +61,46 @@ pub enum Epilogue {
 /// `epilogue(conv.forward(x))` for `x: [N, C, H, W]`, through the GEMM path where it applies (see
 /// the module docs).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>, epilogue: Epilogue) -> Tensor<4> {
-    if fast_path_on() {
-        let y = match x.device().is_autodiff() {
-            true => train_flex(conv, &x, epilogue),
-            false => infer_flex(conv, &x, None, epilogue),
-        };
-        if let Some(y) = y {
-            return y;
-        }
+    if fast_path_on()
+        && let Some(op) = Geometry::of(conv, x.dims()).map(ConvOp::Plain)
+        && let Some(y) = on_flex(conv, &x, op, epilogue)
+    {
+        return y;
     }
     let y = conv.forward(x);
     match epilogue {
         Epilogue::Identity => y,
         Epilogue::Relu => relu(y),
+    }
+}
+
+/// `epilogue(conv.forward(up(x)))` for `x: [N, C, H, W]`, `up` the nearest upsample to
+/// `[scale H, scale W]` (the head's first conv, after the local branch's pools): on CPUs with
+/// AVX-512F without making the upsampled map (see [`direct`]), else burn's `interpolate` and
+/// [`conv2d`].
+pub fn upsample_conv2d(conv: &Conv2d, x: Tensor<4>, scale: usize, epilogue: Epilogue) -> Tensor<4> {
+    if scale == 1 {
+        return conv2d(conv, x, epilogue);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if fast_path_on()
+        && let [n, c, h, w] = x.dims()
+        && let Some(g) = Geometry::of(conv, [n, c, scale * h, scale * w]).filter(direct_applies)
+        && let Some(up) = direct::Upsampled::new(g, scale)
+        && let Some(y) = on_flex(conv, &x, ConvOp::Upsampled(up), epilogue)
+    {
+        return y;
+    }
+    let [_, _, h, w] = x.dims();
+    let nearest = InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([scale * h, scale * w]);
+    conv2d(conv, interpolate(x, nearest), epilogue)
+}
+
+/// `op` on flex (training with autodiff, or inference) where the fast paths take it.
+fn on_flex(conv: &Conv2d, x: &Tensor<4>, op: ConvOp, epilogue: Epilogue) -> Option<Tensor<4>> {
+    match x.device().is_autodiff() {
+        true => train_flex(conv, x, op, epilogue),
+        false => infer_flex(conv, x, op, None, epilogue),
     }
 }
 
@@ -82,7 +111,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>, epilogue: Epilogue) -> Tensor<4> {
 pub fn conv_bn_relu(conv: &Conv2d, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     if fast_path_on()
         && !x.device().is_autodiff()
-        && let Some(y) = infer_flex(conv, &x, Some(bn), Epilogue::Relu)
+        && let Some(op) = Geometry::of(conv, x.dims()).map(ConvOp::Plain)
+        && let Some(y) = infer_flex(conv, &x, op, Some(bn), Epilogue::Relu)
     {
         return y;
     }
@@ -236,12 +266,64 @@ fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
     (total / 2, total - total / 2)
 }
 
+/// What a conv node computes: the conv of its input, or of its input upsampled.
+#[derive(Clone, Copy, Debug)]
+enum ConvOp {
+    Plain(Geometry),
+    #[cfg(target_arch = "x86_64")]
+    Upsampled(direct::Upsampled),
+}
+
+impl ConvOp {
+    /// The conv's geometry (on the upsampled input for [`ConvOp::Upsampled`]).
+    fn geometry(&self) -> Geometry {
+        match self {
+            ConvOp::Plain(g) => *g,
+            #[cfg(target_arch = "x86_64")]
+            ConvOp::Upsampled(up) => up.geometry(),
+        }
+    }
+
+    /// The dims of the node's input.
+    fn input_dims(&self) -> [usize; 4] {
+        match self {
+            ConvOp::Plain(g) => [g.n, g.c, g.h, g.w],
+            #[cfg(target_arch = "x86_64")]
+            ConvOp::Upsampled(up) => up.input_dims(),
+        }
+    }
+
+    fn forward(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, epilogue: Epilogue) -> Vec<f32> {
+        match self {
+            ConvOp::Plain(g) => forward(x, weight, bias, *g, epilogue),
+            #[cfg(target_arch = "x86_64")]
+            ConvOp::Upsampled(up) => up.forward(x, weight, bias, epilogue),
+        }
+    }
+
+    fn input_grad(&self, dy: &[f32], weight: &[f32]) -> Vec<f32> {
+        match self {
+            ConvOp::Plain(g) => input_grad(dy, weight, *g),
+            #[cfg(target_arch = "x86_64")]
+            ConvOp::Upsampled(up) => up.input_grad(dy, weight),
+        }
+    }
+
+    fn weight_grad(&self, dy: &[f32], x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            ConvOp::Plain(g) => weight_grad(dy, x, *g),
+            #[cfg(target_arch = "x86_64")]
+            ConvOp::Upsampled(up) => up.weight_grad(dy, x),
+        }
+    }
+}
+
 /// The training path on `Autodiff<Flex>`; `None` (nothing consumed) where it does not apply.
-fn train_flex(conv: &Conv2d, x: &Tensor<4>, epilogue: Epilogue) -> Option<Tensor<4>> {
+fn train_flex(conv: &Conv2d, x: &Tensor<4>, op: ConvOp, epilogue: Epilogue) -> Option<Tensor<4>> {
     if x.dtype() != DType::F32 {
         return None;
     }
-    let g = Geometry::of(conv, x.dims())?;
+    let g = op.geometry();
     let xp = x.clone().try_into_primitive::<Ad>().ok()?;
     let weight = conv.weight.val().try_into_primitive::<Ad>().ok()?;
     let bias = match &conv.bias {
@@ -255,9 +337,9 @@ fn train_flex(conv: &Conv2d, x: &Tensor<4>, epilogue: Epilogue) -> Option<Tensor
         Some(b) => Some(f32_data(b.primitive())?),
         None => None,
     };
-    let y = forward(slice(&x_data), slice(&w_data), b_data.as_ref().map(slice), g, epilogue);
+    let y = op.forward(slice(&x_data), slice(&w_data), b_data.as_ref().map(slice), epilogue);
     let y = FlexTensor::from_data(TensorData::new(y, [g.n, g.o, g.oh, g.ow]));
-    let state = ConvState { x: x_data, weight: w_data, y: y.clone(), epilogue, geometry: g };
+    let state = ConvState { x: x_data, weight: w_data, y: y.clone(), epilogue, op };
     Some(match bias {
         Some(b) => track(ConvBackward::<3>, [xp.node(), weight.node(), b.node()], state, y),
         None => track(ConvBackward::<2>, [xp.node(), weight.node()], state, y),
@@ -278,11 +360,17 @@ where
 
 /// The inference path on flex without autodiff, with `bn`'s running statistics folded in when
 /// given; `None` where it does not apply.
-fn infer_flex(conv: &Conv2d, x: &Tensor<4>, bn: Option<&BatchNorm>, epilogue: Epilogue) -> Option<Tensor<4>> {
+fn infer_flex(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    op: ConvOp,
+    bn: Option<&BatchNorm>,
+    epilogue: Epilogue,
+) -> Option<Tensor<4>> {
     if x.dtype() != DType::F32 {
         return None;
     }
-    let g = Geometry::of(conv, x.dims())?;
+    let g = op.geometry();
     let host = |t: Tensor<1>| t.try_into_primitive::<Flex>().ok().filter(|p| p.dtype() == DType::F32);
     let x_data = contiguous(&x.clone().try_into_primitive::<Flex>().ok()?);
     let w_data = contiguous(&conv.weight.val().try_into_primitive::<Flex>().ok().filter(|p| p.dtype() == DType::F32)?);
@@ -302,7 +390,7 @@ fn infer_flex(conv: &Conv2d, x: &Tensor<4>, bn: Option<&BatchNorm>, epilogue: Ep
             bias[o] = (bias[o] - mean[o]) * scale + beta[o];
         }
     }
-    let y = forward(slice(&x_data), &weight, Some(&bias), g, epilogue);
+    let y = op.forward(slice(&x_data), &weight, Some(&bias), epilogue);
     Some(Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(y, [g.n, g.o, g.oh, g.ow]))))
 }
 
@@ -313,7 +401,7 @@ struct ConvState {
     /// The output: with a ReLU epilogue its sign is the mask of the gradient.
     y: FlexTensor,
     epilogue: Epilogue,
-    geometry: Geometry,
+    op: ConvOp,
 }
 
 /// The conv's node: parents input, weight and (with `N` = 3) bias.
@@ -325,7 +413,7 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let s = ops.state;
-        let g = s.geometry;
+        let g = s.op.geometry();
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let masked: Vec<f32>;
         let dy = match s.epilogue {
@@ -338,11 +426,11 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
         };
         let [node_x, node_w, node_b] = std::array::from_fn(|i| ops.parents.get(i).cloned().flatten());
         if let Some(node) = node_x {
-            let dx = input_grad(dy, slice(&s.weight), g);
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, [g.n, g.c, g.h, g.w])));
+            let dx = s.op.input_grad(dy, slice(&s.weight));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.op.input_dims())));
         }
         if node_w.is_some() || node_b.is_some() {
-            let (dw, db) = weight_grad(dy, slice(&s.x), g);
+            let (dw, db) = s.op.weight_grad(dy, slice(&s.x));
             if let Some(node) = node_w {
                 grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, [g.o, g.c, g.kh, g.kw])));
             }

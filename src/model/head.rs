@@ -7,7 +7,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::{sigmoid, tanh};
 use burn::tensor::{Device, Tensor};
 
-use super::conv::{Epilogue, conv2d};
+use super::conv::{Epilogue, conv2d, upsample_conv2d};
 use super::{Activation, Output};
 
 /// Per-pixel predictor on the full-resolution feature map.
@@ -38,10 +38,12 @@ impl Head {
         Self { convs, out, output }
     }
 
-    /// `[N, C, H, W]` features to `[N, 2, H, W]` (activated) or `[N, Q, H, W]` logits.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.convs.iter().fold(x, |x, c| conv2d(c, x, Epilogue::Relu));
-        let y = conv2d(&self.out, x, Epilogue::Identity);
+    /// `[N, C, H / scale, W / scale]` features, upsampled `scale` times (nearest) by the first
+    /// layer, to `[N, 2, H, W]` (activated) or `[N, Q, H, W]` logits.
+    pub fn forward(&self, x: Tensor<4>, scale: usize) -> Tensor<4> {
+        let mut layers = self.convs.iter().map(|c| (c, Epilogue::Relu)).chain([(&self.out, Epilogue::Identity)]);
+        let (first, epilogue) = layers.next().expect("the 1x1 output conv is always there");
+        let y = layers.fold(upsample_conv2d(first, x, scale, epilogue), |x, (c, e)| conv2d(c, x, e));
         match self.output {
             Output::Regression(Activation::Tanh) => tanh(y),
             Output::Regression(Activation::Sigmoid) => sigmoid(y),

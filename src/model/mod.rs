@@ -363,14 +363,16 @@ impl ColorizationNet {
             (Some(bb), None, Some(hc)) => hc.forward(local, bb.features(gray).stages),
             _ => local,
         };
+        // Upsampled to the input's size by nearest neighbour, as in the seed: the head's 3x3 convs
+        // smooth the blocks out. A whole factor (the local pools') is the head's own first step,
+        // which on the CPU never makes the upsampled map.
         let [_, _, mh, mw] = mixed.dims();
-        let full = if (mh, mw) == (h, w) {
-            mixed
-        } else {
-            // Nearest, as in the seed: the head's 3x3 convs smooth the blocks out.
-            interpolate(mixed, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]))
-        };
-        self.head.forward(full)
+        let scale = h / mh;
+        if scale * mh == h && scale * mw == w {
+            return self.head.forward(mixed, scale);
+        }
+        let full = interpolate(mixed, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]));
+        self.head.forward(full, 1)
     }
 
     /// Freezes the backbone with [`Module::freeze`]: no gradients, batch norm on running

@@ -121,7 +121,8 @@ fn gemm_conv_and_its_gradients_match_burns_on_odd_shapes() {
         let x = Tensor::<4>::random(case.input, Distribution::Normal(0.0, 1.0), &device);
         let out_dims = conv.forward(x.clone()).dims();
         let upstream = Tensor::<4>::random(out_dims, Distribution::Normal(0.0, 1.0), &device);
-        assert!(train_flex(&conv, &x, case.epilogue).is_some(), "case {i}: the GEMM path runs");
+        let op = ConvOp::Plain(Geometry::of(&conv, case.input).unwrap());
+        assert!(train_flex(&conv, &x, op, case.epilogue).is_some(), "case {i}: the GEMM path runs");
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             direct_applies(&Geometry::of(&conv, case.input).unwrap()),
@@ -144,6 +145,63 @@ fn gemm_conv_and_its_gradients_match_burns_on_odd_shapes() {
     }
 }
 
+/// Output and gradients of `epilogue(conv(up(x)))`, `up` a nearest upsample by `scale`, through
+/// [`upsample_conv2d`] (under `burn_only`, burn's `interpolate` and conv).
+fn run_upsampled(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    scale: usize,
+    upstream: &Tensor<4>,
+    epilogue: Epilogue,
+) -> [Vec<f32>; 4] {
+    let x = x.clone().detach().require_grad();
+    let y = upsample_conv2d(conv, x.clone(), scale, epilogue);
+    assert_eq!(y.dims(), upstream.dims(), "output shape");
+    let grads = (y.clone() * upstream.clone()).sum().backward();
+    let db = conv.bias.as_ref().map(|b| values(b.val().grad(&grads).unwrap())).unwrap_or_default();
+    [values(y), values(x.grad(&grads).unwrap()), values(conv.weight.val().grad(&grads).unwrap()), db]
+}
+
+#[test]
+fn a_conv_of_an_upsampled_map_and_its_gradients_match_burns_interpolate_and_conv() {
+    let device = Device::flex().autodiff();
+    let same = PaddingConfig2d::Same;
+    // (map [n, c, h, w], scale, filters, kernel, padding, bias, epilogue, whether the phases run)
+    let cases = [
+        // The standard model's head: one pool's worth, 3x3, ReLU.
+        ([2, 5, 4, 6], 2, 7, 3, same.clone(), true, Epilogue::Relu, true),
+        // Two pools (x4), a 1x1 head (no hidden conv), x3 with a 5x5 kernel.
+        ([1, 3, 3, 5], 4, 4, 3, same.clone(), true, Epilogue::Identity, true),
+        ([2, 4, 5, 4], 2, 2, 1, PaddingConfig2d::Valid, true, Epilogue::Identity, true),
+        ([1, 2, 6, 5], 3, 3, 5, same.clone(), false, Epilogue::Relu, true),
+        // 70 map rows of 32 padded columns: two bands.
+        ([1, 2, 70, 30], 2, 3, 3, same, true, Epilogue::Relu, true),
+        // A conv that shrinks the map: interpolate and conv.
+        ([1, 2, 4, 4], 2, 3, 3, PaddingConfig2d::Valid, true, Epilogue::Identity, false),
+    ];
+    for (i, (dims, scale, o, k, padding, bias, epilogue, phases)) in cases.into_iter().enumerate() {
+        let conv = Conv2dConfig::new([dims[1], o], [k, k]).with_padding(padding).with_bias(bias).init(&device);
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let [n, c, h, w] = dims;
+        let full = Geometry::of(&conv, [n, c, scale * h, scale * w]).unwrap();
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(direct::Upsampled::new(full, scale).is_some(), phases && direct_available(), "case {i}: phases");
+        let upstream = Tensor::<4>::random([n, o, full.oh, full.ow], Distribution::Normal(0.0, 1.0), &device);
+        let fused = run_upsampled(&conv, &x, scale, &upstream, epilogue);
+        let gemm = gemm_only(|| run_upsampled(&conv, &x, scale, &upstream, epilogue));
+        let burn = burn_only(|| run_upsampled(&conv, &x, scale, &upstream, epilogue));
+        for (path, fast) in [("fused", fused), ("gemm", gemm)] {
+            for (what, (f, b)) in
+                ["output", "input grad", "weight grad", "bias grad"].iter().zip(fast.iter().zip(&burn))
+            {
+                assert_close(&format!("case {i} {path} {what}"), f, b, 1e-4);
+            }
+        }
+        let inference = upsample_conv2d(&conv.valid(), x.clone().inner(), scale, epilogue);
+        assert_close(&format!("case {i} inference"), &values(inference), &burn[0], 1e-4);
+    }
+}
+
 #[test]
 fn groups_and_dilation_take_burns_path() {
     let device = Device::flex().autodiff();
@@ -151,7 +209,7 @@ fn groups_and_dilation_take_burns_path() {
     let dilated = Conv2dConfig::new([4, 3], [3, 3]).with_dilation([2, 2]).init(&device);
     let grouped = Conv2dConfig::new([4, 6], [3, 3]).with_groups(2).init(&device);
     for conv in [dilated, grouped] {
-        assert!(train_flex(&conv, &x, Epilogue::Relu).is_none());
+        assert!(Geometry::of(&conv, x.dims()).is_none(), "no geometry, no fast path");
         assert_eq!(values(conv2d(&conv, x.clone(), Epilogue::Relu)), values(relu(conv.forward(x.clone()))));
     }
 }
@@ -169,7 +227,8 @@ fn inference_folds_batch_norm_into_the_conv() {
     let x = Tensor::<4>::random([3, 5, 7, 9], Distribution::Normal(0.0, 1.0), &device);
     let burn = values(relu(bn.forward(conv.forward(x.clone()))));
     assert!(burn.contains(&0.0) && burn.iter().any(|&v| v > 0.0), "the ReLU must cut");
-    assert!(infer_flex(&conv, &x, Some(&bn), Epilogue::Relu).is_some(), "the folded path runs on flex");
+    let op = ConvOp::Plain(Geometry::of(&conv, x.dims()).unwrap());
+    assert!(infer_flex(&conv, &x, op, Some(&bn), Epilogue::Relu).is_some(), "the folded path runs on flex");
     assert_close("conv + bn + relu", &values(conv_bn_relu(&conv, &bn, x.clone())), &burn, 1e-5);
     assert_close(
         "conv + relu",
