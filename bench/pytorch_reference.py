@@ -131,6 +131,7 @@ def ops():
 
     conv = nn.Conv2d(64, 128, 3, padding=1)
     bn = nn.BatchNorm2d(128)
+    head = nn.Conv2d(128, 64, 3, padding=1)
     conv_in = torch.randn(64, 64, 32, 32)
 
     def no_grad(f):
@@ -152,6 +153,10 @@ def ops():
         ("relu", fwd_bwd(big, F.relu)),
         ("tanh", fwd_bwd(big, torch.tanh)),
         ("nearest upsample 16x16 -> 32x32", fwd_bwd((64, 128, 16, 16), lambda x: F.interpolate(x, size=(32, 32)))),
+        (
+            "nearest upsample 16x16 -> 32x32 + conv 3x3 128->64 + relu (the head's first conv)",
+            fwd_bwd((64, 128, 16, 16), lambda x: F.relu(head(F.interpolate(x, size=(32, 32))))),
+        ),
         ("sum only (the loss of every row)", fwd_bwd(big, lambda x: x)),
     ]
     print("\n| op, [64, 128, 32, 32] unless said, ms (median of 5) | PyTorch |")

@@ -4,7 +4,8 @@
 //! Three parts, each selectable by name (default: all):
 //! - `step`: the trainer's real step ([`sweep::train::trainer::train_step`]: upload, forward, loss,
 //!   backward, Adam) on the default config (local 64-128-128, head 64-64, tanh, Lab, l2, batch 64,
-//!   32x32), timed over `--steps` steps after `--warmup` steps;
+//!   32x32), timed over `--steps` steps after `--warmup` steps, the losses read back every
+//!   `--loss-every` steps (1 by default, as `pytorch_reference.py`);
 //! - `data`: the data path alone (`prepare` + `host_batch` + `into_device` on synthetic images),
 //!   and the trainer's pipeline (data thread feeding the step) against the step alone, so a data
 //!   path that training waits on shows up as a lower pipeline rate;
@@ -13,7 +14,8 @@
 //! - `infer`: inference of the same model (`valid()`, no autodiff, as validation and `sweep
 //!   colorize` run it) on batches of 64, timed over `--steps` batches after `--warmup`.
 //!
-//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step -- [step|data|ops|infer] [--steps N] [--warmup N]`.
+//! Run: `RAYON_NUM_THREADS=2 cargo bench --bench train_step -- [step|data|ops|infer] [--steps N] [--warmup N]
+//! [--loss-every N]`.
 //! Lines starting with `RESULT` are what `bench/run.sh` parses.
 
 use std::time::Instant;
@@ -28,10 +30,12 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 use sweep::data::{self, prepare};
-use sweep::model::conv::{Epilogue, conv_bn_relu, conv2d, gemm_kernels};
+use sweep::model::conv::{Epilogue, conv_bn_relu, conv2d, gemm_kernels, upsample_conv2d};
 use sweep::model::norm::batch_norm_relu;
+use sweep::model::pool::max_pool2d;
 use sweep::model::{ColorizationNet, parameter_count};
 use sweep::spec::{RunConfig, Spec, plan};
+use sweep::train::losses::DeviceLosses;
 use sweep::train::objective::{HostBatch, Objective};
 use sweep::train::trainer::{model_config, optimizer, seeded, train_step};
 
@@ -46,26 +50,34 @@ struct Args {
     parts: Vec<String>,
     steps: usize,
     warmup: usize,
+    /// `step` reads the losses every this many steps (1: each step, as `pytorch_reference.py`
+    /// by default; the trainer reads every `LOSS_READ_EVERY`).
+    loss_every: usize,
 }
 
 fn args() -> Args {
     let mut parts = Vec::new();
-    let (mut steps, mut warmup) = (20, 3);
+    let (mut steps, mut warmup, mut loss_every) = (20, 3, 1);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--steps" => steps = it.next().and_then(|v| v.parse().ok()).expect("--steps N"),
             "--warmup" => warmup = it.next().and_then(|v| v.parse().ok()).expect("--warmup N"),
+            "--loss-every" => {
+                loss_every = it.next().and_then(|v| v.parse().ok()).filter(|&n| n > 0).expect("--loss-every N")
+            }
             // cargo bench passes --bench to every harness = false target.
             "--bench" => {}
             p @ ("step" | "data" | "ops" | "infer") => parts.push(p.to_string()),
-            other => panic!("unknown argument {other:?}: expected step, data, ops, infer, --steps N, --warmup N"),
+            other => panic!(
+                "unknown argument {other:?}: expected step, data, ops, infer, --steps N, --warmup N, --loss-every N"
+            ),
         }
     }
     if parts.is_empty() {
         parts = vec!["step".into(), "data".into(), "ops".into(), "infer".into()];
     }
-    Args { parts, steps, warmup }
+    Args { parts, steps, warmup, loss_every }
 }
 
 fn main() {
@@ -126,26 +138,39 @@ impl<'a> Bench<'a> {
         let mut optim = optimizer(&self.cfg.train.optimizer);
         let lr = self.cfg.train.lr;
         let batches: Vec<HostBatch> = (0..4).map(|b| self.host_batch(b)).collect();
-        let mut times = Vec::new();
-        for s in 0..args.warmup + args.steps {
+        // Timed per window of `--loss-every` steps (the batch copies left out), as the reference:
+        // a read waits for everything queued before it. A window counts when it ends after warm-up.
+        let (mut losses, mut windows, mut window) = (DeviceLosses::default(), Vec::new(), Window::default());
+        let total = args.warmup + args.steps;
+        for s in 0..total {
             let batch = clone_batch(&batches[s % batches.len()]);
             let n = batch.n;
             let t = Instant::now();
             let (m, loss) = train_step(model, &mut optim, &self.objective, batch, &self.ad_device, lr);
             model = m;
-            // Read every step, as the PyTorch reference does by default (`--loss-every 1`).
-            let loss = loss.into_scalar::<f32>();
-            assert!(loss.is_finite(), "loss {loss} at step {s}");
-            if s >= args.warmup {
-                times.push(t.elapsed().as_secs_f64() / n as f64);
+            losses.push(loss, n, s);
+            if losses.waiting() >= args.loss_every || s + 1 == total {
+                for read in losses.read().expect("losses read back") {
+                    assert!(read.value.is_finite(), "loss {} at step {}", read.value, read.step);
+                }
+            }
+            window.add(t.elapsed().as_secs_f64(), n);
+            if losses.waiting() == 0 {
+                if s >= args.warmup {
+                    windows.push(window);
+                }
+                window = Window::default();
             }
         }
-        let total: f64 = times.iter().sum();
+        let (seconds, images, steps) =
+            windows.iter().fold((0.0, 0, 0), |(t, i, s), w| (t + w.seconds, i + w.images, s + w.steps));
+        let mut per_batch: Vec<f64> = windows.iter().map(|w| w.seconds / w.steps as f64).collect();
         println!(
-            "RESULT sweep_train_img_per_s {:.2} (mean over {} steps; median step {:.1} ms/batch)",
-            times.len() as f64 / total,
-            times.len(),
-            median(&mut times) * 64.0 * 1e3
+            "RESULT sweep_train_img_per_s {:.2} (mean over {} steps, loss read every {}; median step {:.1} ms/batch)",
+            images as f64 / seconds,
+            steps,
+            args.loss_every,
+            median(&mut per_batch) * 1e3
         );
     }
 
@@ -222,6 +247,20 @@ impl<'a> Bench<'a> {
     }
 }
 
+/// Steps timed together, between two reads of the losses.
+#[derive(Clone, Copy, Default)]
+struct Window {
+    seconds: f64,
+    images: usize,
+    steps: usize,
+}
+
+impl Window {
+    fn add(&mut self, seconds: f64, images: usize) {
+        (self.seconds, self.images, self.steps) = (self.seconds + seconds, self.images + images, self.steps + 1);
+    }
+}
+
 fn clone_batch(b: &HostBatch) -> HostBatch {
     HostBatch {
         n: b.n,
@@ -265,6 +304,7 @@ fn ops() {
     };
     let conv = Conv2dConfig::new([64, 128], [3, 3]).with_padding(PaddingConfig2d::Same).init(&dev);
     let bn = BatchNormConfig::new(128).init(&dev);
+    let head = Conv2dConfig::new([128, 64], [3, 3]).with_padding(PaddingConfig2d::Same).init(&dev);
     let pool = MaxPool2dConfig::new([2, 2]).init();
     let up =
         |x: Tensor<4>| interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([32, 32]));
@@ -305,10 +345,19 @@ fn ops() {
         ("batch norm (training)", fwd_bwd(big, &|x| bn.forward(x))),
         ("batch norm + relu, burn's layers", fwd_bwd(big, &|x| relu(bn.forward(x)))),
         ("batch norm + relu, sweep's fused op", fwd_bwd(big, &|x| batch_norm_relu(&bn, x))),
-        ("max pool 2x2", fwd_bwd(big, &|x| pool.forward(x))),
+        ("max pool 2x2, burn's", fwd_bwd(big, &|x| pool.forward(x))),
+        ("max pool 2x2, sweep's (`model::pool::max_pool2d`)", fwd_bwd(big, &|x| max_pool2d(&pool, x))),
         ("relu", fwd_bwd(big, &|x| relu(x))),
         ("tanh", fwd_bwd(big, &|x| tanh(x))),
         ("nearest upsample 16x16 -> 32x32", fwd_bwd([64, 128, 16, 16], &|x| up(x))),
+        (
+            "nearest upsample 16x16 -> 32x32 + conv 3x3 128->64 + relu (the head's first conv), upsample then sweep's conv",
+            fwd_bwd([64, 128, 16, 16], &|x| conv2d(&head, up(x), Epilogue::Relu)),
+        ),
+        (
+            "the same, sweep's conv of the pooled map (`upsample_conv2d`)",
+            fwd_bwd([64, 128, 16, 16], &|x| upsample_conv2d(&head, x, 2, Epilogue::Relu)),
+        ),
         ("sum only (the loss of every row)", fwd_bwd(big, &|x| x)),
     ];
     println!("\n| op, [64, 128, 32, 32] unless said, ms (median of 5) | sweep (burn flex) |");

@@ -13,7 +13,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::super::conv::{Epilogue, conv_bn_relu, conv2d};
 use super::super::memory::{maps, pool_kept};
+use super::super::pool::max_pool2d;
 use super::{
     BackboneConfig, BackboneFeatures, BackboneInput, BackboneNetwork, BackboneVariant, global_avg_pool, scaled,
 };
@@ -80,11 +82,11 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = conv_bn_relu(&self.conv1, &self.bn1, x.clone());
+        let out = self.bn2.forward(conv2d(&self.conv2, out, Epilogue::Identity));
         let identity = match &self.downsample {
             Some(layers) => layers.iter().fold(x, |x, l| match l {
-                DownsampleLayer::Conv(c) => c.forward(x),
+                DownsampleLayer::Conv(c) => conv2d(c, x, Epilogue::Identity),
                 DownsampleLayer::Norm(n) => n.forward(x),
             }),
             None => x,
@@ -126,9 +128,9 @@ impl Resnet18 {
     /// Outputs of layers 2, 3 and 4.
     fn layers(&self, gray: Tensor<4>) -> Vec<Tensor<4>> {
         let x = self.input.prepare(gray);
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = conv_bn_relu(&self.conv1, &self.bn1, x);
         if let Some(pool) = &self.maxpool {
-            x = pool.forward(x);
+            x = max_pool2d(pool, x);
         }
         let run = |blocks: &[BasicBlock], x: Tensor<4>| blocks.iter().fold(x, |x, b| b.forward(x));
         let l1 = run(&self.layer1, x);

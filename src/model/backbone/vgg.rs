@@ -14,7 +14,9 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Re
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
+use super::super::conv::{Epilogue, conv2d};
 use super::super::memory::{maps, pool_kept};
+use super::super::pool::max_pool2d;
 use super::{
     BackboneConfig, BackboneFeatures, BackboneInput, BackboneNetwork, BackboneVariant, global_avg_pool, scaled,
 };
@@ -89,11 +91,11 @@ impl Vgg16 {
         let mut blocks = Vec::with_capacity(5);
         for layer in &self.features {
             x = match layer {
-                VggFeature::Conv(c) => c.forward(x),
+                VggFeature::Conv(c) => conv2d(c, x, Epilogue::Identity),
                 VggFeature::Relu(r) => r.forward(x),
                 VggFeature::Pool(p) => {
                     blocks.push(x.clone());
-                    p.forward(x)
+                    max_pool2d(p, x)
                 }
             };
         }

@@ -311,6 +311,36 @@ fn a_training_step_matches_burns_layers() {
     }
 }
 
+#[test]
+fn backbone_nets_train_as_with_burns_layers() {
+    let device = Device::flex().autodiff();
+    for (backbone, features) in [(Backbone::Resnet18, FeatureMode::Fusion), (Backbone::Vgg16, FeatureMode::Hypercolumn)]
+    {
+        let config = ModelConfig {
+            image_size: 32,
+            local_widths: vec![4, 6],
+            local_pool_after: vec![1],
+            backbone,
+            backbone_width: 0.0625,
+            backbone_input: BackboneInput::Gray,
+            features,
+            fusion_dim: 4,
+            head_widths: vec![5],
+            output: Output::Regression(crate::model::Activation::Tanh),
+            num_classes: 0,
+        };
+        let net = config.init(&device);
+        let gray = Tensor::<4>::random([2, 1, 32, 32], Distribution::Uniform(0.0, 1.0), &device);
+        let target = Tensor::<4>::random([2, 2, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
+        let fast = two_steps(net.clone(), &gray, &target);
+        let burn = burn_only(|| two_steps(net, &gray, &target));
+        assert_close(&format!("{backbone:?} losses"), &fast.0, &burn.0, 1e-5);
+        for (i, (f, b)) in fast.1.iter().zip(&burn.1).enumerate() {
+            assert_close(&format!("{backbone:?} gradient {i}"), f, b, 1e-3);
+        }
+    }
+}
+
 /// Says which GEMM kernels this CPU runs and whether it runs the direct kernels (on the test's
 /// stderr, past the harness's capture), and checks both against the CPU's flags.
 #[test]
