@@ -8,7 +8,8 @@
 //! orchestrator and trainer), `runner` (the executors that train a sweep's runs), `report` (tables,
 //! plots and pages from a sweep's results), `cli` (the `sweep` command line). Below them all: `named`
 //! (closed choices that know their names), `device` (the device a run trains on, as the command line
-//! names it), `atomic` (atomic file writes), `fault` (the reliability tests' kill hook),
+//! names it), `atomic` (atomic file writes), `fault` (the reliability tests' kill hook), `flex` (the
+//! data of burn's CPU tensors for sweep's own CPU operations),
 //! `terminal` (text made safe for a terminal) and `rng`. The
 //! binary in `main.rs` only calls [`cli::main`].
 //!
@@ -23,6 +24,7 @@ pub mod color;
 pub mod data;
 pub mod device;
 pub mod fault;
+pub mod flex;
 pub mod infer;
 pub mod loss;
 pub mod metrics;

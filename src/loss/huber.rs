@@ -21,7 +21,8 @@ impl RegressionLoss for Huber {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::tests::{column, values};
+    use crate::flex::test_support::values;
+    use crate::loss::tests::column;
 
     #[test]
     fn is_quadratic_below_delta_and_linear_above() {

@@ -17,7 +17,8 @@ impl RegressionLoss for L1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::tests::{column, values};
+    use crate::flex::test_support::values;
+    use crate::loss::tests::column;
 
     #[test]
     fn takes_the_absolute_value() {

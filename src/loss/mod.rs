@@ -78,9 +78,4 @@ pub(crate) mod tests {
     pub fn column(values: &[f32]) -> Tensor<4> {
         Tensor::from_data(TensorData::new(values.to_vec(), [1, values.len(), 1, 1]), &Device::flex())
     }
-
-    /// A tensor's values.
-    pub fn values(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().try_to_vec::<f32>().unwrap()
-    }
 }

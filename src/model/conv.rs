@@ -45,7 +45,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::norm::{batch_norm_relu, contiguous, relu_nan, slice};
+use super::norm::{batch_norm_relu, relu_nan};
+use crate::flex::{contiguous, slice};
 
 type Ad = Autodiff<Flex, NoCheckpointing>;
 

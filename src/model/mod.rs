@@ -456,6 +456,4 @@ pub(crate) fn param_shapes<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
 }
 
 #[cfg(test)]
-mod test_support;
-#[cfg(test)]
 mod tests;

@@ -25,6 +25,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
+use crate::flex::{contiguous, slice};
+
 type Ad = Autodiff<Flex, NoCheckpointing>;
 
 /// `relu(bn.forward(x))` for `x: [N, C, H, W]`, in one fused operation where that is possible (see
@@ -124,16 +126,6 @@ impl Backward<Flex, 3> for BnRelu {
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dbeta, [d.c])));
         }
     }
-}
-
-/// `t` with contiguous storage (itself when it already is).
-pub(super) fn contiguous(t: &FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() { t.clone() } else { t.to_contiguous() }
-}
-
-/// The `f32` values of a tensor made contiguous by [`contiguous`].
-pub(super) fn slice(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("made contiguous f32 by `contiguous`")
 }
 
 /// ReLU that keeps NaN (as burn's does), so a diverging run still sees a NaN loss.
@@ -260,7 +252,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
-    use crate::model::test_support::{assert_close, values};
+    use crate::flex::test_support::{assert_close, values};
 
     /// A batch norm with non-trivial gamma and beta (so the ReLU cuts part of every channel).
     fn bn(c: usize, gamma: &[f32], beta: &[f32], device: &Device) -> BatchNorm {

@@ -22,7 +22,7 @@ use burn::nn::pool::MaxPool2d;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::norm::{contiguous, slice};
+use crate::flex::{contiguous, slice};
 
 type Ad = Autodiff<Flex, NoCheckpointing>;
 
@@ -194,7 +194,7 @@ mod tests {
     use burn::tensor::{Device, Distribution};
 
     use super::*;
-    use crate::model::test_support::{assert_close, values};
+    use crate::flex::test_support::{assert_close, values};
 
     /// Output and input gradient of `pool` under a random upstream gradient, through
     /// [`max_pool2d`] or (`burn`) burn's own layer.

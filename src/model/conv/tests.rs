@@ -11,7 +11,7 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Distribution};
 
 use super::*;
-use crate::model::test_support::{assert_close, values};
+use crate::flex::test_support::{assert_close, values};
 use crate::model::{Backbone, BackboneInput, ColorizationNet, FeatureMode, ModelConfig, Output};
 
 /// Runs `f` with the GEMM path off on this thread: burn's layers all the way.

@@ -1,4 +1,4 @@
-//! What the model's fast-path tests share: a tensor's values, and a comparison of the fast path's
+//! What the tests of the CPU fast paths (model, loss) share: a tensor's values, and a comparison of the fast path's
 //! numbers with burn's own within a tolerance relative to the largest of burn's.
 
 use burn::tensor::Tensor;
