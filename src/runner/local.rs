@@ -118,8 +118,19 @@ impl Executor for LocalExecutor {
 
     fn devices_here(&self) -> Vec<Device> {
         // Slots of --devices are opened by their children, each with its own CUDA_VISIBLE_DEVICES
-        // (that their backends are built in, `slots` checked).
-        if self.opts.devices.is_empty() { vec![self.opts.device] } else { Vec::new() }
+        // (that their backends are built in, `slots` checked). The first device of each backend is
+        // probed here too: a missing driver or NVRTC fails every slot alike, so it is one error up
+        // front instead of one failed run per slot (a context on that one GPU, for the sweep).
+        if self.opts.devices.is_empty() {
+            return vec![self.opts.device];
+        }
+        let mut first = Vec::new();
+        for &device in &self.opts.devices {
+            if !first.iter().any(|d: &Device| std::mem::discriminant(d) == std::mem::discriminant(&device)) {
+                first.push(device);
+            }
+        }
+        first
     }
 
     fn dry_run(&self, dir: &Path, index: &SweepIndex, selection: &Selection) -> Result<String> {

@@ -60,22 +60,35 @@ pub fn use_kernel_caches(_dir: &std::path::Path) {}
 /// and turned into an error naming the device and what it needs.
 fn probe(device: &Device, device_name: crate::device::Device) -> Result<()> {
     let name = device_name.to_string();
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
     let device_clone = device.clone();
-    let result = std::panic::catch_unwind(move || {
+    let result = first_panic(move || {
         let t = Tensor::<1>::from_floats([1.0, 2.0], &device_clone);
         t.sum().into_scalar::<f32>()
     });
-    std::panic::set_hook(previous);
     match result {
         Ok(3.0) => Ok(()),
         Ok(v) => bail!("device `{name}` computed 1 + 2 = {v}: it is not working"),
-        Err(panic) => {
-            let msg = crate::data::panic_message(panic.as_ref());
-            bail!("device `{name}` is not available: {msg}{}", unavailable_hint(device_name))
-        }
+        Err(msg) => bail!("device `{name}` is not available: {msg}{}", unavailable_hint(device_name)),
     }
+}
+
+/// `f()`, or the message of the first panic while it ran, on any thread: a backend's device thread
+/// may panic with the cause, and this thread then only with a closed channel ("RecvError"), which
+/// says nothing. Nothing is printed meanwhile.
+fn first_panic<T>(f: impl FnOnce() -> T + std::panic::UnwindSafe) -> Result<T, String> {
+    let first = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let previous = std::panic::take_hook();
+    let sink = first.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut first = sink.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| crate::data::panic_message(info.payload()));
+    }));
+    let result = std::panic::catch_unwind(f);
+    std::panic::set_hook(previous);
+    result.map_err(|panic| {
+        let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+        first.unwrap_or_else(|| crate::data::panic_message(panic.as_ref()))
+    })
 }
 
 /// What a device that did not start needs, for its error.
@@ -111,6 +124,18 @@ mod tests {
             let err = open_device(crate::device::Device::Cuda(0)).unwrap_err().to_string();
             assert!(err.contains("--features cuda"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_first_panic_is_the_message_even_on_another_thread() {
+        let err = first_panic(|| {
+            let worker = std::thread::spawn(|| panic!("libcuda.so.1 not found"));
+            let _ = worker.join();
+            panic!("RecvError")
+        });
+        assert_eq!(err.unwrap_err(), "libcuda.so.1 not found");
+        assert_eq!(first_panic(|| 3), Ok(3));
+        assert_eq!(first_panic(|| -> u8 { panic!("only one") }).unwrap_err(), "only one");
     }
 
     #[test]
