@@ -206,18 +206,34 @@ struct Placement {
 /// `[o, c, kh, kw]`. Stride 1 only.
 pub(super) fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: Geometry, epilogue: Epilogue) -> Vec<f32> {
     check(&g, x.len(), weight.len());
-    let terms = Terms::plain(&g);
     let packed = Packed::new(g.o, g.k(), |o, t| weight[o * g.k() + t]);
-    let mut y = vec![0f32; g.n * g.o * g.p()];
-    let out = Output(y.as_mut_ptr());
     let place = Placement { o: g.o, oh: g.oh, ow: g.ow, scale: 1, phase: [0, 0] };
-    bands(&g).into_par_iter().for_each_init(
+    let pad = |band: &Band, planes: &Planes, buf: &mut Vec<f32>| pad_band(x, &g, &Source::plain(&g), band, planes, buf);
+    conv_bands(&g, pad, &[(Terms::plain(&g), packed, place)], bias, epilogue)
+}
+
+/// A conv of geometry `g` band by band: each band's planes made by `pad`, then for each of `convs`
+/// the band's sums over its terms, stored at its placement (with `bias` and `epilogue`) in an output
+/// of `[n, o, oh, ow]` as the first placement names.
+fn conv_bands(
+    g: &Geometry,
+    pad: impl Fn(&Band, &Planes, &mut Vec<f32>) + Sync,
+    convs: &[(Terms, Packed, Placement)],
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+) -> Vec<f32> {
+    let first = convs[0].2;
+    let mut y = vec![0f32; g.n * first.o * first.oh * first.ow];
+    let out = Output(y.as_mut_ptr());
+    bands(g).into_par_iter().for_each_init(
         || (Vec::new(), Vec::new()),
         |(buf, acc), band| {
-            let planes = Planes::of(&g, band.rows.len());
-            pad_band(x, &g, &Source::plain(&g), &band, &planes, buf);
-            conv_band(buf, &planes, &terms, &packed, acc);
-            store_band(acc, &planes, &band, place, bias, epilogue, out);
+            let planes = Planes::of(g, band.rows.len());
+            pad(&band, &planes, buf);
+            for (terms, packed, place) in convs {
+                conv_band(buf, &planes, terms, packed, acc);
+                store_band(acc, &planes, &band, *place, bias, epilogue, out);
+            }
         },
     );
     y
@@ -600,20 +616,10 @@ impl Upsampled {
                 (terms, Packed::new(g.o, k, |o, t| w[o * k + t]), self.placement(phase))
             })
             .collect();
-        let mut y = vec![0f32; g.n * g.o * g.p()];
-        let out = Output(y.as_mut_ptr());
-        bands(&low).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(buf, acc), band| {
-                let planes = Planes::of(&low, band.rows.len());
-                pad_band(x, &low, &Source::plain(&low), &band, &planes, buf);
-                for (terms, packed, place) in &phases {
-                    conv_band(buf, &planes, terms, packed, acc);
-                    store_band(acc, &planes, &band, *place, bias, epilogue, out);
-                }
-            },
-        );
-        y
+        let pad = |band: &Band, planes: &Planes, buf: &mut Vec<f32>| {
+            pad_band(x, &low, &Source::plain(&low), band, planes, buf)
+        };
+        conv_bands(&low, pad, &phases, bias, epilogue)
     }
 
     /// The operands' sizes, where given: the map `[n, c, h, w]`, `dy` (`[n, o, s h, s w]`) and
@@ -650,20 +656,9 @@ impl Upsampled {
             }
         }
         let packed = Packed::new(g.c, values.len(), |c, t| values[t][c]);
-        let terms = Terms(offsets);
-        let mut dx = vec![0f32; back.n * back.o * back.h * back.w];
-        let out = Output(dx.as_mut_ptr());
         let place = Placement { o: back.o, oh: back.oh, ow: back.ow, scale: 1, phase: [0, 0] };
-        bands(&back).into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(buf, acc), band| {
-                let planes = Planes::of(&back, band.rows.len());
-                self.pad_phases(dy, &back, &band, &planes, buf);
-                conv_band(buf, &planes, &terms, &packed, acc);
-                store_band(acc, &planes, &band, place, None, Epilogue::Identity, out);
-            },
-        );
-        dx
+        let pad = |band: &Band, planes: &Planes, buf: &mut Vec<f32>| self.pad_phases(dy, &back, band, planes, buf);
+        conv_bands(&back, pad, &[(Terms(offsets), packed, place)], None, Epilogue::Identity)
     }
 
     /// Every phase of every channel of `dy` for the band's image, padded, as the `back` conv's

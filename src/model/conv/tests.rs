@@ -50,15 +50,25 @@ struct Case {
     epilogue: Epilogue,
 }
 
-/// Output, input gradient, weight gradient, bias gradient of `epilogue(conv(x))` under a random
-/// upstream gradient.
-fn run(conv: &Conv2d, x: &Tensor<4>, upstream: &Tensor<4>, epilogue: Epilogue) -> [Vec<f32>; 4] {
+/// Output, input gradient, weight gradient, bias gradient of `layer(x)`, a layer made of `conv`,
+/// under a random upstream gradient.
+fn gradients(
+    conv: &Conv2d,
+    x: &Tensor<4>,
+    upstream: &Tensor<4>,
+    layer: impl Fn(Tensor<4>) -> Tensor<4>,
+) -> [Vec<f32>; 4] {
     let x = x.clone().detach().require_grad();
-    let y = conv2d(conv, x.clone(), epilogue);
+    let y = layer(x.clone());
     assert_eq!(y.dims(), upstream.dims(), "output shape");
     let grads = (y.clone() * upstream.clone()).sum().backward();
     let db = conv.bias.as_ref().map(|b| values(b.val().grad(&grads).unwrap())).unwrap_or_default();
     [values(y), values(x.grad(&grads).unwrap()), values(conv.weight.val().grad(&grads).unwrap()), db]
+}
+
+/// [`gradients`] of `epilogue(conv(x))`.
+fn run(conv: &Conv2d, x: &Tensor<4>, upstream: &Tensor<4>, epilogue: Epilogue) -> [Vec<f32>; 4] {
+    gradients(conv, x, upstream, |x| conv2d(conv, x, epilogue))
 }
 
 #[test]
@@ -145,7 +155,7 @@ fn gemm_conv_and_its_gradients_match_burns_on_odd_shapes() {
     }
 }
 
-/// Output and gradients of `epilogue(conv(up(x)))`, `up` a nearest upsample by `scale`, through
+/// [`gradients`] of `epilogue(conv(up(x)))`, `up` a nearest upsample by `scale`, through
 /// [`upsample_conv2d`] (under `burn_only`, burn's `interpolate` and conv).
 fn run_upsampled(
     conv: &Conv2d,
@@ -154,12 +164,7 @@ fn run_upsampled(
     upstream: &Tensor<4>,
     epilogue: Epilogue,
 ) -> [Vec<f32>; 4] {
-    let x = x.clone().detach().require_grad();
-    let y = upsample_conv2d(conv, x.clone(), scale, epilogue);
-    assert_eq!(y.dims(), upstream.dims(), "output shape");
-    let grads = (y.clone() * upstream.clone()).sum().backward();
-    let db = conv.bias.as_ref().map(|b| values(b.val().grad(&grads).unwrap())).unwrap_or_default();
-    [values(y), values(x.grad(&grads).unwrap()), values(conv.weight.val().grad(&grads).unwrap()), db]
+    gradients(conv, x, upstream, |x| upsample_conv2d(conv, x, scale, epilogue))
 }
 
 #[test]
